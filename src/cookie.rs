@@ -1,0 +1,252 @@
+//! Cookie header parsing with the semantics of the `cookie` npm package 0.7, which is what
+//! express-session reads cookies with.
+//!
+//! * pairs are split on `;`, and a pair without `=` is skipped;
+//! * name and value are trimmed of spaces and tabs (only those two, as in `cookie`);
+//! * the FIRST occurrence of a name wins;
+//! * a value wrapped in double quotes loses them;
+//! * a value is percent-decoded (as `decodeURIComponent`) only if it contains `%`, and a value
+//!   that does not decode is kept raw.
+//!
+//! Parsing is a single forward pass: a 128 KB header costs linear time, and looking up one
+//! name stops at its first occurrence without allocating unless the value needs decoding.
+
+use std::borrow::Cow;
+
+/// `cookie` collects pairs in a plain object, where assigning `__proto__` does nothing: a
+/// cookie of that name never appears.
+const JS_PROTO: &str = "__proto__";
+
+/// The value of the first cookie called `name` in a `Cookie` header, decoded as `cookie.parse`
+/// would decode it.
+pub fn find<'h>(header: &'h str, name: &str) -> Option<Cow<'h, str>> {
+    if name == JS_PROTO {
+        return None;
+    }
+    let mut found = None;
+    for_each_pair(header, |key, raw| {
+        if key == name {
+            found = Some(decode(raw));
+            false
+        } else {
+            true
+        }
+    });
+    found
+}
+
+/// Every cookie in the header, in first-occurrence order, as `cookie.parse` returns them.
+/// Used by tests and the CLI; the handshake path uses [`find`].
+pub fn parse_all(header: &str) -> Vec<(&str, Cow<'_, str>)> {
+    let mut out: Vec<(&str, Cow<'_, str>)> = Vec::new();
+    for_each_pair(header, |key, raw| {
+        if key != JS_PROTO && !out.iter().any(|(k, _)| *k == key) {
+            out.push((key, decode(raw)));
+        }
+        true
+    });
+    out
+}
+
+/// Walks the pairs exactly as `cookie@0.7`'s `parse` does, handing each (name, raw value) to
+/// `visit` until it returns false. Every index used for slicing is the position of an ASCII
+/// byte (`=`, `;`, space, tab, `"`) or an end of the string, so slices fall on char boundaries.
+fn for_each_pair<'h>(header: &'h str, mut visit: impl FnMut(&'h str, &'h str) -> bool) {
+    let bytes = header.as_bytes();
+    let len = bytes.len();
+    // `cookie` returns early for strings shorter than 2: nothing can be a pair.
+    if len < 2 {
+        return;
+    }
+    let mut index = 0;
+    while index < len {
+        let Some(eq) = position(bytes, index, b'=') else {
+            break; // no more pairs
+        };
+        let end = match position(bytes, index, b';') {
+            None => len,
+            Some(semi) if eq > semi => {
+                // The `;` comes first: this segment has no `=`. Resume after the last `;`
+                // before the `=`, as `cookie` does, so the `=` is read with its own name.
+                index = last_position(bytes, eq, b';').map_or(0, |p| p + 1);
+                continue;
+            }
+            Some(semi) => semi,
+        };
+        let key_start = skip_blank_forward(bytes, index, eq);
+        let key_end = skip_blank_backward(bytes, eq, key_start);
+        let mut value_start = skip_blank_forward(bytes, eq + 1, end);
+        let mut value_end = skip_blank_backward(bytes, end, value_start);
+        if value_end > value_start && bytes[value_start] == b'"' && bytes[value_end - 1] == b'"' {
+            value_start += 1;
+            value_end -= 1;
+        }
+        // A lone `"` leaves start past end; JavaScript's slice gives "" then.
+        let value = if value_start < value_end { &header[value_start..value_end] } else { "" };
+        if !visit(&header[key_start..key_end], value) {
+            return;
+        }
+        index = end + 1;
+    }
+}
+
+fn position(bytes: &[u8], from: usize, needle: u8) -> Option<usize> {
+    bytes[from..].iter().position(|&b| b == needle).map(|p| p + from)
+}
+
+/// The last `needle` strictly before `before`.
+fn last_position(bytes: &[u8], before: usize, needle: u8) -> Option<usize> {
+    bytes[..before].iter().rposition(|&b| b == needle)
+}
+
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn skip_blank_forward(bytes: &[u8], mut index: usize, max: usize) -> usize {
+    while index < max && is_blank(bytes[index]) {
+        index += 1;
+    }
+    index.min(max)
+}
+
+fn skip_blank_backward(bytes: &[u8], mut index: usize, min: usize) -> usize {
+    while index > min && is_blank(bytes[index - 1]) {
+        index -= 1;
+    }
+    index
+}
+
+/// `cookie`'s default decode: `decodeURIComponent` when the value holds `%`, and the raw value
+/// when that throws.
+pub fn decode(raw: &str) -> Cow<'_, str> {
+    if !raw.as_bytes().contains(&b'%') {
+        return Cow::Borrowed(raw);
+    }
+    match percent_decode(raw) {
+        Some(decoded) => Cow::Owned(decoded),
+        None => Cow::Borrowed(raw),
+    }
+}
+
+/// `decodeURIComponent`: every `%XX` becomes a byte and the bytes must be UTF-8. `None` where
+/// JavaScript throws a `URIError` (a `%` without two hex digits, or bytes that are not UTF-8).
+pub fn percent_decode(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hi = hex_value(*bytes.get(i + 1)?)?;
+            let lo = hex_value(*bytes.get(i + 2)?)?;
+            out.push(hi << 4 | lo);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    // Literal characters are whole UTF-8 sequences already, so validating the joined bytes
+    // rejects exactly the escapes JavaScript rejects: broken, overlong or surrogate sequences.
+    String::from_utf8(out).ok()
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// `encodeURIComponent`: what express-session's cookie serialization does to the signed value.
+pub fn percent_encode(value: &str) -> String {
+    const UNRESERVED: &[u8] = b"-_.!~*'()";
+    let mut out = String::with_capacity(value.len() + 8);
+    for &b in value.as_bytes() {
+        if b.is_ascii_alphanumeric() || UNRESERVED.contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0').to_ascii_uppercase());
+            out.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0').to_ascii_uppercase());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_occurrence_wins() {
+        assert_eq!(find("a=1; a=2", "a").as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn trims_spaces_and_tabs_only() {
+        assert_eq!(find(" a = 1 ;\tb\t=\t2", "b").as_deref(), Some("2"));
+        assert_eq!(find("a = 1 ", "a").as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn quotes_are_stripped() {
+        assert_eq!(find("a=\"x y\"", "a").as_deref(), Some("x y"));
+        assert_eq!(find("a=\"", "a").as_deref(), Some(""));
+        assert_eq!(find("a=\"\"", "a").as_deref(), Some(""));
+    }
+
+    #[test]
+    fn percent_decoded_only_when_needed_and_raw_when_broken() {
+        assert_eq!(find("s=s%3Aabc.d%2Be%2F", "s").as_deref(), Some("s:abc.d+e/"));
+        assert!(matches!(find("s=plain+x", "s"), Some(Cow::Borrowed("plain+x"))));
+        assert_eq!(find("s=%zz", "s").as_deref(), Some("%zz"));
+        assert_eq!(find("s=%E0%A4%A", "s").as_deref(), Some("%E0%A4%A"));
+        // a lone surrogate encoded as UTF-8 is a URIError in JavaScript
+        assert_eq!(find("s=%ED%A0%80", "s").as_deref(), Some("%ED%A0%80"));
+    }
+
+    #[test]
+    fn pair_without_equals_is_skipped_and_the_next_name_is_read_whole() {
+        assert_eq!(find("junk; a=1", "a").as_deref(), Some("1"));
+        assert_eq!(find("x;a=1", "a").as_deref(), Some("1"));
+        assert_eq!(find(";;a=1;;", "a").as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn value_may_hold_equals() {
+        assert_eq!(find("a=b=c", "a").as_deref(), Some("b=c"));
+    }
+
+    #[test]
+    fn empty_and_tiny_headers() {
+        assert_eq!(find("", "a"), None);
+        assert_eq!(find("a", "a"), None);
+        assert_eq!(find("a=", "a").as_deref(), Some(""));
+    }
+
+    #[test]
+    fn multibyte_text_never_splits_a_char() {
+        assert_eq!(find("é=ü; ☃ = \"☃\"", "☃").as_deref(), Some("☃"));
+    }
+
+    #[test]
+    fn encode_matches_encode_uri_component() {
+        assert_eq!(percent_encode("s:ab+c/d=e.f"), "s%3Aab%2Bc%2Fd%3De.f");
+        assert_eq!(percent_encode("a-_.!~*'()z"), "a-_.!~*'()z");
+        assert_eq!(percent_encode("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn large_header_is_linear() {
+        // 128 KB of pairs without '=' followed by the cookie: one pass, no quadratic rescans.
+        let mut header = "x;".repeat(64 * 1024);
+        header.push_str("connect.sid=v");
+        assert_eq!(find(&header, "connect.sid").as_deref(), Some("v"));
+        let mut header = "k=v; ".repeat(26 * 1024);
+        header.push_str("connect.sid=w");
+        assert_eq!(find(&header, "connect.sid").as_deref(), Some("w"));
+    }
+}

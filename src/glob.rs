@@ -1,0 +1,201 @@
+//! Glob patterns for `matches` rules and `allowed_origins`: `*` any run of characters, `?` one
+//! character, `[abc]`, `[a-z]`, `[!a-z]` one character of (or not of) a set, `\x` a literal x.
+//! Compiled once at config time; matching is a linear-time backtracking walk over chars, with
+//! no regex engine in the wasm.
+
+/// Why a pattern is not a glob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GlobError {
+    /// `[` without its `]`.
+    UnclosedClass,
+    /// A `\` at the very end escapes nothing.
+    TrailingEscape,
+    /// `[]` or `[!]` matches nothing.
+    EmptyClass,
+    /// A range such as `z-a`.
+    ReversedRange(char, char),
+}
+
+impl std::fmt::Display for GlobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GlobError::UnclosedClass => write!(f, "unclosed '[' in glob"),
+            GlobError::TrailingEscape => write!(f, "glob ends with a lone '\\'"),
+            GlobError::EmptyClass => write!(f, "empty character class in glob"),
+            GlobError::ReversedRange(a, b) => write!(f, "reversed range {a}-{b} in glob"),
+        }
+    }
+}
+
+impl std::error::Error for GlobError {}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Literal(char),
+    AnyChar,
+    AnyRun,
+    Class { negated: bool, ranges: Vec<(char, char)> },
+}
+
+/// A compiled glob.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Glob {
+    tokens: Vec<Token>,
+    source: String,
+}
+
+impl Glob {
+    pub fn new(pattern: &str) -> Result<Glob, GlobError> {
+        let mut tokens = Vec::new();
+        let mut chars = pattern.chars().peekable();
+        while let Some(c) = chars.next() {
+            let token = match c {
+                '*' => {
+                    // `**` is the same as `*`; keep one so matching stays linear.
+                    if tokens.last() == Some(&Token::AnyRun) {
+                        continue;
+                    }
+                    Token::AnyRun
+                }
+                '?' => Token::AnyChar,
+                '\\' => Token::Literal(chars.next().ok_or(GlobError::TrailingEscape)?),
+                '[' => {
+                    let negated = chars.next_if_eq(&'!').is_some();
+                    let mut ranges = Vec::new();
+                    loop {
+                        let start = match chars.next().ok_or(GlobError::UnclosedClass)? {
+                            ']' => break,
+                            '\\' => chars.next().ok_or(GlobError::TrailingEscape)?,
+                            other => other,
+                        };
+                        let end = if chars.peek() == Some(&'-') {
+                            let mut ahead = chars.clone();
+                            ahead.next();
+                            match ahead.peek() {
+                                Some(']') | None => start,
+                                Some(_) => {
+                                    chars.next();
+                                    let end = chars.next().ok_or(GlobError::UnclosedClass)?;
+                                    if end < start {
+                                        return Err(GlobError::ReversedRange(start, end));
+                                    }
+                                    end
+                                }
+                            }
+                        } else {
+                            start
+                        };
+                        ranges.push((start, end));
+                    }
+                    if ranges.is_empty() {
+                        return Err(GlobError::EmptyClass);
+                    }
+                    Token::Class { negated, ranges }
+                }
+                other => Token::Literal(other),
+            };
+            tokens.push(token);
+        }
+        Ok(Glob { tokens, source: pattern.to_owned() })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Does the whole of `text` match?
+    pub fn is_match(&self, text: &str) -> bool {
+        // Byte positions that always sit on char boundaries: no allocation per match.
+        let (mut t, mut p) = (0usize, 0usize);
+        // Where the last `*` was and the text position it is currently standing for.
+        let mut star: Option<(usize, usize)> = None;
+        while let Some(c) = text[t..].chars().next() {
+            match self.tokens.get(p) {
+                Some(Token::AnyRun) => {
+                    star = Some((p, t));
+                    p += 1;
+                    continue;
+                }
+                Some(token) if token_matches(token, c) => {
+                    t += c.len_utf8();
+                    p += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            match star {
+                Some((sp, st)) => {
+                    // Let the last `*` swallow one more character and retry after it.
+                    let swallowed = text[st..].chars().next().map_or(1, char::len_utf8);
+                    star = Some((sp, st + swallowed));
+                    p = sp + 1;
+                    t = st + swallowed;
+                }
+                None => return false,
+            }
+        }
+        self.tokens[p..].iter().all(|token| *token == Token::AnyRun)
+    }
+}
+
+fn token_matches(token: &Token, c: char) -> bool {
+    match token {
+        Token::Literal(l) => *l == c,
+        Token::AnyChar => true,
+        Token::AnyRun => false,
+        Token::Class { negated, ranges } => {
+            ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(p: &str, t: &str) -> bool {
+        Glob::new(p).unwrap().is_match(t)
+    }
+
+    #[test]
+    fn basics() {
+        assert!(m("public-*", "public-lobby"));
+        assert!(m("public-*", "public-"));
+        assert!(!m("public-*", "private-lobby"));
+        assert!(m("a?c", "abc"));
+        assert!(!m("a?c", "ac"));
+        assert!(m("*", ""));
+        assert!(m("", ""));
+        assert!(!m("", "x"));
+        assert!(m("https://*.example.com", "https://app.example.com"));
+        assert!(!m("https://*.example.com", "https://example.com"));
+        assert!(m("*a*b*c*", "xxaxxbxxcxx"));
+        assert!(!m("*a*b*c*", "xxaxxcxxbxx"));
+    }
+
+    #[test]
+    fn classes_and_escapes() {
+        assert!(m("room-[0-9]", "room-7"));
+        assert!(!m("room-[0-9]", "room-x"));
+        assert!(m("room-[!0-9]", "room-x"));
+        assert!(m("[a-]", "-"));
+        assert!(m(r"\*", "*"));
+        assert!(!m(r"\*", "x"));
+        assert!(m("☃?", "☃é"));
+    }
+
+    #[test]
+    fn bad_globs() {
+        assert_eq!(Glob::new("[abc"), Err(GlobError::UnclosedClass));
+        assert_eq!(Glob::new("abc\\"), Err(GlobError::TrailingEscape));
+        assert_eq!(Glob::new("[]"), Err(GlobError::EmptyClass));
+        assert_eq!(Glob::new("[z-a]"), Err(GlobError::ReversedRange('z', 'a')));
+    }
+
+    #[test]
+    fn many_stars_stay_fast() {
+        let g = Glob::new(&"*a".repeat(50)).unwrap();
+        assert!(!g.is_match(&"a".repeat(49)));
+        assert!(g.is_match(&"a".repeat(5000)));
+    }
+}

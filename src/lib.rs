@@ -1,0 +1,23 @@
+//! sessiongate: authorize WebSocket handshakes with the Express session a web app already has.
+//!
+//! The crate is split in two:
+//!
+//! * a pure core ([`cookie`], [`signature`], [`session`], [`config`], [`rules`], [`route`],
+//!   [`decision`], [`room`]) that has no `worker` dependency, so `cargo test` runs it natively,
+//!   the `sessiongate` CLI links it, and every decision is testable without a socket;
+//! * the Worker layer (`edge`, only on `wasm32`) that adapts `worker::Request`, `Env`,
+//!   `KvStore` and Durable Object state to the core and does the I/O.
+
+pub mod config;
+pub mod cookie;
+pub mod decision;
+pub mod glob;
+pub mod room;
+pub mod route;
+pub mod rules;
+pub mod session;
+pub mod signature;
+pub mod time;
+
+#[cfg(target_arch = "wasm32")]
+mod edge;

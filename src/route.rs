@@ -1,0 +1,352 @@
+//! Route patterns (`/ws/rooms/:room`, `/ws/files/*`) and room templates (`"{room}"`).
+//!
+//! `:name` captures exactly one non-empty segment; a final `*` captures the rest of the path
+//! (at least one character) as the parameter `*`. Captured segments are percent-decoded, as
+//! Express decodes `req.params`; a segment that does not decode makes the route not match.
+
+use std::borrow::Cow;
+
+/// Why a path pattern or a template is not valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatternError {
+    MustStartWithSlash,
+    EmptySegment,
+    BadParamName(String),
+    DuplicateParam(String),
+    StarNotLast,
+    UnclosedPlaceholder,
+    BadPlaceholder(String),
+}
+
+impl std::fmt::Display for PatternError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PatternError::MustStartWithSlash => write!(f, "path must start with '/'"),
+            PatternError::EmptySegment => write!(f, "path has an empty segment ('//')"),
+            PatternError::BadParamName(n) => {
+                write!(f, "bad parameter name {n:?} (letters, digits and '_', not first a digit)")
+            }
+            PatternError::DuplicateParam(n) => write!(f, "parameter {n:?} appears twice"),
+            PatternError::StarNotLast => write!(f, "'*' may only be the last segment"),
+            PatternError::UnclosedPlaceholder => write!(f, "'{{' without its '}}'"),
+            PatternError::BadPlaceholder(n) => write!(f, "bad placeholder {{{n}}}"),
+        }
+    }
+}
+
+impl std::error::Error for PatternError {}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Param(String),
+}
+
+/// A compiled path pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPattern {
+    segments: Vec<Segment>,
+    rest: bool,
+    source: String,
+}
+
+/// The parameter name a trailing `*` captures into.
+pub const REST_PARAM: &str = "*";
+
+/// Parameters captured by a match, in pattern order. Names borrow from the compiled config,
+/// values from the request path unless they needed percent-decoding.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params<'c, 'p> {
+    pairs: Vec<(&'c str, Cow<'p, str>)>,
+}
+
+impl<'c, 'p> Params<'c, 'p> {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_ref())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs.iter().map(|(n, v)| (*n, v.as_ref()))
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl PathPattern {
+    pub fn new(pattern: &str) -> Result<PathPattern, PatternError> {
+        let body = pattern.strip_prefix('/').ok_or(PatternError::MustStartWithSlash)?;
+        let mut segments = Vec::new();
+        let mut rest = false;
+        let parts: Vec<&str> = body.split('/').collect();
+        for (i, part) in parts.iter().enumerate() {
+            if rest {
+                return Err(PatternError::StarNotLast);
+            }
+            if part.is_empty() {
+                // "/" alone is the root pattern: no segments.
+                if parts.len() == 1 {
+                    break;
+                }
+                return Err(PatternError::EmptySegment);
+            }
+            if *part == "*" {
+                if i + 1 != parts.len() {
+                    return Err(PatternError::StarNotLast);
+                }
+                rest = true;
+            } else if let Some(name) = part.strip_prefix(':') {
+                if !valid_name(name) {
+                    return Err(PatternError::BadParamName(name.to_owned()));
+                }
+                if segments.contains(&Segment::Param(name.to_owned())) {
+                    return Err(PatternError::DuplicateParam(name.to_owned()));
+                }
+                segments.push(Segment::Param(name.to_owned()));
+            } else {
+                segments.push(Segment::Literal((*part).to_owned()));
+            }
+        }
+        Ok(PathPattern { segments, rest, source: pattern.to_owned() })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// The pattern with parameter names erased: two patterns with the same shape match the
+    /// same paths, so the second could never be reached.
+    pub fn shape(&self) -> String {
+        let mut out = String::new();
+        for segment in &self.segments {
+            out.push('/');
+            match segment {
+                Segment::Literal(l) => out.push_str(l),
+                Segment::Param(_) => out.push(':'),
+            }
+        }
+        if self.rest {
+            out.push_str("/*");
+        }
+        out
+    }
+
+    /// The names this pattern captures (`*` for a trailing star).
+    pub fn param_names(&self) -> impl Iterator<Item = &str> {
+        self.segments
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Param(n) => Some(n.as_str()),
+                Segment::Literal(_) => None,
+            })
+            .chain(self.rest.then_some(REST_PARAM))
+    }
+
+    /// Match a request path (without its query string).
+    pub fn match_path<'c, 'p>(&'c self, path: &'p str) -> Option<Params<'c, 'p>> {
+        let mut remaining = path.strip_prefix('/')?;
+        let mut params = Params::default();
+        let count = self.segments.len();
+        for (i, segment) in self.segments.iter().enumerate() {
+            let (part, after) = match remaining.split_once('/') {
+                Some((part, after)) => (part, Some(after)),
+                None => (remaining, None),
+            };
+            match segment {
+                Segment::Literal(literal) if literal == part => {}
+                Segment::Literal(_) => return None,
+                Segment::Param(_) if part.is_empty() => return None,
+                Segment::Param(name) => params.pairs.push((name.as_str(), decode_segment(part)?)),
+            }
+            let last = i + 1 == count;
+            match after {
+                // The path ended: a match only if the pattern ends here too.
+                None => return (last && !self.rest).then_some(params),
+                // More path after the pattern's last segment: only a `*` takes it.
+                Some(_) if last && !self.rest => return None,
+                Some(after) => remaining = after,
+            }
+        }
+        if !self.rest {
+            // Only the root pattern "/" gets here: it matches "/" alone.
+            return remaining.is_empty().then_some(params);
+        }
+        if remaining.is_empty() {
+            return None;
+        }
+        params.pairs.push((REST_PARAM, decode_segment(remaining)?));
+        Some(params)
+    }
+}
+
+fn borrowed(text: &str) -> Cow<'_, str> {
+    Cow::Borrowed(text)
+}
+
+fn decode_segment(raw: &str) -> Option<Cow<'_, str>> {
+    if raw.contains('%') {
+        crate::cookie::percent_decode(raw).map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(raw))
+    }
+}
+
+/// A string with `{param}` placeholders, such as a room template or a rule value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    parts: Vec<TemplatePart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TemplatePart {
+    Literal(String),
+    Param(String),
+}
+
+impl Template {
+    /// `{name}` is a placeholder when name is a parameter name or `*`; `{{` and `}}` are
+    /// literal braces.
+    pub fn new(text: &str) -> Result<Template, PatternError> {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut chars = text.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '{' if chars.next_if(|&(_, c)| c == '{').is_some() => literal.push('{'),
+                '}' if chars.next_if(|&(_, c)| c == '}').is_some() => literal.push('}'),
+                '{' => {
+                    let close = text[i..].find('}').ok_or(PatternError::UnclosedPlaceholder)?;
+                    let name = &text[i + 1..i + close];
+                    if name != REST_PARAM && !valid_name(name) {
+                        return Err(PatternError::BadPlaceholder(name.to_owned()));
+                    }
+                    if !literal.is_empty() {
+                        parts.push(TemplatePart::Literal(std::mem::take(&mut literal)));
+                    }
+                    parts.push(TemplatePart::Param(name.to_owned()));
+                    while chars.next_if(|&(j, _)| j <= i + close).is_some() {}
+                }
+                other => literal.push(other),
+            }
+        }
+        if !literal.is_empty() {
+            parts.push(TemplatePart::Literal(literal));
+        }
+        Ok(Template { parts })
+    }
+
+    /// The placeholders used.
+    pub fn placeholders(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            TemplatePart::Param(n) => Some(n.as_str()),
+            TemplatePart::Literal(_) => None,
+        })
+    }
+
+    pub fn has_placeholders(&self) -> bool {
+        self.placeholders().next().is_some()
+    }
+
+    /// The text with each placeholder replaced by `escape(value)`; `None` if a parameter is
+    /// missing (config validation makes that impossible for a matched route).
+    pub fn render_with<'t>(
+        &'t self,
+        params: &Params<'_, '_>,
+        escape: impl Fn(&str) -> Cow<'_, str>,
+    ) -> Option<Cow<'t, str>> {
+        if let [TemplatePart::Literal(only)] = self.parts.as_slice() {
+            return Some(Cow::Borrowed(only));
+        }
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                TemplatePart::Literal(l) => out.push_str(l),
+                TemplatePart::Param(name) => out.push_str(&escape(params.get(name)?)),
+            }
+        }
+        Some(Cow::Owned(out))
+    }
+
+    pub fn render<'t>(&'t self, params: &Params<'_, '_>) -> Option<Cow<'t, str>> {
+        self.render_with(params, borrowed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params_of(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
+        let p = PathPattern::new(pattern).unwrap();
+        p.match_path(path)
+            .map(|ps| ps.iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect())
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Option<Vec<(String, String)>> {
+        Some(list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect())
+    }
+
+    #[test]
+    fn named_segments() {
+        assert_eq!(params_of("/ws/rooms/:room", "/ws/rooms/lobby"), pairs(&[("room", "lobby")]));
+        assert_eq!(params_of("/ws/rooms/:room", "/ws/rooms/"), None);
+        assert_eq!(params_of("/ws/rooms/:room", "/ws/rooms"), None);
+        assert_eq!(params_of("/ws/rooms/:room", "/ws/rooms/a/b"), None);
+        assert_eq!(params_of("/ws/rooms/:room", "/ws/rooms/lobby/"), None);
+        assert_eq!(params_of("/ws/rooms/:room", "/ws/other/lobby"), None);
+        assert_eq!(
+            params_of("/ws/:org/:room", "/ws/acme/x%20y"),
+            pairs(&[("org", "acme"), ("room", "x y")])
+        );
+        assert_eq!(params_of("/ws/:room", "/ws/%zz"), None);
+    }
+
+    #[test]
+    fn literal_and_root() {
+        assert_eq!(params_of("/ws", "/ws"), pairs(&[]));
+        assert_eq!(params_of("/ws", "/ws/"), None);
+        assert_eq!(params_of("/ws", "/wsx"), None);
+        assert_eq!(params_of("/", "/"), pairs(&[]));
+        assert_eq!(params_of("/", "/x"), None);
+    }
+
+    #[test]
+    fn trailing_star() {
+        assert_eq!(params_of("/ws/*", "/ws/a/b"), pairs(&[("*", "a/b")]));
+        assert_eq!(params_of("/ws/*", "/ws/"), None);
+        assert_eq!(params_of("/ws/*", "/ws"), None);
+        assert_eq!(params_of("/ws/:a/*", "/ws/x/y"), pairs(&[("a", "x"), ("*", "y")]));
+    }
+
+    #[test]
+    fn bad_patterns() {
+        assert_eq!(PathPattern::new("ws"), Err(PatternError::MustStartWithSlash));
+        assert_eq!(PathPattern::new("/ws//x"), Err(PatternError::EmptySegment));
+        assert_eq!(PathPattern::new("/ws/*/x"), Err(PatternError::StarNotLast));
+        assert_eq!(PathPattern::new("/:1a"), Err(PatternError::BadParamName("1a".into())));
+        assert_eq!(PathPattern::new("/:a/:a"), Err(PatternError::DuplicateParam("a".into())));
+    }
+
+    #[test]
+    fn shapes_ignore_param_names() {
+        let a = PathPattern::new("/ws/:a").unwrap();
+        let b = PathPattern::new("/ws/:b").unwrap();
+        assert_eq!(a.shape(), b.shape());
+    }
+
+    #[test]
+    fn templates() {
+        let p = PathPattern::new("/ws/:org/:room").unwrap();
+        let params = p.match_path("/ws/acme/lobby").unwrap();
+        let t = Template::new("{org}:{room}").unwrap();
+        assert_eq!(t.render(&params).as_deref(), Some("acme:lobby"));
+        assert_eq!(Template::new("{{x}}").unwrap().render(&params).as_deref(), Some("{x}"));
+        assert_eq!(Template::new("{nope}").unwrap().render(&params), None);
+        assert_eq!(Template::new("{room"), Err(PatternError::UnclosedPlaceholder));
+        assert_eq!(Template::new("{a b}"), Err(PatternError::BadPlaceholder("a b".into())));
+        assert_eq!(Template::new("é{room}ü").unwrap().render(&params).as_deref(), Some("élobbyü"));
+    }
+}

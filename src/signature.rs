@@ -1,0 +1,233 @@
+//! express-session's cookie signatures (the `cookie-signature` npm package).
+//!
+//! `sign(v, secret) = v + "." + base64(HMAC-SHA256(secret, v))` with standard base64 and the
+//! `=` padding removed, so the signature is always 43 characters. The cookie value is
+//! `"s:" + sign(sid, secrets[0])`, percent-encoded. Verification splits at the LAST `.`,
+//! recomputes the signature with every secret of the rotation list and compares in constant
+//! time. Like cookie-rs, verification answers only "no": callers never learn why.
+
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Length of an unpadded base64 HMAC-SHA256: ceil(32 * 4 / 3).
+pub const SIGNATURE_LEN: usize = 43;
+
+/// The prefix express-session puts before a signed sid.
+pub const SIGNED_PREFIX: &str = "s:";
+
+/// Why a list of secrets cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretsError {
+    /// No secret at all: nothing could verify a cookie.
+    Empty,
+    /// The secret at this index is the empty string, which signs nothing worth trusting.
+    EmptySecret(usize),
+}
+
+impl std::fmt::Display for SecretsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretsError::Empty => write!(f, "no session secret configured"),
+            SecretsError::EmptySecret(i) => write!(f, "session secret #{i} is empty"),
+        }
+    }
+}
+
+impl std::error::Error for SecretsError {}
+
+/// A rotation list of secrets with each HMAC key schedule computed once: verifying a cookie
+/// then costs two SHA-256 blocks per secret tried instead of four.
+#[derive(Clone)]
+pub struct Secrets {
+    keyed: Vec<HmacSha256>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        write!(f, "Secrets({} keys)", self.keyed.len())
+    }
+}
+
+impl Secrets {
+    /// Prepares the secrets; the first one signs, every one verifies.
+    pub fn new<S: AsRef<str>>(secrets: &[S]) -> Result<Self, SecretsError> {
+        if secrets.is_empty() {
+            return Err(SecretsError::Empty);
+        }
+        let mut keyed = Vec::with_capacity(secrets.len());
+        for (i, secret) in secrets.iter().enumerate() {
+            let secret = secret.as_ref();
+            if secret.is_empty() {
+                return Err(SecretsError::EmptySecret(i));
+            }
+            // HMAC accepts keys of any length, so this cannot fail.
+            let mac = HmacSha256::new_from_slice(secret.as_bytes())
+                .map_err(|_| SecretsError::EmptySecret(i))?;
+            keyed.push(mac);
+        }
+        Ok(Secrets { keyed })
+    }
+
+    /// Parses the `SESSION_SECRETS` Worker secret: a JSON array of strings, or one plain
+    /// string used as is.
+    pub fn from_env_value(raw: &str) -> Result<Self, SecretsError> {
+        let trimmed = raw.trim_start();
+        if trimmed.starts_with('[') {
+            match serde_json::from_str::<Vec<String>>(trimmed) {
+                Ok(list) => Secrets::new(&list),
+                // A value that looks like an array but is not one must not silently become a
+                // single secret "[...": that would lock every user out with a confusing 401.
+                Err(_) => Err(SecretsError::Empty),
+            }
+        } else {
+            Secrets::new(&[raw])
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keyed.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keyed.is_empty()
+    }
+
+    /// `sign(value, secrets[0])` as `cookie-signature` computes it.
+    pub fn sign(&self, value: &str) -> String {
+        let mut out = String::with_capacity(value.len() + 1 + SIGNATURE_LEN);
+        out.push_str(value);
+        out.push('.');
+        let mut sig = [0u8; SIGNATURE_LEN];
+        signature_into(&self.keyed[0], value, &mut sig);
+        out.push_str(std::str::from_utf8(&sig).unwrap_or_default());
+        out
+    }
+
+    /// The cookie value express-session sets for `sid`: `encodeURIComponent("s:" + sign(sid))`.
+    pub fn cookie_value(&self, sid: &str) -> String {
+        let mut signed = String::with_capacity(2 + sid.len() + 1 + SIGNATURE_LEN);
+        signed.push_str(SIGNED_PREFIX);
+        signed.push_str(&self.sign(sid));
+        crate::cookie::percent_encode(&signed)
+    }
+
+    /// `cookie-signature`'s `unsign` tried with every secret: the value before the last `.`
+    /// if the signature after it is exactly right for one of them. An empty value is refused
+    /// too (express-session would treat it as no session and make a new one).
+    pub fn unsign<'a>(&self, input: &'a str) -> Option<&'a str> {
+        let dot = input.rfind('.')?;
+        let (value, signature) = (&input[..dot], &input[dot + 1..]);
+        // Length is public (always 43 in a valid cookie), so checking it first leaks nothing.
+        if value.is_empty() || signature.len() != SIGNATURE_LEN {
+            return None;
+        }
+        let mut expected = [0u8; SIGNATURE_LEN];
+        let mut valid = subtle::Choice::from(0);
+        // Try every secret even after a match, so timing does not reveal which one matched.
+        for mac in &self.keyed {
+            signature_into(mac, value, &mut expected);
+            valid |= expected.ct_eq(signature.as_bytes());
+        }
+        bool::from(valid).then_some(value)
+    }
+
+    /// express-session's reading of its cookie: the value must carry the `s:` prefix (an
+    /// unsigned sid is never a session) and a valid signature.
+    pub fn unsign_cookie<'a>(&self, cookie_value: &'a str) -> Option<&'a str> {
+        self.unsign(cookie_value.strip_prefix(SIGNED_PREFIX)?)
+    }
+}
+
+fn signature_into(keyed: &HmacSha256, value: &str, out: &mut [u8; SIGNATURE_LEN]) {
+    let mut mac = keyed.clone();
+    mac.update(value.as_bytes());
+    let tag = mac.finalize().into_bytes();
+    // 32 bytes always encode to exactly 43 unpadded characters.
+    let _ = STANDARD_NO_PAD.encode_slice(tag, out);
+}
+
+/// `cookie-signature`'s `sign` with a one-off key, for tools and tests.
+pub fn sign(value: &str, secret: &str) -> Option<String> {
+    Secrets::new(&[secret]).ok().map(|s| s.sign(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_answer_from_cookie_signature() {
+        assert_eq!(
+            sign("hello", "tobiiscool").as_deref(),
+            Some("hello.DGDUkGlIkCzPz+C0B064FNgHdEjox7ch8tOBGslZ5QI")
+        );
+    }
+
+    #[test]
+    fn unsign_round_trips_and_rejects_tampering() {
+        let secrets = Secrets::new(&["tobiiscool"]).unwrap();
+        let signed = secrets.sign("hello");
+        assert_eq!(secrets.unsign(&signed), Some("hello"));
+        assert_eq!(secrets.unsign(&signed.replace("hello", "hellp")), None);
+        assert_eq!(secrets.unsign(&format!("{signed}x")), None);
+        assert_eq!(secrets.unsign(&signed[..signed.len() - 1]), None);
+        assert_eq!(secrets.unsign("hello"), None);
+        assert_eq!(secrets.unsign(""), None);
+    }
+
+    #[test]
+    fn empty_sid_is_refused_even_when_signed() {
+        let secrets = Secrets::new(&["k"]).unwrap();
+        assert_eq!(secrets.unsign(&secrets.sign("")), None);
+    }
+
+    #[test]
+    fn every_secret_verifies_and_the_first_signs() {
+        let new = Secrets::new(&["new"]).unwrap();
+        let old = Secrets::new(&["old"]).unwrap();
+        let both = Secrets::new(&["new", "old"]).unwrap();
+        assert_eq!(both.sign("sid"), new.sign("sid"));
+        assert_eq!(both.unsign(&old.sign("sid")), Some("sid"));
+        assert_eq!(new.unsign(&old.sign("sid")), None);
+    }
+
+    #[test]
+    fn unsigned_cookie_is_not_a_session() {
+        let secrets = Secrets::new(&["k"]).unwrap();
+        let signed = secrets.sign("abc");
+        assert_eq!(secrets.unsign_cookie(&format!("s:{signed}")), Some("abc"));
+        assert_eq!(secrets.unsign_cookie(&signed), None);
+        assert_eq!(secrets.unsign_cookie("abc"), None);
+    }
+
+    #[test]
+    fn multibyte_before_signature_does_not_panic() {
+        let secrets = Secrets::new(&["k"]).unwrap();
+        assert_eq!(secrets.unsign("é.ééééééééééééééééééééééééééééééééééééééééééé"), None);
+        assert_eq!(secrets.unsign(".☃"), None);
+    }
+
+    #[test]
+    fn secrets_from_env() {
+        assert!(Secrets::from_env_value("plain secret").is_ok());
+        assert_eq!(Secrets::from_env_value("[\"a\",\"b\"]").unwrap().len(), 2);
+        assert!(Secrets::from_env_value("[]").is_err());
+        assert!(Secrets::from_env_value("[\"a\"").is_err());
+        assert!(Secrets::from_env_value("").is_err());
+    }
+
+    #[test]
+    fn cookie_value_is_percent_encoded() {
+        let secrets = Secrets::new(&["tobiiscool"]).unwrap();
+        assert_eq!(
+            secrets.cookie_value("hello"),
+            "s%3Ahello.DGDUkGlIkCzPz%2BC0B064FNgHdEjox7ch8tOBGslZ5QI"
+        );
+    }
+}
