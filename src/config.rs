@@ -87,6 +87,10 @@ pub struct Config {
     pub cache_ttl: Option<u32>,
     /// `POST /demo/login` and friends. NEVER in production. Default false.
     pub demo_login: bool,
+    /// Session paths a revocation may name (`{"session": {"field": "passport.user", ...}}`);
+    /// their values are kept with each socket but never shown to peers. Default
+    /// `["passport.user"]`, where Passport keeps the user id.
+    pub revoke_by: Vec<String>,
     /// Rules every route applies before its own.
     pub rules: RuleSet,
     pub routes: Vec<Route>,
@@ -134,6 +138,7 @@ const TOP_KEYS: &[&str] = &[
     "allowed_origins",
     "allow_missing_origin",
     "expose",
+    "revoke_by",
     "deny_with",
     "cache_ttl",
     "demo_login",
@@ -214,6 +219,18 @@ impl Checker {
                 None
             }
         }
+    }
+
+    fn dot_paths(&mut self, map: &Map<String, Value>, key: &str) -> Option<Vec<String>> {
+        let items = self.array(map, key, "")?;
+        let mut paths = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                Value::String(p) if !p.is_empty() && !p.split('.').any(str::is_empty) => paths.push(p.clone()),
+                other => self.error(format!("{key}[{i}]"), format!("expected a dot path such as \"user.name\", found {other}")),
+            }
+        }
+        Some(paths)
     }
 
     fn deny_with(&mut self, map: &Map<String, Value>, at: &str) -> Option<DenyWith> {
@@ -535,15 +552,8 @@ impl Config {
             }
         }
         let allow_missing_origin = c.boolean(map, "allow_missing_origin", "").unwrap_or(true);
-        let mut expose = Vec::new();
-        if let Some(items) = c.array(map, "expose", "") {
-            for (i, item) in items.iter().enumerate() {
-                match item {
-                    Value::String(p) if !p.is_empty() && !p.split('.').any(str::is_empty) => expose.push(p.clone()),
-                    other => c.error(format!("expose[{i}]"), format!("expected a dot path such as \"user.name\", found {other}")),
-                }
-            }
-        }
+        let expose = c.dot_paths(map, "expose").unwrap_or_default();
+        let revoke_by = c.dot_paths(map, "revoke_by").unwrap_or_else(|| vec!["passport.user".to_owned()]);
         let deny_with = c.deny_with(map, "").unwrap_or(DenyWith::Status);
         let cache_ttl = c.integer(map, "cache_ttl", "", 30, 365 * 86_400).map(|n| n as u32);
         let demo_login = c.boolean(map, "demo_login", "").unwrap_or(false);
@@ -652,6 +662,7 @@ impl Config {
             allowed_origins,
             allow_missing_origin,
             expose,
+            revoke_by,
             deny_with,
             cache_ttl,
             demo_login,
@@ -659,6 +670,24 @@ impl Config {
             routes,
             room,
         })
+    }
+
+    /// Header names and whether the query string matter to the rules of a route (global ones
+    /// included): what a socket keeps so the Room can re-run the rules later.
+    pub fn request_subjects(&self, route: usize) -> (Vec<&str>, bool) {
+        let mut headers = Vec::new();
+        let mut query = false;
+        let sets = [&self.rules, &self.routes[route].rules];
+        for set in sets {
+            for c in set.require.iter().chain(&set.include).chain(&set.exclude) {
+                match &c.subject {
+                    Subject::Header(h) if !headers.contains(&h.as_str()) => headers.push(h.as_str()),
+                    Subject::Query(_) => query = true,
+                    _ => {}
+                }
+            }
+        }
+        (headers, query)
     }
 
     /// Compiles a config given as JSON text (how the Worker gets it).

@@ -170,6 +170,8 @@ pub struct Admission {
     pub expires_at_ms: Option<i64>,
     /// Path parameters, kept so the Room can re-run the route's rules later.
     pub params: Vec<(String, String)>,
+    /// Values of the `revoke_by` paths present in the session.
+    pub revoke_keys: Vec<(String, Value)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -317,6 +319,11 @@ pub async fn decide<S: SessionStore, T: Trace>(
         projection: session.project(&config.expose),
         expires_at_ms: session.expires_at_ms(),
         params: params.iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect(),
+        revoke_keys: config
+            .revoke_by
+            .iter()
+            .filter_map(|path| session.get(path).map(|v| (path.clone(), v.clone())))
+            .collect(),
     })
 }
 

@@ -60,6 +60,13 @@ pub struct Params<'c, 'p> {
     pairs: Vec<(&'c str, Cow<'p, str>)>,
 }
 
+impl<'a> Params<'a, 'a> {
+    /// Parameters kept from an earlier match (a socket's attachment).
+    pub fn from_pairs(pairs: &'a [(String, String)]) -> Params<'a, 'a> {
+        Params { pairs: pairs.iter().map(|(n, v)| (n.as_str(), Cow::Borrowed(v.as_str()))).collect() }
+    }
+}
+
 impl<'c, 'p> Params<'c, 'p> {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_ref())
@@ -198,6 +205,7 @@ fn decode_segment(raw: &str) -> Option<Cow<'_, str>> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     parts: Vec<TemplatePart>,
+    source: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,7 +243,12 @@ impl Template {
         if !literal.is_empty() {
             parts.push(TemplatePart::Literal(literal));
         }
-        Ok(Template { parts })
+        Ok(Template { parts, source: text.to_owned() })
+    }
+
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
     }
 
     /// The placeholders used.

@@ -144,6 +144,11 @@ impl Secrets {
     }
 }
 
+/// Compares two strings in constant time (for the length of the shorter): sids and tokens.
+pub fn constant_time_str_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
 fn signature_into(keyed: &HmacSha256, value: &str, out: &mut [u8; SIGNATURE_LEN]) {
     let mut mac = keyed.clone();
     mac.update(value.as_bytes());

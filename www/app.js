@@ -86,7 +86,7 @@ function renderAuth() {
   let pillState;
   if (demo === "off") {
     ui.whoami.textContent = "demo sign-in is off on this deployment";
-    pillText = "app session";
+    pillText = "demo off";
     pillState = "muted";
   } else if (demo === "unreachable") {
     ui.whoami.textContent = "Could not reach the server to check your session.";
@@ -102,7 +102,7 @@ function renderAuth() {
     pillText = "signed in";
     pillState = "ok";
   } else {
-    ui.whoami.textContent = "Not signed in";
+    ui.whoami.textContent = "No session — sign in below.";
     pillText = "signed out";
     pillState = "muted";
   }
@@ -203,7 +203,6 @@ const conn = {
   ws: null,
   generation: 0, // bumps on every join/leave so stale sockets are ignored
   opened: false, // did the current socket ever open?
-  welcomed: false,
   attempt: 0, // consecutive failed attempts, drives the backoff
   retryTimer: 0,
   countdownTimer: 0,
@@ -233,8 +232,10 @@ function setStatus(state, text) {
   ui.chatSend.disabled = !live;
   ui.chatInput.placeholder = live
     ? conn.target ? "Write a direct message…" : `Message #${conn.room?.name ?? ""}`
-    : conn.room ? "Waiting for the connection…" : "Join a room to chat";
+    : state === "connecting" || state === "reconnecting" ? "Waiting for the connection…"
+      : conn.room ? "Not connected" : "Join a room to chat";
   ui.leave.disabled = !conn.room || state === "closed" || state === "idle";
+  if (conn.peers.size === 0) renderPresence(); // the empty-state text depends on the state
 }
 
 function wsUrl(path) {
@@ -272,6 +273,7 @@ function markRoomButtons() {
 }
 
 function join(name, path) {
+  if (conn.room?.path === path && (conn.state === "connected" || conn.state === "connecting")) return;
   clearTimers();
   dropSocket();
   const sameRoom = conn.room?.path === path;
@@ -303,7 +305,6 @@ function leave() {
 function connect() {
   const generation = conn.generation;
   conn.opened = false;
-  conn.welcomed = false;
   setStatus("connecting");
   let ws;
   try {
@@ -374,7 +375,7 @@ function onClose(generation, event) {
   if (isRefusal(code)) {
     const { title, detail } = describeRefusal(code, reason);
     showBanner({ code, reason, title, detail, kind: "refusal", retry: true });
-    systemLine(`${title}.`, "warn");
+    systemLine(`Closed by the server (${code}${reason ? ` · ${reason}` : ""}); not retrying.`, "warn");
     setStatus("refused");
     // A revoked or missing session means our signed-in state is stale.
     if (code === 4401 && auth.demo === "on") refreshMe();
@@ -389,11 +390,11 @@ function onClose(generation, event) {
       detail: "The handshake failed before the socket opened (a gate answering with an HTTP status looks like this too). Retrying with backoff.",
       kind: "drop",
     });
-    if (conn.attempt === 0) systemLine(`Could not connect to ${conn.room.path}; retrying with backoff.`, "warn");
+    if (conn.attempt === 0) systemLine(`Handshake to ${conn.room.path} failed; retrying with backoff.`, "warn");
   } else {
     const why = code === 1001 ? "the server is going away" : code === 1011 ? "a server error" : "the connection dropped";
     showBanner({ code, reason, title: "Connection lost", detail: `Closed because ${why}. Reconnecting with backoff.`, kind: "drop" });
-    systemLine(`Connection lost (${code}${reason ? ` · ${reason}` : ""}).`, "warn");
+    systemLine(`Dropped (${code}${reason ? ` · ${reason}` : ""}); reconnecting with backoff.`, "warn");
   }
   scheduleReconnect(generation);
 }
@@ -450,7 +451,6 @@ function onFrame(raw) {
   }
   switch (frame?.type) {
     case "welcome": {
-      conn.welcomed = true;
       conn.attempt = 0;
       conn.selfId = frame.id;
       conn.selfSession = frame.session ?? {};
@@ -471,6 +471,7 @@ function onFrame(raw) {
       break;
     }
     case "join": {
+      if (frame.id === conn.selfId) break;
       conn.peers.set(frame.id, { id: frame.id, session: frame.session ?? {}, self: false });
       renderPresence();
       systemLine(`${sessionName(frame.session, frame.id)} joined.`, "join");
@@ -498,9 +499,17 @@ function onFrame(raw) {
       });
       break;
     }
-    case "error":
+    case "error": {
+      // "the last client frame was refused": strike through our latest local echo.
+      const own = ui.chatLog.querySelectorAll('.msg[data-self="true"]');
+      const last = own[own.length - 1];
+      if (last && last.dataset.refused !== "true") {
+        last.dataset.refused = "true";
+        last.classList.add("msg--refused");
+      }
       inlineWarning(`The room refused your last message: ${frame.reason ?? "no reason given"}.`);
       break;
+    }
     default:
       // Unknown frame types are ignored so the server can grow the protocol.
       break;
@@ -688,7 +697,10 @@ function renderPresence() {
   ui.presence.replaceChildren(...items);
   ui.presenceCount.textContent = String(conn.peers.size);
   if (!items.length) {
-    ui.presence.append(h("li", { class: "presence-empty" }, conn.room ? "No sockets yet." : "Join a room to see who is connected."));
+    const text = !conn.room ? "Join a room to see every socket in it."
+      : conn.state === "refused" ? "Not in the room."
+        : "Waiting for the room…";
+    ui.presence.append(h("li", { class: "presence-empty" }, text));
   }
 }
 

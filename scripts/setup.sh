@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what sessiongate needs to build and test, skipping whatever is already present.
+# Everything comes from the package registries (crates.io, npm, Debian); nothing else is
+# downloaded. Usage: scripts/setup.sh [--browser]   (--browser adds Debian's chromium for tests)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
+
+export PATH="$HOME/.cargo/bin:$PATH"
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# wasm-bindgen-cli must be exactly the wasm-bindgen version in Cargo.lock.
+wbg_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wbg_version" ]; then
+  say "installing wasm-bindgen-cli $wbg_version (a few minutes, once)"
+  # --locked first; its lockfile can name a crate version the registry no longer serves.
+  cargo install wasm-bindgen-cli --version "$wbg_version" --locked \
+    || cargo install wasm-bindgen-cli --version "$wbg_version"
+fi
+
+worker_build_version=0.8.7
+if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$worker_build_version" ]; then
+  say "installing worker-build $worker_build_version (a few minutes, once)"
+  cargo install worker-build --version "$worker_build_version" --locked \
+    || cargo install worker-build --version "$worker_build_version"
+fi
+
+if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm packages (wrangler, binaryen, esbuild, test tools) from package-lock.json"
+  npm ci --no-audit --no-fund
+fi
+
+if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then
+  say "installing Debian's chromium for the browser test"
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi

@@ -1,0 +1,38 @@
+//! The Worker layer: adapts `worker::Request`, `Env`, KV and Durable Object state to the pure
+//! core. Only built for wasm32.
+
+mod demo;
+mod directory;
+mod gate;
+mod revoke;
+mod room;
+mod util;
+
+use worker::{event, Context, Env, Request, Response, Result};
+
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let settings = match util::settings(&env) {
+        Ok(s) => s,
+        Err(message) => {
+            // Never fail open: no handshake is admitted with a config we could not read.
+            util::log_json(&serde_json::json!({
+                "sessiongate": "config_invalid",
+                "error": message,
+            }));
+            return Response::error("sessiongate: configuration invalid (see the Worker's logs)", 500);
+        }
+    };
+    let path = req.path();
+    if path == revoke::PATH {
+        return revoke::handle(req, &env, &settings).await;
+    }
+    if let Some(action) = path.strip_prefix("/demo/") {
+        if settings.config.demo_login {
+            return demo::handle(action, req, &env, &settings).await;
+        }
+        return Response::error("not found", 404);
+    }
+    gate::handle(req, &env, &settings).await
+}

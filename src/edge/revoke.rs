@@ -1,0 +1,135 @@
+//! `POST /_sessiongate/revoke`: close every socket of a session, or of a user, in every room,
+//! now. Authorized by the `ADMIN_TOKEN` Worker secret; without it the endpoint does not exist.
+
+use serde_json::{json, Value};
+use crate::room::RevokeTarget;
+use crate::signature::constant_time_str_eq;
+use worker::{Env, Method, Request, RequestInit, Response, Result};
+
+use super::room::REVOKE_PATH;
+use super::util::{self, json_response, Settings};
+
+pub const PATH: &str = "/_sessiongate/revoke";
+
+/// The body: `{"sid": "..."}` or `{"session": {"field": "passport.user", "equals": "u-42"}}`,
+/// with `"delete_session": true` to delete the KV keys of the sessions closed.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    sid: Option<String>,
+    session: Option<FieldMatch>,
+    #[serde(default)]
+    delete_session: bool,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FieldMatch {
+    field: String,
+    equals: Value,
+}
+
+pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<Response> {
+    let Ok(token) = env.secret("ADMIN_TOKEN").map(|s| s.to_string()) else {
+        return Response::error("not found", 404);
+    };
+    if token.is_empty() {
+        return Response::error("not found", 404);
+    }
+    if req.method() != Method::Post {
+        return json_response(&json!({"error": "use POST"}), 405);
+    }
+    let presented = req.headers().get("authorization")?.unwrap_or_default();
+    let bearer = presented.strip_prefix("Bearer ").unwrap_or("");
+    if !constant_time_str_eq(bearer, &token) {
+        util::log_json(&json!({"sessiongate": "revoke", "error": "bad or missing token"}));
+        let mut response = json_response(&json!({"error": "unauthorized"}), 401)?;
+        response.headers_mut().set("WWW-Authenticate", "Bearer")?;
+        return Ok(response);
+    }
+    let body: RevokeRequest = match req.json().await {
+        Ok(b) => b,
+        Err(_) => return bad_request(),
+    };
+    let target = match (body.sid, body.session) {
+        (Some(sid), None) if !sid.is_empty() => RevokeTarget::Sid(sid),
+        (None, Some(FieldMatch { field, equals })) if !field.is_empty() => {
+            if !settings.config.revoke_by.contains(&field) && !settings.config.expose.iter().any(|e| *e == field) {
+                return json_response(
+                    &json!({"error": format!("field {field:?} is in neither revoke_by nor expose, so rooms cannot match it")}),
+                    400,
+                );
+            }
+            RevokeTarget::Field { field, equals }
+        }
+        _ => return bad_request(),
+    };
+    let outcome = revoke(env, &target).await?;
+    let mut deleted = 0;
+    if body.delete_session {
+        let kv = env.kv("SESSIONS")?;
+        let mut sids = outcome.sids.clone();
+        if let RevokeTarget::Sid(sid) = &target {
+            if !sids.contains(sid) {
+                sids.push(sid.clone());
+            }
+        }
+        for sid in &sids {
+            kv.delete(&format!("{}{}", settings.config.key_prefix, sid)).await.map_err(|e| worker::Error::RustError(e.to_string()))?;
+            deleted += 1;
+        }
+    }
+    util::log_json(&json!({
+        "sessiongate": "revoke",
+        "closed": outcome.closed,
+        "rooms": outcome.rooms,
+        "deleted": deleted,
+    }));
+    json_response(&json!({"closed": outcome.closed, "rooms": outcome.rooms, "deleted": deleted}), 200)
+}
+
+fn bad_request() -> Result<Response> {
+    json_response(
+        &json!({"error": "body must be {\"sid\": \"...\"} or {\"session\": {\"field\": \"passport.user\", \"equals\": ...}}, optionally with \"delete_session\": true"}),
+        400,
+    )
+}
+
+pub struct Outcome {
+    pub closed: u64,
+    pub rooms: usize,
+    pub sids: Vec<String>,
+}
+
+/// Asks every occupied room, in parallel, to close the matching sockets.
+pub async fn revoke(env: &Env, target: &RevokeTarget) -> Result<Outcome> {
+    let rooms = super::directory::rooms(env).await?;
+    let namespace = env.durable_object("ROOMS")?;
+    let body = serde_json::to_string(target).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let calls = rooms.iter().map(|room| {
+        let namespace = &namespace;
+        let body = &body;
+        async move {
+            let mut init = RequestInit::new();
+            init.with_method(Method::Post).with_body(Some(body.as_str().into()));
+            let req = Request::new_with_init(&format!("https://room{REVOKE_PATH}"), &init)?;
+            let mut response = namespace.id_from_name(room)?.get_stub()?.fetch_with_request(req).await?;
+            response.json::<Value>().await
+        }
+    });
+    let mut outcome = Outcome { closed: 0, rooms: rooms.len(), sids: Vec::new() };
+    for result in futures_util::future::join_all(calls).await {
+        match result {
+            Ok(answer) => {
+                outcome.closed += answer["closed"].as_u64().unwrap_or(0);
+                for sid in answer["sids"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                    if !outcome.sids.iter().any(|s| s == sid) {
+                        outcome.sids.push(sid.to_owned());
+                    }
+                }
+            }
+            Err(e) => util::log_json(&json!({"sessiongate": "revoke", "error": e.to_string()})),
+        }
+    }
+    Ok(outcome)
+}

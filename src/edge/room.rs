@@ -1,0 +1,360 @@
+//! The Room Durable Object: holds the admitted sockets with the hibernation API, speaks the
+//! room protocol, closes sockets whose sessions expire, are revoked or stop passing the rules.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+use crate::decision::{recheck, Refusal, SessionStore};
+use crate::room::{self as protocol, Attachment, ClientFrame, RateWindow, RevokeTarget};
+use crate::route::Params;
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair};
+
+use super::gate::{sessions, RoomAdmission, ADMISSION_HEADER};
+use super::util::{self, Settings};
+
+/// Internal path the Worker uses to ask a room to close sockets.
+pub const REVOKE_PATH: &str = "/_room/revoke";
+
+const LAST_REVALIDATION_KEY: &str = "last_revalidation_ms";
+const ROOM_NAME_KEY: &str = "room_name";
+
+#[durable_object]
+pub struct Room {
+    state: State,
+    env: Env,
+    /// Message counters per connection id. Kept in memory only: after hibernation the window
+    /// starts afresh, which errs on the side of the client, never of an abuser for long.
+    rates: RefCell<HashMap<String, RateWindow>>,
+}
+
+/// A socket and what is kept with it.
+pub struct Member {
+    pub socket: WebSocket,
+    pub attachment: Attachment,
+}
+
+impl Room {
+    /// Every socket in the room with its projected session, read synchronously from the
+    /// hibernation attachments: the view `session.io` existed for. Extend the room with it,
+    /// e.g. `room.members().iter().filter(|m| m.attachment.session["user"]["roles"] ...)`.
+    pub fn members(&self) -> Vec<Member> {
+        self.state
+            .get_websockets()
+            .into_iter()
+            .filter_map(|socket| {
+                let attachment = socket.deserialize_attachment::<Attachment>().ok().flatten()?;
+                Some(Member { socket, attachment })
+            })
+            .collect()
+    }
+
+    /// The sessions of all sockets: `(connection id, projected session)`.
+    pub fn sessions(&self) -> Vec<(String, Value)> {
+        self.members().into_iter().map(|m| (m.attachment.id, m.attachment.session)).collect()
+    }
+
+    fn settings(&self) -> std::result::Result<std::rc::Rc<Settings>, String> {
+        util::settings(&self.env)
+    }
+
+    fn send(socket: &WebSocket, text: &str) {
+        // A peer that went away between the listing and the send is not an error here; its
+        // own close handler tells the others.
+        let _ = socket.send_with_str(text);
+    }
+
+    fn close(socket: &WebSocket, code: u16, reason: &str) {
+        let _ = socket.close(Some(code), Some(reason));
+    }
+
+    async fn accept(&self, req: Request) -> Result<Response> {
+        let settings = match self.settings() {
+            Ok(s) => s,
+            Err(_) => return Response::error("sessiongate: configuration invalid", 500),
+        };
+        let Some(raw) = req.headers().get(ADMISSION_HEADER)? else {
+            return Response::error("rooms are reached through the gate", 400);
+        };
+        let Ok(admission) = serde_json::from_str::<RoomAdmission>(&raw) else {
+            return Response::error("bad admission", 400);
+        };
+        let config = &settings.config;
+        let Some(route) = config.routes.get(admission.attachment.route) else {
+            return Response::error("bad admission", 400);
+        };
+        let deny_with = route.deny_with;
+        let members = self.members();
+        let limits = &config.room;
+        if limits.max_connections_per_room > 0 && members.len() >= limits.max_connections_per_room as usize {
+            self.log_refusal(&admission, Refusal::RoomFull);
+            return util::refuse(Refusal::RoomFull, deny_with);
+        }
+        let sid = &admission.attachment.sid;
+        let same_session = members.iter().filter(|m| m.attachment.sid == *sid).count();
+        if limits.max_connections_per_session > 0 && same_session >= limits.max_connections_per_session as usize {
+            self.log_refusal(&admission, Refusal::TooManyForSession);
+            return util::refuse(Refusal::TooManyForSession, deny_with);
+        }
+        if let Err(too_large) = admission.attachment.check_size() {
+            util::log_json(&json!({
+                "sessiongate": "room",
+                "room": admission.room,
+                "error": too_large.to_string(),
+                "sid": util::sid_tag(sid),
+            }));
+            return Response::error("sessiongate: session projection too large (see the Worker's logs)", 500);
+        }
+
+        let pair = WebSocketPair::new()?;
+        let socket = pair.server;
+        self.state.accept_web_socket(&socket);
+        socket.serialize_attachment(&admission.attachment)?;
+        let me = &admission.attachment;
+        let peers: Vec<Value> = members.iter().map(|m| m.attachment.peer()).collect();
+        Self::send(&socket, &protocol::welcome(me, &peers));
+        let joined = protocol::join(me);
+        for member in &members {
+            Self::send(&member.socket, &joined);
+        }
+        if members.is_empty() {
+            self.state.storage().put(ROOM_NAME_KEY, &admission.room).await?;
+            super::directory::register(&self.env, &admission.room, true).await;
+        }
+        self.schedule(&settings, util::now_ms()).await?;
+        Response::from_websocket(pair.client)
+    }
+
+    fn log_refusal(&self, admission: &RoomAdmission, refusal: Refusal) {
+        util::log_json(&json!({
+            "sessiongate": "decision",
+            "decision": "deny",
+            "room": admission.room,
+            "status": refusal.status(),
+            "reason": refusal.reason(),
+            "check": "limits",
+            "sid": util::sid_tag(&admission.attachment.sid),
+        }));
+    }
+
+    /// Sets the alarm to the earliest session expiry or the next revalidation, or clears it
+    /// when the room is empty (no work while nobody is there).
+    async fn schedule(&self, settings: &Settings, now: i64) -> Result<()> {
+        let members = self.members();
+        let interval = u64::from(settings.config.room.revalidate_seconds) * 1000;
+        let last = self.state.storage().get::<i64>(LAST_REVALIDATION_KEY).await.ok().flatten().unwrap_or(now);
+        let next_revalidation = if members.is_empty() || interval == 0 { None } else { Some((last + interval as i64).max(now)) };
+        let next = protocol::next_alarm_ms(members.iter().map(|m| m.attachment.expires_at_ms), members.len(), now, 0)
+            .into_iter()
+            .chain(next_revalidation)
+            .min();
+        match next {
+            Some(at) => self.state.storage().set_alarm(at.max(now + 1)).await,
+            None => self.state.storage().delete_alarm().await,
+        }
+    }
+
+    async fn on_alarm(&self) -> Result<()> {
+        let Ok(settings) = self.settings() else { return Ok(()) };
+        let now = util::now_ms();
+        // Expiry on time, without waiting for KV.
+        for member in self.members() {
+            if member.attachment.expires_at_ms.is_some_and(|at| at <= now) {
+                self.leave(&member.attachment.id);
+                Self::close(&member.socket, Refusal::SessionExpired.close_code(), Refusal::SessionExpired.reason());
+            }
+        }
+        let interval = i64::from(settings.config.room.revalidate_seconds) * 1000;
+        let storage = self.state.storage();
+        let last = storage.get::<i64>(LAST_REVALIDATION_KEY).await.ok().flatten();
+        if interval > 0 && last.is_none_or(|l| now - l >= interval - 250) {
+            self.revalidate(&settings, now).await;
+            storage.put(LAST_REVALIDATION_KEY, now).await?;
+        } else if last.is_none() {
+            storage.put(LAST_REVALIDATION_KEY, now).await?;
+        }
+        self.schedule(&settings, now).await
+    }
+
+    /// Re-reads each distinct session once and re-runs its route's rules.
+    async fn revalidate(&self, settings: &Settings, now: i64) {
+        let members = self.members();
+        if members.is_empty() {
+            return;
+        }
+        let Ok(store) = sessions(&self.env, settings) else { return };
+        let mut sids: Vec<&str> = members.iter().map(|m| m.attachment.sid.as_str()).collect();
+        sids.sort_unstable();
+        sids.dedup();
+        let config = &settings.config;
+        let reads = sids.iter().map(|sid| {
+            let key = format!("{}{}", config.key_prefix, sid);
+            let store = &store;
+            async move { (*sid, store.load(&key).await) }
+        });
+        let results: HashMap<&str, _> = futures_util::future::join_all(reads).await.into_iter().collect();
+        for member in &members {
+            let a = &member.attachment;
+            let stored = match results.get(a.sid.as_str()) {
+                Some(Ok(stored)) => stored.as_deref(),
+                // KV did not answer: keep the socket and try again next tick rather than drop
+                // a whole room on a transient error. New handshakes still fail closed.
+                _ => continue,
+            };
+            let params = Params::from_pairs(&a.params);
+            let verdict = recheck(config, a.route, &params, &a.request.query, &a.request.headers, stored, now);
+            if let Err((refusal, detail)) = verdict {
+                util::log_json(&json!({
+                    "sessiongate": "revalidation",
+                    "status": refusal.status(),
+                    "reason": refusal.reason(),
+                    "detail": detail,
+                    "sid": util::sid_tag(&a.sid),
+                }));
+                self.leave(&a.id);
+                Self::close(&member.socket, refusal.close_code(), refusal.reason());
+            }
+        }
+    }
+
+    /// Tells everyone else that `id` left.
+    fn leave(&self, id: &str) {
+        self.rates.borrow_mut().remove(id);
+        let text = protocol::leave(id);
+        for member in self.members() {
+            if member.attachment.id != id && is_open(&member.socket) {
+                Self::send(&member.socket, &text);
+            }
+        }
+    }
+
+    async fn revoke(&self, mut req: Request) -> Result<Response> {
+        let target: RevokeTarget = match req.json().await {
+            Ok(t) => t,
+            Err(_) => return Response::error("bad revocation", 400),
+        };
+        let mut closed = 0;
+        let mut sids: Vec<String> = Vec::new();
+        for member in self.members() {
+            if member.attachment.matches_revocation(&target) {
+                closed += 1;
+                if !sids.contains(&member.attachment.sid) {
+                    sids.push(member.attachment.sid.clone());
+                }
+                self.leave(&member.attachment.id);
+                Self::close(&member.socket, Refusal::SessionRevoked.close_code(), Refusal::SessionRevoked.reason());
+            }
+        }
+        self.after_departure().await;
+        Response::from_json(&json!({"closed": closed, "sids": sids}))
+    }
+
+    /// When the last socket has gone, the room leaves the directory and stops its alarm.
+    async fn after_departure(&self) {
+        if self.members().iter().any(|m| is_open(&m.socket)) {
+            return;
+        }
+        if let Ok(Some(name)) = self.state.storage().get::<String>(ROOM_NAME_KEY).await {
+            super::directory::register(&self.env, &name, false).await;
+        }
+        let _ = self.state.storage().delete_alarm().await;
+    }
+
+    fn on_message(&self, socket: &WebSocket, text: &str, settings: &Settings) {
+        let Ok(Some(me)) = socket.deserialize_attachment::<Attachment>() else {
+            Self::close(socket, 1011, "lost connection state");
+            return;
+        };
+        let limits = &settings.config.room;
+        let allowed = self
+            .rates
+            .borrow_mut()
+            .entry(me.id.clone())
+            .or_default()
+            .allow(util::now_ms(), limits.rate_limit_messages, limits.rate_limit_window_ms);
+        if !allowed {
+            self.leave(&me.id);
+            Self::close(socket, 1008, "rate limit exceeded");
+            return;
+        }
+        match protocol::parse_client_frame(text, limits.max_message_bytes) {
+            Err(e) => Self::send(socket, &protocol::error(&e.reason())),
+            Ok(ClientFrame::Broadcast { data }) => {
+                let text = protocol::message(&me, &data);
+                for member in self.members() {
+                    if member.attachment.id != me.id {
+                        Self::send(&member.socket, &text);
+                    }
+                }
+            }
+            Ok(ClientFrame::Send { to, data }) => {
+                let target = self.members().into_iter().find(|m| m.attachment.id == to);
+                match target {
+                    Some(member) => Self::send(&member.socket, &protocol::message(&me, &data)),
+                    None => Self::send(socket, &protocol::error(&format!("no peer {to:?} in this room"))),
+                }
+            }
+        }
+    }
+}
+
+/// A socket that is neither closing nor closed (a closing one is still listed while its
+/// close handler runs).
+fn is_open(socket: &WebSocket) -> bool {
+    let raw: &worker::web_sys::WebSocket = socket.as_ref();
+    raw.ready_state() == 1
+}
+
+impl DurableObject for Room {
+    fn new(state: State, env: Env) -> Self {
+        Room { state, env, rates: RefCell::new(HashMap::new()) }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        if req.path() == REVOKE_PATH {
+            return self.revoke(req).await;
+        }
+        self.accept(req).await
+    }
+
+    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
+        let Ok(settings) = self.settings() else {
+            Self::close(&ws, 1011, "configuration invalid");
+            return Ok(());
+        };
+        match message {
+            WebSocketIncomingMessage::String(text) => self.on_message(&ws, &text, &settings),
+            WebSocketIncomingMessage::Binary(_) => {
+                Self::send(&ws, &protocol::error(&protocol::FrameError::Binary.reason()))
+            }
+        }
+        Ok(())
+    }
+
+    async fn websocket_close(&self, ws: WebSocket, code: usize, _reason: String, _was_clean: bool) -> Result<()> {
+        if let Ok(Some(me)) = ws.deserialize_attachment::<Attachment>() {
+            self.leave(&me.id);
+        }
+        // Complete the closing handshake; 1005/1006 cannot be sent back, so answer 1000.
+        let code = u16::try_from(code).ok().filter(|c| (1000..5000).contains(c) && *c != 1005 && *c != 1006).unwrap_or(1000);
+        Self::close(&ws, code, "bye");
+        self.after_departure().await;
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
+        if let Ok(Some(me)) = ws.deserialize_attachment::<Attachment>() {
+            self.leave(&me.id);
+        }
+        Self::close(&ws, 1011, "socket error");
+        self.after_departure().await;
+        Ok(())
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        if let Err(e) = self.on_alarm().await {
+            util::log_json(&json!({"sessiongate": "room", "error": format!("alarm: {e}")}));
+        }
+        Response::ok("")
+    }
+}

@@ -1,0 +1,203 @@
+//! Shared harness for the decision and rules tests: an in-memory store, a store that always
+//! errors, a store that counts reads, a request builder and a `block_on` for futures that
+//! complete at once.
+
+#![allow(dead_code)]
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use serde_json::Value;
+use sessiongate::config::Config;
+use sessiongate::decision::{self, Admission, Decision, Denial, Handshake, SessionStore, StoreError, TraceLines};
+use sessiongate::signature::Secrets;
+
+pub const SECRET: &str = "new secret";
+pub const OLD_SECRET: &str = "old secret";
+pub const SID: &str = "XYxA01K1Js0u7JYkqNzvolwuNnbFxjpG";
+pub const OWN_ORIGIN: &str = "https://gate.example.com";
+/// `2026-11-26T00:00:00.000Z`: the fixed "now" of every test.
+pub const NOW: i64 = 1_795_651_200_000;
+/// `2026-11-26T12:00:00.000Z`: when the default session's cookie expires.
+pub const EXPIRES: i64 = 1_795_694_400_000;
+
+/// A realistic stored session (what express-session hands its store).
+pub fn session_json() -> Value {
+    serde_json::json!({
+        "cookie": {"originalMaxAge": 3_600_000, "expires": "2026-11-26T12:00:00.000Z", "httpOnly": true, "path": "/"},
+        "passport": {"user": "u-42"},
+        "user": {"name": "Ada", "roles": ["chat", "admin"], "age": 36, "team": "acme-blue", "secret": "do not expose"}
+    })
+}
+
+/// Runs a future that never waits (the test stores answer at once).
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..16 {
+        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+    panic!("future did not complete: the test stores never pend");
+}
+
+/// KV in memory, counting reads.
+#[derive(Default)]
+pub struct MapStore {
+    pub map: HashMap<String, String>,
+    pub reads: Cell<usize>,
+}
+
+impl MapStore {
+    pub fn with(key: &str, json: &str) -> MapStore {
+        let mut store = MapStore::default();
+        store.map.insert(key.to_owned(), json.to_owned());
+        store
+    }
+}
+
+impl SessionStore for MapStore {
+    async fn load(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.reads.set(self.reads.get() + 1);
+        Ok(self.map.get(key).cloned())
+    }
+}
+
+/// KV that is down.
+pub struct FailingStore;
+
+impl SessionStore for FailingStore {
+    async fn load(&self, _key: &str) -> Result<Option<String>, StoreError> {
+        Err(StoreError("kv timeout".into()))
+    }
+}
+
+/// A handshake under construction. Defaults: a valid WebSocket upgrade to `path` from the
+/// gate's own origin with a valid `connect.sid` for [`SID`] signed with [`SECRET`].
+#[derive(Clone)]
+pub struct Req {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub own_origin: String,
+}
+
+pub fn cookie_for(secret: &str, sid: &str) -> String {
+    format!("theme=dark; connect.sid={}; _ga=GA1.2.3", Secrets::new(&[secret]).unwrap().cookie_value(sid))
+}
+
+impl Req {
+    pub fn ws(path: &str) -> Req {
+        Req {
+            method: "GET".into(),
+            path: path.into(),
+            query: String::new(),
+            headers: vec![
+                ("Upgrade".into(), "websocket".into()),
+                ("Connection".into(), "Upgrade".into()),
+                ("Origin".into(), OWN_ORIGIN.into()),
+                ("Cookie".into(), cookie_for(SECRET, SID)),
+            ],
+            own_origin: OWN_ORIGIN.into(),
+        }
+    }
+
+    pub fn method(mut self, m: &str) -> Req {
+        self.method = m.into();
+        self
+    }
+
+    pub fn query(mut self, q: &str) -> Req {
+        self.query = q.into();
+        self
+    }
+
+    /// Sets (replacing any of the same name) a header.
+    pub fn header(mut self, name: &str, value: &str) -> Req {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn without(mut self, name: &str) -> Req {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self
+    }
+
+    pub fn cookie(self, value: &str) -> Req {
+        self.header("Cookie", value)
+    }
+}
+
+/// A compiled config, secrets and a store.
+pub struct Gate<S> {
+    pub config: Config,
+    pub secrets: Secrets,
+    pub store: S,
+    pub now: i64,
+}
+
+pub fn config(value: Value) -> Config {
+    Config::from_value(&value).unwrap_or_else(|e| panic!("config does not compile: {e}"))
+}
+
+impl Gate<MapStore> {
+    /// The config, and a store holding [`session_json`] at `sess:` + [`SID`].
+    pub fn new(value: Value) -> Gate<MapStore> {
+        Gate::with_session(value, &session_json().to_string())
+    }
+
+    pub fn with_session(value: Value, json: &str) -> Gate<MapStore> {
+        let config = config(value);
+        let key = format!("{}{SID}", config.key_prefix);
+        Gate { config, secrets: Secrets::new(&[SECRET]).unwrap(), store: MapStore::with(&key, json), now: NOW }
+    }
+}
+
+impl<S: SessionStore> Gate<S> {
+    pub fn secrets(mut self, list: &[&str]) -> Self {
+        self.secrets = Secrets::new(list).unwrap();
+        self
+    }
+
+    pub fn at(mut self, now: i64) -> Self {
+        self.now = now;
+        self
+    }
+
+    pub fn decide(&self, req: &Req) -> Decision {
+        self.decide_traced(req).0
+    }
+
+    pub fn decide_traced(&self, req: &Req) -> (Decision, TraceLines) {
+        let handshake = Handshake {
+            method: &req.method,
+            path: &req.path,
+            query: &req.query,
+            headers: &req.headers,
+            own_origin: &req.own_origin,
+        };
+        let mut trace = TraceLines::default();
+        let d = block_on(decision::decide(&handshake, &self.store, &self.secrets, &self.config, self.now, &mut trace));
+        (d, trace)
+    }
+
+    pub fn admit(&self, req: &Req) -> Admission {
+        match self.decide(req) {
+            Decision::Admit(a) => a,
+            Decision::Deny(d) => panic!("expected admission, got {d:?}"),
+        }
+    }
+
+    pub fn deny(&self, req: &Req) -> Denial {
+        match self.decide(req) {
+            Decision::Deny(d) => d,
+            Decision::Admit(a) => panic!("expected denial, got {a:?}"),
+        }
+    }
+}

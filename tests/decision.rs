@@ -1,0 +1,414 @@
+//! `decision::decide` end to end with an in-memory store: the order and status of every check,
+//! secret rotation, projection, deny_with and the Refusal mapping.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use sessiongate::config::DenyWith;
+use sessiongate::decision::{Check, Decision, Refusal};
+
+fn rooms() -> serde_json::Value {
+    json!({"routes": [{"path": "/ws/rooms/:room", "room": "{room}"}]})
+}
+
+// ------------------------------------------------------------------------------ admission
+
+#[test]
+fn valid_handshake_is_admitted_with_room_sid_params_and_expiry() {
+    let gate = Gate::new(rooms());
+    let a = gate.admit(&Req::ws("/ws/rooms/lobby"));
+    assert_eq!(a.route, 0);
+    assert_eq!(a.room, "lobby");
+    assert_eq!(a.sid, SID);
+    assert_eq!(a.expires_at_ms, Some(EXPIRES));
+    assert_eq!(a.params, vec![("room".to_owned(), "lobby".to_owned())]);
+    assert_eq!(gate.store.reads.get(), 1);
+}
+
+#[test]
+fn room_template_uses_percent_decoded_params() {
+    let gate = Gate::new(json!({"routes": [{"path": "/ws/:org/:room", "room": "{org}:{room}"}]}));
+    let a = gate.admit(&Req::ws("/ws/acme/caf%C3%A9%20bar"));
+    assert_eq!(a.room, "acme:café bar");
+    assert_eq!(a.params[1], ("room".to_owned(), "café bar".to_owned()));
+}
+
+#[test]
+fn second_route_matches_and_is_reported_by_index() {
+    let gate = Gate::new(json!({"routes": [
+        {"path": "/ws/rooms/:room", "room": "{room}"},
+        {"path": "/ws/files/*", "room": "files:{*}"}
+    ]}));
+    let a = gate.admit(&Req::ws("/ws/files/a/b.txt"));
+    assert_eq!((a.route, a.room.as_str()), (1, "files:a/b.txt"));
+}
+
+#[test]
+fn projection_contains_only_expose_paths() {
+    let gate = Gate::new(json!({
+        "expose": ["passport.user", "user.name", "user.roles", "user.missing"],
+        "routes": [{"path": "/ws/rooms/:room"}]
+    }));
+    let a = gate.admit(&Req::ws("/ws/rooms/lobby"));
+    assert_eq!(a.projection, json!({"passport": {"user": "u-42"}, "user": {"name": "Ada", "roles": ["chat", "admin"]}}));
+    assert!(!a.projection.to_string().contains("do not expose"));
+    assert!(a.projection.get("cookie").is_none());
+}
+
+#[test]
+fn projection_is_empty_by_default() {
+    let a = Gate::new(rooms()).admit(&Req::ws("/ws/rooms/lobby"));
+    assert_eq!(a.projection, json!({}));
+}
+
+#[test]
+fn room_defaults_to_the_path_pattern_text() {
+    let a = Gate::new(json!({"routes": [{"path": "/ws/rooms/:room"}]})).admit(&Req::ws("/ws/rooms/x"));
+    assert_eq!(a.room, "/ws/rooms/:room");
+}
+
+// ------------------------------------------------------------------------------ the order
+
+#[test]
+fn trace_shows_checks_in_design_order() {
+    let gate = Gate::new(json!({
+        "require": [{"session": "passport.user", "exists": true}],
+        "routes": [{"path": "/ws/rooms/:room", "room": "{room}", "require": [{"param": "room", "matches": "l*"}]}]
+    }));
+    let (d, trace) = gate.decide_traced(&Req::ws("/ws/rooms/lobby"));
+    assert!(matches!(d, Decision::Admit(_)));
+    let steps: Vec<&str> = trace.0.iter().map(|(s, _, _)| s.as_str()).collect();
+    assert_eq!(
+        steps,
+        ["route", "upgrade", "origin", "cookie", "signature", "store", "expiry", "require[0]", "routes[0].require[0]", "room"]
+    );
+    assert!(trace.0.iter().all(|(_, held, _)| *held));
+}
+
+#[test]
+fn no_route_is_404_before_every_other_check() {
+    let gate = Gate::new(rooms());
+    // Not an upgrade, foreign origin, no cookie: the route still decides first.
+    let req = Req::ws("/nope").method("POST").without("Upgrade").header("Origin", "https://evil.example").without("Cookie");
+    let d = gate.deny(&req);
+    assert_eq!((d.refusal, d.check, d.route), (Refusal::NoRoute, Check::Route, None));
+    assert_eq!(d.refusal.status(), 404);
+    assert_eq!(gate.store.reads.get(), 0);
+    // Near misses of the pattern are no route either.
+    for path in ["/ws/rooms", "/ws/rooms/", "/ws/rooms/a/b", "/ws/rooms/%zz", "ws/rooms/a"] {
+        assert_eq!(gate.deny(&Req::ws(path)).refusal, Refusal::NoRoute, "{path}");
+    }
+}
+
+#[test]
+fn non_upgrade_is_426_before_origin_and_cookie() {
+    let gate = Gate::new(rooms());
+    let base = Req::ws("/ws/rooms/lobby").header("Origin", "https://evil.example").without("Cookie");
+    for req in [
+        base.clone().without("Upgrade"),
+        base.clone().header("Upgrade", "h2c"),
+        base.clone().header("Upgrade", "websocket2"),
+        base.clone().method("POST"),
+        base.clone().method("HEAD"),
+    ] {
+        let d = gate.deny(&req);
+        assert_eq!((d.refusal, d.check, d.route), (Refusal::NotUpgrade, Check::Upgrade, Some(0)));
+        assert_eq!(d.refusal.status(), 426);
+    }
+    assert_eq!(gate.store.reads.get(), 0);
+}
+
+#[test]
+fn upgrade_header_and_method_are_case_insensitive() {
+    let gate = Gate::new(rooms());
+    gate.admit(&Req::ws("/ws/rooms/lobby").header("upgrade", " WebSocket "));
+    gate.admit(&Req::ws("/ws/rooms/lobby").method("get"));
+}
+
+#[test]
+fn foreign_origin_is_403_before_the_cookie() {
+    let gate = Gate::new(rooms());
+    let d = gate.deny(&Req::ws("/ws/rooms/lobby").header("Origin", "https://evil.example").without("Cookie"));
+    assert_eq!((d.refusal, d.check), (Refusal::OriginNotAllowed, Check::Origin));
+    assert_eq!(d.refusal.status(), 403);
+    assert_eq!(d.detail.as_deref(), Some("https://evil.example"));
+    // The gate's own origin with another scheme or port is foreign too.
+    for origin in ["http://gate.example.com", "https://gate.example.com:8443", "null", ""] {
+        assert_eq!(gate.deny(&Req::ws("/ws/rooms/lobby").header("Origin", origin)).check, Check::Origin, "{origin}");
+    }
+    assert_eq!(gate.store.reads.get(), 0);
+}
+
+#[test]
+fn own_origin_is_always_allowed() {
+    let gate = Gate::new(json!({"allowed_origins": ["https://other.example"], "routes": [{"path": "/ws/rooms/:room"}]}));
+    gate.admit(&Req::ws("/ws/rooms/lobby").header("Origin", OWN_ORIGIN));
+    gate.admit(&Req::ws("/ws/rooms/lobby").header("Origin", "https://other.example"));
+}
+
+#[test]
+fn glob_allowed_origin() {
+    let gate = Gate::new(json!({"allowed_origins": ["https://*.example.com"], "routes": [{"path": "/ws/rooms/:room"}]}));
+    gate.admit(&Req::ws("/ws/rooms/lobby").header("Origin", "https://app.example.com"));
+    gate.admit(&Req::ws("/ws/rooms/lobby").header("Origin", "https://a.b.example.com"));
+    for bad in ["https://example.com", "http://app.example.com", "https://app.example.com.evil.net", "https://evilexample.com"] {
+        assert_eq!(gate.deny(&Req::ws("/ws/rooms/lobby").header("Origin", bad)).refusal, Refusal::OriginNotAllowed, "{bad}");
+    }
+}
+
+#[test]
+fn missing_origin_is_allowed_by_default() {
+    Gate::new(rooms()).admit(&Req::ws("/ws/rooms/lobby").without("Origin"));
+}
+
+#[test]
+fn missing_origin_is_denied_with_allow_missing_origin_false() {
+    let gate = Gate::new(json!({"allow_missing_origin": false, "routes": [{"path": "/ws/rooms/:room"}]}));
+    let d = gate.deny(&Req::ws("/ws/rooms/lobby").without("Origin"));
+    assert_eq!((d.refusal, d.check, d.refusal.status()), (Refusal::OriginNotAllowed, Check::Origin, 403));
+    gate.admit(&Req::ws("/ws/rooms/lobby"));
+}
+
+#[test]
+fn missing_cookie_is_401() {
+    let gate = Gate::new(rooms());
+    for req in [
+        Req::ws("/ws/rooms/lobby").without("Cookie"),
+        Req::ws("/ws/rooms/lobby").cookie("theme=dark; other=1"),
+        Req::ws("/ws/rooms/lobby").cookie(""),
+        Req::ws("/ws/rooms/lobby").cookie("connect.sid"),
+    ] {
+        let d = gate.deny(&req);
+        assert_eq!((d.refusal, d.check, d.refusal.status()), (Refusal::MissingCookie, Check::Cookie, 401));
+        assert_eq!(d.sid, None);
+    }
+    assert_eq!(gate.store.reads.get(), 0);
+}
+
+#[test]
+fn cookie_name_is_configurable() {
+    let gate = Gate::new(json!({"cookie_name": "sid", "routes": [{"path": "/ws/rooms/:room"}]}));
+    assert_eq!(gate.deny(&Req::ws("/ws/rooms/lobby")).refusal, Refusal::MissingCookie);
+    let value = sessiongate::signature::Secrets::new(&[SECRET]).unwrap().cookie_value(SID);
+    gate.admit(&Req::ws("/ws/rooms/lobby").cookie(&format!("sid={value}")));
+}
+
+#[test]
+fn unsigned_sid_is_401_and_never_reaches_the_store() {
+    let mut gate = Gate::new(rooms());
+    // Even a store holding the bare sid as a key must not be asked.
+    gate.store.map.insert(format!("sess:{SID}"), session_json().to_string());
+    let signed = sessiongate::signature::Secrets::new(&[SECRET]).unwrap().sign(SID);
+    for cookie in [
+        format!("connect.sid={SID}"),
+        format!("connect.sid={signed}"),       // signed but no s: prefix
+        format!("connect.sid=s:{SID}"),         // prefix but no signature
+        format!("connect.sid=s%3A{SID}"),
+    ] {
+        let d = gate.deny(&Req::ws("/ws/rooms/lobby").cookie(&cookie));
+        assert_eq!((d.refusal, d.check, d.refusal.status()), (Refusal::BadSignature, Check::Signature, 401), "{cookie}");
+        assert_eq!(d.sid, None);
+    }
+    assert_eq!(gate.store.reads.get(), 0);
+}
+
+#[test]
+fn bad_signature_is_401() {
+    let gate = Gate::new(rooms());
+    let good = cookie_for(SECRET, SID);
+    let tampered_sid = good.replace(SID, "YYxA01K1Js0u7JYkqNzvolwuNnbFxjpG");
+    for cookie in [tampered_sid, cookie_for("some other secret", SID), format!("{}x", cookie_for(SECRET, SID).split(';').nth(1).unwrap().trim())] {
+        let d = gate.deny(&Req::ws("/ws/rooms/lobby").cookie(&cookie));
+        assert_eq!((d.refusal, d.check), (Refusal::BadSignature, Check::Signature), "{cookie}");
+    }
+    assert_eq!(gate.store.reads.get(), 0);
+}
+
+#[test]
+fn empty_signed_sid_is_refused() {
+    let gate = Gate::new(rooms());
+    let d = gate.deny(&Req::ws("/ws/rooms/lobby").cookie(&cookie_for(SECRET, "")));
+    assert_eq!(d.refusal, Refusal::BadSignature);
+}
+
+#[test]
+fn unknown_session_is_401_with_the_sid_for_logs() {
+    let gate = Gate::new(rooms());
+    let other = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let d = gate.deny(&Req::ws("/ws/rooms/lobby").cookie(&cookie_for(SECRET, other)));
+    assert_eq!((d.refusal, d.check, d.refusal.status()), (Refusal::UnknownSession, Check::Session, 401));
+    assert_eq!(d.sid.as_deref(), Some(other));
+    assert_eq!(gate.store.reads.get(), 1);
+}
+
+#[test]
+fn store_key_is_prefix_plus_sid() {
+    // Default prefix "sess:": a store holding the bare sid does not know the session.
+    let mut gate = Gate::new(rooms());
+    gate.store.map.clear();
+    gate.store.map.insert(SID.to_owned(), session_json().to_string());
+    assert_eq!(gate.deny(&Req::ws("/ws/rooms/lobby")).refusal, Refusal::UnknownSession);
+    // key_prefix "" (express-session-cloudflare-kv).
+    let gate = Gate::new(json!({"key_prefix": "", "routes": [{"path": "/ws/rooms/:room"}]}));
+    assert!(gate.store.map.contains_key(SID));
+    gate.admit(&Req::ws("/ws/rooms/lobby"));
+    let gate = Gate::new(json!({"key_prefix": "app1:sess:", "routes": [{"path": "/ws/rooms/:room"}]}));
+    assert!(gate.store.map.contains_key(&format!("app1:sess:{SID}")));
+    gate.admit(&Req::ws("/ws/rooms/lobby"));
+}
+
+#[test]
+fn unreadable_session_json_is_401() {
+    for json in ["not json", "[]", "\"text\"", "null", r#"{"cookie":{"expires":"tomorrow"}}"#, r#"{"cookie":{"expires":12}}"#, ""] {
+        let gate = Gate::with_session(rooms(), json);
+        let d = gate.deny(&Req::ws("/ws/rooms/lobby"));
+        assert_eq!((d.refusal, d.check, d.refusal.status()), (Refusal::UnreadableSession, Check::Session, 401), "{json}");
+        assert!(d.detail.is_some());
+        assert_eq!(d.sid.as_deref(), Some(SID));
+    }
+}
+
+#[test]
+fn expired_session_is_401() {
+    let gate = Gate::new(rooms()).at(EXPIRES + 1);
+    let d = gate.deny(&Req::ws("/ws/rooms/lobby"));
+    assert_eq!((d.refusal, d.check, d.refusal.status()), (Refusal::SessionExpired, Check::Session, 401));
+}
+
+#[test]
+fn session_expiring_exactly_now_is_expired() {
+    let d = Gate::new(rooms()).at(EXPIRES).deny(&Req::ws("/ws/rooms/lobby"));
+    assert_eq!(d.refusal, Refusal::SessionExpired);
+    Gate::new(rooms()).at(EXPIRES - 1).admit(&Req::ws("/ws/rooms/lobby"));
+}
+
+#[test]
+fn null_or_absent_expires_never_expires_at_the_edge() {
+    let null = json!({"cookie": {"originalMaxAge": null, "expires": null}, "passport": {"user": "u"}}).to_string();
+    let a = Gate::with_session(rooms(), &null).at(i64::MAX).admit(&Req::ws("/ws/rooms/lobby"));
+    assert_eq!(a.expires_at_ms, None);
+    let absent = json!({"passport": {"user": "u"}}).to_string();
+    Gate::with_session(rooms(), &absent).at(i64::MAX).admit(&Req::ws("/ws/rooms/lobby"));
+}
+
+#[test]
+fn expiry_with_an_offset_is_honoured() {
+    // 13:30+01:30 is 12:00Z.
+    let json = json!({"cookie": {"expires": "2026-11-26T13:30:00.000+01:30"}}).to_string();
+    assert_eq!(Gate::with_session(rooms(), &json).at(EXPIRES).deny(&Req::ws("/ws/rooms/lobby")).refusal, Refusal::SessionExpired);
+    Gate::with_session(rooms(), &json).at(EXPIRES - 1).admit(&Req::ws("/ws/rooms/lobby"));
+}
+
+#[test]
+fn store_error_fails_closed_with_503() {
+    let gate = Gate { config: config(rooms()), secrets: sessiongate::signature::Secrets::new(&[SECRET]).unwrap(), store: FailingStore, now: NOW };
+    let d = gate.deny(&Req::ws("/ws/rooms/lobby"));
+    assert_eq!((d.refusal, d.check, d.refusal.status()), (Refusal::StoreUnavailable, Check::Store, 503));
+    assert_eq!(d.detail.as_deref(), Some("kv timeout"));
+    assert_eq!(d.sid.as_deref(), Some(SID));
+    assert_eq!(d.refusal.close_code(), 4503);
+}
+
+#[test]
+fn store_error_is_not_reached_without_a_valid_signature() {
+    let gate = Gate { config: config(rooms()), secrets: sessiongate::signature::Secrets::new(&[SECRET]).unwrap(), store: FailingStore, now: NOW };
+    assert_eq!(gate.deny(&Req::ws("/ws/rooms/lobby").cookie("connect.sid=junk")).refusal, Refusal::BadSignature);
+    assert_eq!(gate.deny(&Req::ws("/ws/rooms/lobby").without("Cookie")).refusal, Refusal::MissingCookie);
+}
+
+#[test]
+fn failing_rule_is_403_and_names_the_rule_for_logs_only() {
+    let gate = Gate::new(json!({"routes": [{"path": "/ws/rooms/:room",
+        "require": [{"session": "passport.user", "exists": true}, {"session": "user.roles", "contains": "owner"}]}]}));
+    let d = gate.deny(&Req::ws("/ws/rooms/lobby"));
+    assert_eq!((d.refusal, d.check, d.refusal.status()), (Refusal::RuleDenied, Check::Rules, 403));
+    assert_eq!(d.detail.as_deref(), Some("routes[0].require[1] (session user.roles contains \"owner\")"));
+    assert_eq!(d.refusal.reason(), "rule denied");
+    assert_eq!(d.sid.as_deref(), Some(SID));
+}
+
+// ---------------------------------------------------------------------- secret rotation
+
+#[test]
+fn secret_rotation_old_cookie_verifies_with_the_list_only() {
+    let old_cookie = cookie_for(OLD_SECRET, SID);
+    let rotated = Gate::new(rooms()).secrets(&[SECRET, OLD_SECRET]);
+    assert_eq!(rotated.admit(&Req::ws("/ws/rooms/lobby").cookie(&old_cookie)).sid, SID);
+    rotated.admit(&Req::ws("/ws/rooms/lobby"));
+    let new_only = Gate::new(rooms()).secrets(&[SECRET]);
+    assert_eq!(new_only.deny(&Req::ws("/ws/rooms/lobby").cookie(&old_cookie)).refusal, Refusal::BadSignature);
+    let old_only = Gate::new(rooms()).secrets(&[OLD_SECRET]);
+    assert_eq!(old_only.deny(&Req::ws("/ws/rooms/lobby")).refusal, Refusal::BadSignature);
+}
+
+// ----------------------------------------------------------------------------- deny_with
+
+#[test]
+fn deny_with_defaults_to_status() {
+    let gate = Gate::new(rooms());
+    assert_eq!(gate.deny(&Req::ws("/nope")).deny_with, DenyWith::Status);
+    assert_eq!(gate.deny(&Req::ws("/ws/rooms/x").without("Cookie")).deny_with, DenyWith::Status);
+}
+
+#[test]
+fn deny_with_global_and_per_route() {
+    let gate = Gate::new(json!({"deny_with": "close", "routes": [
+        {"path": "/ws/a/:room"},
+        {"path": "/ws/b/:room", "deny_with": "status"}
+    ]}));
+    // Before a route matched: the global setting.
+    assert_eq!(gate.deny(&Req::ws("/nope")).deny_with, DenyWith::Close);
+    // A route without its own: the global one.
+    assert_eq!(gate.deny(&Req::ws("/ws/a/x").without("Cookie")).deny_with, DenyWith::Close);
+    // A route's own wins, from the upgrade check on.
+    let d = gate.deny(&Req::ws("/ws/b/x").without("Upgrade"));
+    assert_eq!((d.deny_with, d.route), (DenyWith::Status, Some(1)));
+    assert_eq!(gate.deny(&Req::ws("/ws/b/x").without("Cookie")).deny_with, DenyWith::Status);
+
+    let gate = Gate::new(json!({"routes": [{"path": "/ws/a/:room", "deny_with": "close"}]}));
+    assert_eq!(gate.deny(&Req::ws("/nope")).deny_with, DenyWith::Status);
+    assert_eq!(gate.deny(&Req::ws("/ws/a/x").without("Cookie")).deny_with, DenyWith::Close);
+}
+
+// -------------------------------------------------------------------- Refusal mapping
+
+#[test]
+fn refusal_status_and_close_code_mapping() {
+    let table = [
+        (Refusal::NoRoute, 404),
+        (Refusal::NotUpgrade, 426),
+        (Refusal::OriginNotAllowed, 403),
+        (Refusal::MissingCookie, 401),
+        (Refusal::BadSignature, 401),
+        (Refusal::UnknownSession, 401),
+        (Refusal::UnreadableSession, 401),
+        (Refusal::SessionExpired, 401),
+        (Refusal::SessionRevoked, 401),
+        (Refusal::RuleDenied, 403),
+        (Refusal::StoreUnavailable, 503),
+        (Refusal::TooManyForSession, 429),
+        (Refusal::RoomFull, 429),
+    ];
+    let mut reasons = std::collections::HashSet::new();
+    for (refusal, status) in table {
+        assert_eq!(refusal.status(), status, "{refusal:?}");
+        assert_eq!(refusal.close_code(), 4000 + status, "{refusal:?}");
+        // Application close codes are 4000-4999.
+        assert!((4000..=4999).contains(&refusal.close_code()));
+        // Reasons are short (close frames allow 123 bytes) and distinct.
+        assert!(!refusal.reason().is_empty() && refusal.reason().len() <= 123);
+        assert!(reasons.insert(refusal.reason()), "duplicate reason {}", refusal.reason());
+    }
+    assert_eq!(Refusal::OriginNotAllowed.close_code(), 4403);
+    assert_eq!(Refusal::MissingCookie.close_code(), 4401);
+}
+
+#[test]
+fn check_names() {
+    let names: Vec<&str> = [Check::Route, Check::Upgrade, Check::Origin, Check::Cookie, Check::Signature, Check::Store, Check::Session, Check::Rules]
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
+    assert_eq!(names, ["route", "upgrade", "origin", "cookie", "signature", "store", "session", "rules"]);
+}
