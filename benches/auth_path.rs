@@ -1,1 +1,220 @@
-fn main() {}
+//! The core auth path against one HMAC-SHA256.
+//!
+//! * `auth_path/decide`: `decision::decide` on a realistic handshake: a Cookie header with four
+//!   cookies incl. `connect.sid`, unsign with prepared `Secrets`, an in-memory store handing
+//!   back a ~300-byte session (one `String` clone of a `&'static str`), `Session::from_json`
+//!   and three rules (require / include / exclude).
+//! * `hmac/raw_per_call`: one HMAC-SHA256 of the 32-char sid the way `cookie-signature` does it
+//!   on every call: `Hmac::<Sha256>::new_from_slice(secret)` + update + finalize (key setup
+//!   included).
+//! * `hmac/prekeyed_clone`: the same HMAC from a pre-keyed state, cloned (what `Secrets` does).
+//!
+//! After criterion's own output, a plain summary is printed (ns/op measured with
+//! `std::time::Instant` over many iterations) with the full/raw ratio and a per-stage
+//! breakdown of the full path.
+//!
+//! Run: `cargo bench --bench auth_path` (add `-- --quick` for a shorter criterion run; the
+//! summary always runs).
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use hmac::{Hmac, Mac};
+use serde_json::json;
+use sha2::Sha256;
+use sessiongate::config::Config;
+use sessiongate::decision::{decide, Decision, Handshake, SessionStore, StoreError};
+use sessiongate::rules::RuleContext;
+use sessiongate::session::Session;
+use sessiongate::signature::Secrets;
+
+const SECRET: &str = "a long production secret, 32+ chars";
+const SID: &str = "XYxA01K1Js0u7JYkqNzvolwuNnbFxjpG";
+const NOW_MS: i64 = 1_795_651_200_000; // 2026-11-26T00:00:00Z, before the session expires
+
+/// A realistic stored session, about 300 bytes.
+const SESSION: &str = r#"{"cookie":{"originalMaxAge":86400000,"expires":"2026-11-26T12:00:00.000Z","secure":true,"httpOnly":true,"path":"/","sameSite":"lax"},"passport":{"user":"u-42"},"user":{"id":"u-42","name":"Ada Lovelace","email":"ada@example.com","roles":["chat","admin"],"team":"acme-blue"},"csrfSecret":"k3Jd9sLq0xPZ2vYw8mNa"}"#;
+
+/// The store: one key, the session cloned out of a `&'static str` (one allocation).
+struct StaticStore {
+    key: String,
+}
+
+impl SessionStore for StaticStore {
+    async fn load(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok((key == self.key).then(|| SESSION.to_owned()))
+    }
+}
+
+fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => unreachable!("the store never pends"),
+    }
+}
+
+struct Fixture {
+    config: Config,
+    secrets: Secrets,
+    store: StaticStore,
+    headers: Vec<(String, String)>,
+    cookie_header: String,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let config = Config::from_value(&json!({
+            "allowed_origins": ["https://app.example.com"],
+            "routes": [{
+                "path": "/ws/rooms/:room",
+                "room": "{room}",
+                "require": [{"session": "passport.user", "exists": true}],
+                "include": [{"session": "user.roles", "contains": "chat"}],
+                "exclude": [{"session": "user.banned", "equals": true}]
+            }]
+        }))
+        .expect("bench config compiles");
+        let secrets = Secrets::new(&[SECRET]).unwrap();
+        let cookie_header = format!(
+            "theme=dark; _ga=GA1.2.1234567890.1700000000; connect.sid={}; lang=en-US",
+            secrets.cookie_value(SID)
+        );
+        let headers = vec![
+            ("host".to_owned(), "gate.example.com".to_owned()),
+            ("upgrade".to_owned(), "websocket".to_owned()),
+            ("connection".to_owned(), "Upgrade".to_owned()),
+            ("origin".to_owned(), "https://app.example.com".to_owned()),
+            ("sec-websocket-version".to_owned(), "13".to_owned()),
+            ("sec-websocket-key".to_owned(), "dGhlIHNhbXBsZSBub25jZQ==".to_owned()),
+            ("cookie".to_owned(), cookie_header.clone()),
+        ];
+        let store = StaticStore { key: format!("{}{SID}", config.key_prefix) };
+        Fixture { config, secrets, store, headers, cookie_header }
+    }
+
+    fn decide(&self) -> Decision {
+        let req = Handshake {
+            method: "GET",
+            path: black_box("/ws/rooms/lobby"),
+            query: "",
+            headers: &self.headers,
+            own_origin: "https://gate.example.com",
+        };
+        block_on(decide(&req, &self.store, &self.secrets, &self.config, NOW_MS, &mut ()))
+    }
+}
+
+fn hmac_raw(secret: &[u8], msg: &[u8]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("any key length");
+    mac.update(msg);
+    mac.finalize().into_bytes().into()
+}
+
+fn hmac_prekeyed(keyed: &Hmac<Sha256>, msg: &[u8]) -> [u8; 32] {
+    let mut mac = keyed.clone();
+    mac.update(msg);
+    mac.finalize().into_bytes().into()
+}
+
+fn criterion_benches(c: &mut Criterion, fx: &Fixture) {
+    let mut group = c.benchmark_group("auth_path");
+    group.bench_function("decide", |b| b.iter(|| black_box(fx.decide())));
+    group.finish();
+
+    let keyed = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    let mut group = c.benchmark_group("hmac");
+    group.bench_function("raw_per_call", |b| {
+        b.iter(|| hmac_raw(black_box(SECRET.as_bytes()), black_box(SID.as_bytes())))
+    });
+    group.bench_function("prekeyed_clone", |b| b.iter(|| hmac_prekeyed(black_box(&keyed), black_box(SID.as_bytes()))));
+    group.finish();
+}
+
+/// ns per call of `f`, best of `rounds` rounds of `iters` calls (after a warm-up round).
+fn ns_per_op<R>(iters: u32, rounds: u32, mut f: impl FnMut() -> R) -> f64 {
+    for _ in 0..iters / 4 {
+        black_box(f());
+    }
+    let mut best = Duration::MAX;
+    for _ in 0..rounds {
+        let start = Instant::now();
+        for _ in 0..iters {
+            black_box(f());
+        }
+        best = best.min(start.elapsed());
+    }
+    best.as_nanos() as f64 / f64::from(iters)
+}
+
+fn summary(fx: &Fixture) {
+    let keyed = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    let full = ns_per_op(200_000, 5, || fx.decide());
+    let raw = ns_per_op(1_000_000, 5, || hmac_raw(black_box(SECRET.as_bytes()), black_box(SID.as_bytes())));
+    let pre = ns_per_op(1_000_000, 5, || hmac_prekeyed(black_box(&keyed), black_box(SID.as_bytes())));
+
+    // Stages of the full path, each on its own.
+    let header = fx.cookie_header.as_str();
+    let find = ns_per_op(1_000_000, 5, || sessiongate::cookie::find(black_box(header), "connect.sid"));
+    let raw_value = sessiongate::cookie::find(header, "connect.sid").unwrap().into_owned();
+    let unsign = ns_per_op(1_000_000, 5, || fx.secrets.unsign_cookie(black_box(&raw_value)).map(str::len));
+    let load = ns_per_op(1_000_000, 5, || block_on(fx.store.load(black_box(&fx.store.key))));
+    let session = ns_per_op(200_000, 5, || Session::from_json(black_box(SESSION)));
+    let value = ns_per_op(200_000, 5, || serde_json::from_str::<serde_json::Value>(black_box(SESSION)).map(|_| ()));
+    let validate = ns_per_op(200_000, 5, || serde_json::from_str::<serde::de::IgnoredAny>(black_box(SESSION)).map(|_| ()));
+    let drop_session = {
+        // Building + dropping vs building only: how much of from_json is the free of the Map.
+        let parsed: Vec<Session> = (0..100_000).map(|_| Session::from_json(SESSION).unwrap()).collect();
+        let start = Instant::now();
+        drop(black_box(parsed));
+        start.elapsed().as_nanos() as f64 / 100_000.0
+    };
+    let s = Session::from_json(SESSION).unwrap();
+    let route = &fx.config.routes[0];
+    let params = route.path.match_path("/ws/rooms/lobby").unwrap();
+    let headers = fx.headers.clone();
+    let rules = ns_per_op(1_000_000, 5, || {
+        let ctx = RuleContext { session: black_box(&s), params: &params, query: "", headers: &headers };
+        route.rules.check(&ctx, |_| {}).is_ok()
+    });
+    let route_match = ns_per_op(1_000_000, 5, || route.path.match_path(black_box("/ws/rooms/lobby")).is_some());
+
+    println!();
+    println!("== auth_path summary (std::time::Instant, best of 5 rounds) ==");
+    println!("full auth path (decide)            {full:8.1} ns/op");
+    println!("raw HMAC-SHA256, key setup per call {raw:8.1} ns/op");
+    println!("HMAC-SHA256, pre-keyed clone        {pre:8.1} ns/op");
+    println!("ratio full/raw                      {:8.2}x", full / raw);
+    println!("ratio full/pre-keyed                {:8.2}x", full / pre);
+    println!("-- stages of the full path --");
+    println!("route match_path                    {route_match:8.1} ns/op");
+    println!("cookie::find (4 cookies)            {find:8.1} ns/op");
+    println!("Secrets::unsign_cookie              {unsign:8.1} ns/op");
+    println!("store load (String clone, ~{}B)    {load:8.1} ns/op", SESSION.len());
+    println!("Session::from_json (incl. drop)     {session:8.1} ns/op");
+    println!("  serde_json::Value parse+drop      {value:8.1} ns/op");
+    println!("  of which drop of the Map          {drop_session:8.1} ns/op");
+    println!("  JSON validation only (IgnoredAny) {validate:8.1} ns/op");
+    println!("3 rules (RuleSet::check)            {rules:8.1} ns/op");
+    println!(
+        "stage sum                           {:8.1} ns/op (rest of decide: {:.1} ns)",
+        route_match + find + unsign + load + session + rules,
+        full - (route_match + find + unsign + load + session + rules)
+    );
+}
+
+fn main() {
+    let fx = Fixture::new();
+    match fx.decide() {
+        Decision::Admit(a) => assert_eq!((a.room.as_str(), a.sid.as_str()), ("lobby", SID)),
+        Decision::Deny(d) => panic!("bench handshake must be admitted: {d:?}"),
+    }
+    let mut c = Criterion::default().configure_from_args();
+    criterion_benches(&mut c, &fx);
+    c.final_summary();
+    summary(&fx);
+}

@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+
+# wrangler runs this on every `wrangler dev` start: skip the ~20 s wasm-bindgen + wasm-opt pass
+# when nothing that goes into the wasm changed since the last build.
+if [ -f build/index.js ] && [ -f build/index_bg.wasm ] && \
+   [ -z "$(find src Cargo.toml Cargo.lock -newer build/index_bg.wasm -print -quit)" ]; then
+  echo "build: build/ is up to date"
+  exit 0
+fi
 export PATH="$HOME/.cargo/bin:$PATH"
 export WASM_BINDGEN_BIN="$(command -v wasm-bindgen)"
 export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"

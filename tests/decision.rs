@@ -57,6 +57,17 @@ fn projection_contains_only_expose_paths() {
 }
 
 #[test]
+fn revoke_keys_default_to_passport_user_and_follow_revoke_by() {
+    let a = Gate::new(rooms()).admit(&Req::ws("/ws/rooms/lobby"));
+    assert_eq!(a.revoke_keys, vec![("passport.user".to_owned(), json!("u-42"))]);
+    // Not exposed to peers for all that.
+    assert_eq!(a.projection, json!({}));
+    let gate = Gate::new(json!({"revoke_by": ["user.name", "user.missing", "user.roles"], "routes": [{"path": "/ws/rooms/:room"}]}));
+    let a = gate.admit(&Req::ws("/ws/rooms/lobby"));
+    assert_eq!(a.revoke_keys, vec![("user.name".to_owned(), json!("Ada")), ("user.roles".to_owned(), json!(["chat", "admin"]))]);
+}
+
+#[test]
 fn projection_is_empty_by_default() {
     let a = Gate::new(rooms()).admit(&Req::ws("/ws/rooms/lobby"));
     assert_eq!(a.projection, json!({}));

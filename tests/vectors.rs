@@ -307,6 +307,9 @@ fn express_session_stored_json_parses_with_its_expiry() {
                 assert_eq!(&time::format_rfc3339_ms(ms), iso);
                 // Independent: the Set-Cookie Expires attribute (second precision).
                 assert_eq!(set_cookie_expires_secs(s(e, "set_cookie")), Some(ms.div_euclid(1000)));
+                // And our HTTP date is express-session's `Expires` attribute text.
+                let attr = format!("Expires={}", time::format_http_date(ms));
+                assert!(s(e, "set_cookie").split("; ").any(|a| a == attr), "{attr} in {}", s(e, "set_cookie"));
                 // Expired exactly at expiry, not a millisecond before.
                 assert!(!session.is_expired(ms - 1));
                 assert!(session.is_expired(ms));
