@@ -5,6 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
+# Several `wrangler dev` processes (tests) may start at once: one build at a time.
+mkdir -p target
+exec 9>target/.build.lock
+flock 9
+
 # wrangler runs this on every `wrangler dev` start: skip the ~20 s wasm-bindgen + wasm-opt pass
 # when nothing that goes into the wasm changed since the last build.
 if [ -f build/index.js ] && [ -f build/index_bg.wasm ] && \

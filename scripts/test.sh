@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Every test: the native core (cargo test), then the Worker end to end under `wrangler dev`
+# (real WebSocket clients, the real express-session), then the demo in headless Chromium.
+# Installs whatever is missing first (scripts/setup.sh --browser).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --browser
+export PATH="$HOME/.cargo/bin:$PATH"
+export CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_SEND_METRICS=false
+
+echo "== native: cargo test"
+cargo test --locked
+
+echo "== worker build"
+bash scripts/build.sh
+
+echo "== end to end under wrangler dev"
+node --test --test-concurrency=1 --test-reporter=spec tests/e2e/
+
+echo "== browser (headless Chromium)"
+node --test --test-concurrency=1 --test-reporter=spec tests/browser/
