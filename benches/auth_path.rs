@@ -25,12 +25,12 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use hmac::{Hmac, Mac};
 use serde_json::json;
-use sha2::Sha256;
 use sessiongate::config::Config;
 use sessiongate::decision::{decide, Decision, Handshake, SessionStore, StoreError};
 use sessiongate::rules::RuleContext;
 use sessiongate::session::Session;
 use sessiongate::signature::Secrets;
+use sha2::Sha256;
 
 const SECRET: &str = "a long production secret, 32+ chars";
 const SID: &str = "XYxA01K1Js0u7JYkqNzvolwuNnbFxjpG";
@@ -90,11 +90,22 @@ impl Fixture {
             ("connection".to_owned(), "Upgrade".to_owned()),
             ("origin".to_owned(), "https://app.example.com".to_owned()),
             ("sec-websocket-version".to_owned(), "13".to_owned()),
-            ("sec-websocket-key".to_owned(), "dGhlIHNhbXBsZSBub25jZQ==".to_owned()),
+            (
+                "sec-websocket-key".to_owned(),
+                "dGhlIHNhbXBsZSBub25jZQ==".to_owned(),
+            ),
             ("cookie".to_owned(), cookie_header.clone()),
         ];
-        let store = StaticStore { key: format!("{}{SID}", config.key_prefix) };
-        Fixture { config, secrets, store, headers, cookie_header }
+        let store = StaticStore {
+            key: format!("{}{SID}", config.key_prefix),
+        };
+        Fixture {
+            config,
+            secrets,
+            store,
+            headers,
+            cookie_header,
+        }
     }
 
     fn decide(&self) -> Decision {
@@ -105,7 +116,14 @@ impl Fixture {
             headers: &self.headers,
             own_origin: "https://gate.example.com",
         };
-        block_on(decide(&req, &self.store, &self.secrets, &self.config, NOW_MS, &mut ()))
+        block_on(decide(
+            &req,
+            &self.store,
+            &self.secrets,
+            &self.config,
+            NOW_MS,
+            &mut (),
+        ))
     }
 }
 
@@ -131,7 +149,9 @@ fn criterion_benches(c: &mut Criterion, fx: &Fixture) {
     group.bench_function("raw_per_call", |b| {
         b.iter(|| hmac_raw(black_box(SECRET.as_bytes()), black_box(SID.as_bytes())))
     });
-    group.bench_function("prekeyed_clone", |b| b.iter(|| hmac_prekeyed(black_box(&keyed), black_box(SID.as_bytes()))));
+    group.bench_function("prekeyed_clone", |b| {
+        b.iter(|| hmac_prekeyed(black_box(&keyed), black_box(SID.as_bytes())))
+    });
     group.finish();
 }
 
@@ -154,21 +174,41 @@ fn ns_per_op<R>(iters: u32, rounds: u32, mut f: impl FnMut() -> R) -> f64 {
 fn summary(fx: &Fixture) {
     let keyed = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
     let full = ns_per_op(200_000, 5, || fx.decide());
-    let raw = ns_per_op(1_000_000, 5, || hmac_raw(black_box(SECRET.as_bytes()), black_box(SID.as_bytes())));
-    let pre = ns_per_op(1_000_000, 5, || hmac_prekeyed(black_box(&keyed), black_box(SID.as_bytes())));
+    let raw = ns_per_op(1_000_000, 5, || {
+        hmac_raw(black_box(SECRET.as_bytes()), black_box(SID.as_bytes()))
+    });
+    let pre = ns_per_op(1_000_000, 5, || {
+        hmac_prekeyed(black_box(&keyed), black_box(SID.as_bytes()))
+    });
 
     // Stages of the full path, each on its own.
     let header = fx.cookie_header.as_str();
-    let find = ns_per_op(1_000_000, 5, || sessiongate::cookie::find(black_box(header), "connect.sid"));
-    let raw_value = sessiongate::cookie::find(header, "connect.sid").unwrap().into_owned();
-    let unsign = ns_per_op(1_000_000, 5, || fx.secrets.unsign_cookie(black_box(&raw_value)).map(str::len));
-    let load = ns_per_op(1_000_000, 5, || block_on(fx.store.load(black_box(&fx.store.key))));
+    let find = ns_per_op(1_000_000, 5, || {
+        sessiongate::cookie::find(black_box(header), "connect.sid")
+    });
+    let raw_value = sessiongate::cookie::find(header, "connect.sid")
+        .unwrap()
+        .into_owned();
+    let unsign = ns_per_op(1_000_000, 5, || {
+        fx.secrets
+            .unsign_cookie(black_box(&raw_value))
+            .map(str::len)
+    });
+    let load = ns_per_op(1_000_000, 5, || {
+        block_on(fx.store.load(black_box(&fx.store.key)))
+    });
     let session = ns_per_op(200_000, 5, || Session::from_json(black_box(SESSION)));
-    let value = ns_per_op(200_000, 5, || serde_json::from_str::<serde_json::Value>(black_box(SESSION)).map(|_| ()));
-    let validate = ns_per_op(200_000, 5, || serde_json::from_str::<serde::de::IgnoredAny>(black_box(SESSION)).map(|_| ()));
+    let value = ns_per_op(200_000, 5, || {
+        serde_json::from_str::<serde_json::Value>(black_box(SESSION)).map(|_| ())
+    });
+    let validate = ns_per_op(200_000, 5, || {
+        serde_json::from_str::<serde::de::IgnoredAny>(black_box(SESSION)).map(|_| ())
+    });
     let drop_session = {
         // Building + dropping vs building only: how much of from_json is the free of the Map.
-        let parsed: Vec<Session> = (0..100_000).map(|_| Session::from_json(SESSION).unwrap()).collect();
+        let parsed: Vec<Session> = (0..100_000)
+            .map(|_| Session::from_json(SESSION).unwrap())
+            .collect();
         let start = Instant::now();
         drop(black_box(parsed));
         start.elapsed().as_nanos() as f64 / 100_000.0
@@ -178,10 +218,20 @@ fn summary(fx: &Fixture) {
     let params = route.path.match_path("/ws/rooms/lobby").unwrap();
     let headers = fx.headers.clone();
     let rules = ns_per_op(1_000_000, 5, || {
-        let ctx = RuleContext { session: black_box(&s), params: &params, query: "", headers: &headers };
+        let ctx = RuleContext {
+            session: black_box(&s),
+            params: &params,
+            query: "",
+            headers: &headers,
+        };
         route.rules.check(&ctx, |_| {}).is_ok()
     });
-    let route_match = ns_per_op(1_000_000, 5, || route.path.match_path(black_box("/ws/rooms/lobby")).is_some());
+    let route_match = ns_per_op(1_000_000, 5, || {
+        route
+            .path
+            .match_path(black_box("/ws/rooms/lobby"))
+            .is_some()
+    });
 
     println!();
     println!("== auth_path summary (std::time::Instant, best of 5 rounds) ==");
@@ -194,7 +244,10 @@ fn summary(fx: &Fixture) {
     println!("route match_path                    {route_match:8.1} ns/op");
     println!("cookie::find (4 cookies)            {find:8.1} ns/op");
     println!("Secrets::unsign_cookie              {unsign:8.1} ns/op");
-    println!("store load (String clone, ~{}B)    {load:8.1} ns/op", SESSION.len());
+    println!(
+        "store load (String clone, ~{}B)    {load:8.1} ns/op",
+        SESSION.len()
+    );
     println!("Session::from_json (incl. drop)     {session:8.1} ns/op");
     println!("  serde_json::Value parse+drop      {value:8.1} ns/op");
     println!("  of which drop of the Map          {drop_session:8.1} ns/op");

@@ -155,8 +155,18 @@ const TOP_KEYS: &[&str] = &[
 const ROUTE_KEYS: &[&str] = &["path", "room", "require", "include", "exclude", "deny_with"];
 const RATE_KEYS: &[&str] = &["messages", "per_seconds"];
 const SUBJECTS: &[&str] = &["session", "param", "query", "header"];
-const OPERATORS: &[&str] =
-    &["exists", "equals", "not_equals", "in", "contains", "matches", "gt", "gte", "lt", "lte"];
+const OPERATORS: &[&str] = &[
+    "exists",
+    "equals",
+    "not_equals",
+    "in",
+    "contains",
+    "matches",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+];
 
 /// Collects errors while walking the table.
 #[derive(Default)]
@@ -166,7 +176,10 @@ struct Checker {
 
 impl Checker {
     fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(ConfigError { path: path.into(), message: message.into() });
+        self.errors.push(ConfigError {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 
     fn unknown_keys(&mut self, map: &Map<String, Value>, known: &[&str], at: &str) {
@@ -184,7 +197,10 @@ impl Checker {
         match map.get(key)? {
             Value::String(s) => Some(s.clone()),
             other => {
-                self.error(join(at, key), format!("expected a string, found {}", kind(other)));
+                self.error(
+                    join(at, key),
+                    format!("expected a string, found {}", kind(other)),
+                );
                 None
             }
         }
@@ -194,28 +210,49 @@ impl Checker {
         match map.get(key)? {
             Value::Bool(b) => Some(*b),
             other => {
-                self.error(join(at, key), format!("expected true or false, found {}", kind(other)));
+                self.error(
+                    join(at, key),
+                    format!("expected true or false, found {}", kind(other)),
+                );
                 None
             }
         }
     }
 
-    fn integer(&mut self, map: &Map<String, Value>, key: &str, at: &str, min: u64, max: u64) -> Option<u64> {
+    fn integer(
+        &mut self,
+        map: &Map<String, Value>,
+        key: &str,
+        at: &str,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
         let value = map.get(key)?;
         match value.as_u64() {
             Some(n) if (min..=max).contains(&n) => Some(n),
             _ => {
-                self.error(join(at, key), format!("expected a whole number from {min} to {max}, found {value}"));
+                self.error(
+                    join(at, key),
+                    format!("expected a whole number from {min} to {max}, found {value}"),
+                );
                 None
             }
         }
     }
 
-    fn array<'v>(&mut self, map: &'v Map<String, Value>, key: &str, at: &str) -> Option<&'v [Value]> {
+    fn array<'v>(
+        &mut self,
+        map: &'v Map<String, Value>,
+        key: &str,
+        at: &str,
+    ) -> Option<&'v [Value]> {
         match map.get(key)? {
             Value::Array(items) => Some(items),
             other => {
-                self.error(join(at, key), format!("expected an array, found {}", kind(other)));
+                self.error(
+                    join(at, key),
+                    format!("expected an array, found {}", kind(other)),
+                );
                 None
             }
         }
@@ -226,8 +263,13 @@ impl Checker {
         let mut paths = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             match item {
-                Value::String(p) if !p.is_empty() && !p.split('.').any(str::is_empty) => paths.push(p.clone()),
-                other => self.error(format!("{key}[{i}]"), format!("expected a dot path such as \"user.name\", found {other}")),
+                Value::String(p) if !p.is_empty() && !p.split('.').any(str::is_empty) => {
+                    paths.push(p.clone())
+                }
+                other => self.error(
+                    format!("{key}[{i}]"),
+                    format!("expected a dot path such as \"user.name\", found {other}"),
+                ),
             }
         }
         Some(paths)
@@ -238,7 +280,10 @@ impl Checker {
             "status" => Some(DenyWith::Status),
             "close" => Some(DenyWith::Close),
             other => {
-                self.error(join(at, "deny_with"), format!("expected \"status\" or \"close\", found {other:?}"));
+                self.error(
+                    join(at, "deny_with"),
+                    format!("expected \"status\" or \"close\", found {other:?}"),
+                );
                 None
             }
         }
@@ -246,8 +291,14 @@ impl Checker {
 
     fn rule_set(&mut self, map: &Map<String, Value>, at: &str, params: &[&str]) -> RuleSet {
         let mut set = RuleSet::default();
-        for (key, list) in [("require", &mut set.require), ("include", &mut set.include), ("exclude", &mut set.exclude)] {
-            let Some(items) = self.array(map, key, at) else { continue };
+        for (key, list) in [
+            ("require", &mut set.require),
+            ("include", &mut set.include),
+            ("exclude", &mut set.exclude),
+        ] {
+            let Some(items) = self.array(map, key, at) else {
+                continue;
+            };
             for (i, item) in items.iter().enumerate() {
                 let here = format!("{}[{i}]", join(at, key));
                 if let Some(condition) = self.condition(item, &here, params) {
@@ -263,8 +314,14 @@ impl Checker {
             self.error(at, format!("expected a table like {{ session = \"passport.user\", exists = true }}, found {}", kind(item)));
             return None;
         };
-        let subjects: Vec<&String> = map.keys().filter(|k| SUBJECTS.contains(&k.as_str())).collect();
-        let operators: Vec<&String> = map.keys().filter(|k| OPERATORS.contains(&k.as_str())).collect();
+        let subjects: Vec<&String> = map
+            .keys()
+            .filter(|k| SUBJECTS.contains(&k.as_str()))
+            .collect();
+        let operators: Vec<&String> = map
+            .keys()
+            .filter(|k| OPERATORS.contains(&k.as_str()))
+            .collect();
         let mut ok = true;
         for key in map.keys() {
             if SUBJECTS.contains(&key.as_str()) || OPERATORS.contains(&key.as_str()) {
@@ -276,15 +333,26 @@ impl Checker {
             } else {
                 ("operator", OPERATORS)
             };
-            let hint = suggestion(key, known).map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default();
+            let hint = suggestion(key, known)
+                .map(|s| format!(" (did you mean \"{s}\"?)"))
+                .unwrap_or_default();
             self.error(at, format!("unknown {what} \"{key}\"{hint}"));
         }
         if subjects.len() != 1 {
             ok = false;
             if subjects.is_empty() {
-                self.error(at, "needs exactly one subject: session, param, query or header");
+                self.error(
+                    at,
+                    "needs exactly one subject: session, param, query or header",
+                );
             } else {
-                self.error(at, format!("has {} subjects; each condition checks exactly one", subjects.len()));
+                self.error(
+                    at,
+                    format!(
+                        "has {} subjects; each condition checks exactly one",
+                        subjects.len()
+                    ),
+                );
             }
         }
         if operators.len() != 1 {
@@ -293,7 +361,13 @@ impl Checker {
                     self.error(at, "needs exactly one operator: exists, equals, not_equals, in, contains, matches, gt, gte, lt or lte");
                 }
             } else {
-                self.error(at, format!("has {} operators; write one condition per operator", operators.len()));
+                self.error(
+                    at,
+                    format!(
+                        "has {} operators; write one condition per operator",
+                        operators.len()
+                    ),
+                );
             }
             ok = false;
         }
@@ -306,7 +380,10 @@ impl Checker {
         let subject_name = match &map[subject_key] {
             Value::String(s) if !s.is_empty() => s.clone(),
             other => {
-                self.error(subject_at, format!("expected a non-empty string, found {}", kind(other)));
+                self.error(
+                    subject_at,
+                    format!("expected a non-empty string, found {}", kind(other)),
+                );
                 return None;
             }
         };
@@ -320,7 +397,13 @@ impl Checker {
             }
             "param" => {
                 if !params.contains(&subject_name.as_str()) {
-                    self.error(subject_at, format!("no path parameter {subject_name:?} (route has: {})", list_or_none(params)));
+                    self.error(
+                        subject_at,
+                        format!(
+                            "no path parameter {subject_name:?} (route has: {})",
+                            list_or_none(params)
+                        ),
+                    );
                     return None;
                 }
                 Subject::Param(subject_name)
@@ -334,7 +417,10 @@ impl Checker {
             "exists" => match raw {
                 Value::Bool(b) => Operator::Exists(*b),
                 other => {
-                    self.error(op_at, format!("expected true or false, found {}", kind(other)));
+                    self.error(
+                        op_at,
+                        format!("expected true or false, found {}", kind(other)),
+                    );
                     return None;
                 }
             },
@@ -350,21 +436,25 @@ impl Checker {
                     Operator::In(list)
                 }
                 other => {
-                    self.error(op_at, format!("expected a non-empty array, found {}", kind(other)));
+                    self.error(
+                        op_at,
+                        format!("expected a non-empty array, found {}", kind(other)),
+                    );
                     return None;
                 }
             },
             "matches" => {
                 let Value::String(pattern) = raw else {
-                    self.error(op_at, format!("expected a glob string, found {}", kind(raw)));
+                    self.error(
+                        op_at,
+                        format!("expected a glob string, found {}", kind(raw)),
+                    );
                     return None;
                 };
                 let template = self.template(pattern, &op_at, params)?;
                 if template.has_placeholders() {
                     // Check the glob's own syntax with the placeholders standing for plain text.
-                    let sample = crate::route::Params::default();
-                    let _ = sample;
-                    let probe = pattern.replace(|c: char| c == '{' || c == '}', "");
+                    let probe = pattern.replace(['{', '}'], "");
                     if let Err(e) = Glob::new(&probe) {
                         self.error(op_at, format!("bad glob {pattern:?}: {e}"));
                         return None;
@@ -394,17 +484,28 @@ impl Checker {
             },
         };
         let text = format!("{} {} {}", subject_key_text(&subject), operator_key, raw);
-        Some(Condition { subject, operator, text })
+        Some(Condition {
+            subject,
+            operator,
+            text,
+        })
     }
 
     fn expected(&mut self, raw: &Value, at: &str, params: &[&str]) -> Option<Expected> {
         match raw {
             Value::String(s) => {
                 let template = self.template(s, at, params)?;
-                Some(if template.has_placeholders() { Expected::Template(template) } else { Expected::Json(raw.clone()) })
+                Some(if template.has_placeholders() {
+                    Expected::Template(template)
+                } else {
+                    Expected::Json(raw.clone())
+                })
             }
             Value::Null => {
-                self.error(at, "null is not a value to compare with (use exists = false)");
+                self.error(
+                    at,
+                    "null is not a value to compare with (use exists = false)",
+                );
                 None
             }
             other => Some(Expected::Json(other.clone())),
@@ -418,7 +519,13 @@ impl Checker {
                 for name in t.placeholders() {
                     if !params.contains(&name) {
                         ok = false;
-                        self.error(at, format!("placeholder {{{name}}} names no path parameter (route has: {})", list_or_none(params)));
+                        self.error(
+                            at,
+                            format!(
+                                "placeholder {{{name}}} names no path parameter (route has: {})",
+                                list_or_none(params)
+                            ),
+                        );
                     }
                 }
                 ok.then_some(t)
@@ -472,7 +579,11 @@ fn suggestion<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
             Some(edit_distance(key, k)).filter(|d| *d <= 2)
         }
     };
-    known.iter().filter_map(|k| score(k).map(|s| (s, *k))).min_by_key(|(s, _)| *s).map(|(_, k)| k)
+    known
+        .iter()
+        .filter_map(|k| score(k).map(|s| (s, *k)))
+        .min_by_key(|(s, _)| *s)
+        .map(|(_, k)| k)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -492,7 +603,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// A cookie name is an RFC 6265 token.
 fn valid_cookie_name(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
 }
 
 /// An allowed origin is `scheme://host[:port]`, possibly with `*` wildcards, no path.
@@ -528,11 +641,18 @@ impl Config {
         c.unknown_keys(map, TOP_KEYS, "");
 
         let defaults = RoomSettings::default();
-        let cookie_name = c.string(map, "cookie_name", "").unwrap_or_else(|| "connect.sid".to_owned());
+        let cookie_name = c
+            .string(map, "cookie_name", "")
+            .unwrap_or_else(|| "connect.sid".to_owned());
         if !valid_cookie_name(&cookie_name) {
-            c.error("cookie_name", format!("{cookie_name:?} is not a cookie name"));
+            c.error(
+                "cookie_name",
+                format!("{cookie_name:?} is not a cookie name"),
+            );
         }
-        let key_prefix = c.string(map, "key_prefix", "").unwrap_or_else(|| "sess:".to_owned());
+        let key_prefix = c
+            .string(map, "key_prefix", "")
+            .unwrap_or_else(|| "sess:".to_owned());
         let mut allowed_origins = Vec::new();
         if let Some(items) = c.array(map, "allowed_origins", "") {
             for (i, item) in items.iter().enumerate() {
@@ -553,9 +673,13 @@ impl Config {
         }
         let allow_missing_origin = c.boolean(map, "allow_missing_origin", "").unwrap_or(true);
         let expose = c.dot_paths(map, "expose").unwrap_or_default();
-        let revoke_by = c.dot_paths(map, "revoke_by").unwrap_or_else(|| vec!["passport.user".to_owned()]);
+        let revoke_by = c
+            .dot_paths(map, "revoke_by")
+            .unwrap_or_else(|| vec!["passport.user".to_owned()]);
         let deny_with = c.deny_with(map, "").unwrap_or(DenyWith::Status);
-        let cache_ttl = c.integer(map, "cache_ttl", "", 30, 365 * 86_400).map(|n| n as u32);
+        let cache_ttl = c
+            .integer(map, "cache_ttl", "", 30, 365 * 86_400)
+            .map(|n| n as u32);
         let demo_login = c.boolean(map, "demo_login", "").unwrap_or(false);
 
         let mut room = defaults.clone();
@@ -564,7 +688,10 @@ impl Config {
         }
         if let Some(n) = c.integer(map, "revalidate_seconds", "", 0, 86_400) {
             if n != 0 && n < 5 {
-                c.error("revalidate_seconds", "expected 0 (off) or at least 5: every tick reads KV");
+                c.error(
+                    "revalidate_seconds",
+                    "expected 0 (off) or at least 5: every tick reads KV",
+                );
             }
             room.revalidate_seconds = n as u32;
         }
@@ -585,7 +712,13 @@ impl Config {
                     room.rate_limit_window_ms = n * 1000;
                 }
             }
-            Some(other) => c.error("rate_limit", format!("expected a table like {{ messages = 30, per_seconds = 10 }}, found {}", kind(other))),
+            Some(other) => c.error(
+                "rate_limit",
+                format!(
+                    "expected a table like {{ messages = 30, per_seconds = 10 }}, found {}",
+                    kind(other)
+                ),
+            ),
         }
 
         // Routes first: global rules may use a parameter only if every route captures it.
@@ -594,7 +727,10 @@ impl Config {
         let mut compiled_paths: Vec<Option<PathPattern>> = Vec::new();
         let route_items = c.array(map, "routes", "").unwrap_or(&[]);
         if !map.contains_key("routes") || route_items.is_empty() {
-            c.error("routes", "no routes: add at least one [[vars.SESSIONGATE.routes]] with a path");
+            c.error(
+                "routes",
+                "no routes: add at least one [[vars.SESSIONGATE.routes]] with a path",
+            );
         }
         for (i, item) in route_items.iter().enumerate() {
             let at = format!("routes[{i}]");
@@ -607,41 +743,54 @@ impl Config {
             let path = match c.string(route, "path", &at) {
                 None => {
                     if !route.contains_key("path") {
-                        c.error(join(&at, "path"), "missing: every route needs a path such as \"/ws/rooms/:room\"");
+                        c.error(
+                            join(&at, "path"),
+                            "missing: every route needs a path such as \"/ws/rooms/:room\"",
+                        );
                     }
                     None
                 }
-                Some(p) => match PathPattern::new(&p) {
-                    Ok(pattern) => {
-                        let shape = pattern.shape();
-                        if let Some((_, first)) = shapes.iter().find(|(s, _)| *s == shape) {
-                            c.error(join(&at, "path"), format!("{p:?} duplicates routes[{first}].path: it could never match"));
-                        } else {
-                            shapes.push((shape, i));
+                Some(p) => {
+                    match PathPattern::new(&p) {
+                        Ok(pattern) => {
+                            let shape = pattern.shape();
+                            if let Some((_, first)) = shapes.iter().find(|(s, _)| *s == shape) {
+                                c.error(join(&at, "path"), format!("{p:?} duplicates routes[{first}].path: it could never match"));
+                            } else {
+                                shapes.push((shape, i));
+                            }
+                            Some(pattern)
                         }
-                        Some(pattern)
+                        Err(e) => {
+                            c.error(join(&at, "path"), format!("{e} in {p:?}"));
+                            None
+                        }
                     }
-                    Err(e) => {
-                        c.error(join(&at, "path"), format!("{e} in {p:?}"));
-                        None
-                    }
-                },
+                }
             };
             compiled_paths.push(path);
         }
         let all_params: Vec<&str> = match compiled_paths.first() {
             Some(Some(first)) => first
                 .param_names()
-                .filter(|n| compiled_paths.iter().all(|p| p.as_ref().is_some_and(|p| p.param_names().any(|m| m == *n))))
+                .filter(|n| {
+                    compiled_paths
+                        .iter()
+                        .all(|p| p.as_ref().is_some_and(|p| p.param_names().any(|m| m == *n)))
+                })
                 .collect(),
             _ => Vec::new(),
         };
         let rules = c.rule_set(map, "", &all_params);
         for (i, (item, path)) in route_items.iter().zip(&compiled_paths).enumerate() {
-            let (Value::Object(route), Some(path)) = (item, path) else { continue };
+            let (Value::Object(route), Some(path)) = (item, path) else {
+                continue;
+            };
             let at = format!("routes[{i}]");
             let params: Vec<&str> = path.param_names().collect();
-            let room_text = c.string(route, "room", &at).unwrap_or_else(|| path.as_str().to_owned());
+            let room_text = c
+                .string(route, "room", &at)
+                .unwrap_or_else(|| path.as_str().to_owned());
             let room_template = c.template(&room_text, &join(&at, "room"), &params);
             if room_text.is_empty() {
                 c.error(join(&at, "room"), "a room name cannot be empty");
@@ -649,7 +798,12 @@ impl Config {
             let route_rules = c.rule_set(route, &at, &params);
             let route_deny = c.deny_with(route, &at).unwrap_or(deny_with);
             if let Some(room) = room_template {
-                routes.push(Route { path: path.clone(), room, rules: route_rules, deny_with: route_deny });
+                routes.push(Route {
+                    path: path.clone(),
+                    room,
+                    rules: route_rules,
+                    deny_with: route_deny,
+                });
             }
         }
 
@@ -681,7 +835,9 @@ impl Config {
         for set in sets {
             for c in set.require.iter().chain(&set.include).chain(&set.exclude) {
                 match &c.subject {
-                    Subject::Header(h) if !headers.contains(&h.as_str()) => headers.push(h.as_str()),
+                    Subject::Header(h) if !headers.contains(&h.as_str()) => {
+                        headers.push(h.as_str())
+                    }
                     Subject::Query(_) => query = true,
                     _ => {}
                 }
@@ -693,7 +849,10 @@ impl Config {
     /// Compiles a config given as JSON text (how the Worker gets it).
     pub fn from_json(text: &str) -> Result<Config, ConfigErrors> {
         let value: Value = serde_json::from_str(text).map_err(|e| {
-            ConfigErrors(vec![ConfigError { path: String::new(), message: format!("SESSIONGATE is not JSON: {e}") }])
+            ConfigErrors(vec![ConfigError {
+                path: String::new(),
+                message: format!("SESSIONGATE is not JSON: {e}"),
+            }])
         })?;
         Config::from_value(&value)
     }
@@ -734,7 +893,10 @@ mod tests {
             {"path": "/a"},
             {"path": "/b/:id", "require": [{"session": "user.id", "eq": "{id}"}]}
         ]}));
-        assert_eq!(e, vec!["routes[1].require[0]: unknown operator \"eq\" (did you mean \"equals\"?)"]);
+        assert_eq!(
+            e,
+            vec!["routes[1].require[0]: unknown operator \"eq\" (did you mean \"equals\"?)"]
+        );
     }
 
     #[test]
@@ -742,7 +904,10 @@ mod tests {
         let e = errors(json!({"cookie_nam": "x", "routes": [{"path": "/a", "requires": []}]}));
         assert_eq!(
             e,
-            vec!["cookie_nam: unknown key (did you mean \"cookie_name\"?)", "routes[0].requires: unknown key (did you mean \"require\"?)"]
+            vec![
+                "cookie_nam: unknown key (did you mean \"cookie_name\"?)",
+                "routes[0].requires: unknown key (did you mean \"require\"?)"
+            ]
         );
     }
 
@@ -773,7 +938,10 @@ mod tests {
             "routes[3].exclude[0].gt: expected a number, found a string",
         ];
         for want in expected {
-            assert!(e.iter().any(|got| got == want), "missing {want:?} in {e:#?}");
+            assert!(
+                e.iter().any(|got| got == want),
+                "missing {want:?} in {e:#?}"
+            );
         }
         assert_eq!(e.len(), expected.len(), "{e:#?}");
     }
@@ -821,13 +989,22 @@ mod tests {
             "require": [{"param": "x", "exists": true}],
             "routes": [{"path": "/a/:room"}, {"path": "/b/:room/:x"}]
         }));
-        assert_eq!(e, vec!["require[0].param: no path parameter \"x\" (route has: room)"]);
+        assert_eq!(
+            e,
+            vec!["require[0].param: no path parameter \"x\" (route has: room)"]
+        );
     }
 
     #[test]
     fn no_routes_is_an_error() {
-        assert_eq!(errors(json!({})), vec!["routes: no routes: add at least one [[vars.SESSIONGATE.routes]] with a path"]);
-        assert_eq!(errors(json!([])), vec!["SESSIONGATE must be a table, found an array"]);
+        assert_eq!(
+            errors(json!({})),
+            vec!["routes: no routes: add at least one [[vars.SESSIONGATE.routes]] with a path"]
+        );
+        assert_eq!(
+            errors(json!([])),
+            vec!["SESSIONGATE must be a table, found an array"]
+        );
     }
 
     #[test]
@@ -844,7 +1021,9 @@ mod tests {
         assert_eq!(c.room.max_connections_per_room, 3);
         assert_eq!(c.routes[0].deny_with, DenyWith::Close);
         assert_eq!(c.routes[1].deny_with, DenyWith::Status);
-        assert_eq!(errors(json!({"rate_limit": {"mesages": 5}, "routes": [{"path": "/a"}]})),
-            vec!["rate_limit.mesages: unknown key (did you mean \"messages\"?)"]);
+        assert_eq!(
+            errors(json!({"rate_limit": {"mesages": 5}, "routes": [{"path": "/a"}]})),
+            vec!["rate_limit.mesages: unknown key (did you mean \"messages\"?)"]
+        );
     }
 }

@@ -82,7 +82,11 @@ fn for_each_pair<'h>(header: &'h str, mut visit: impl FnMut(&'h str, &'h str) ->
             value_end -= 1;
         }
         // A lone `"` leaves start past end; JavaScript's slice gives "" then.
-        let value = if value_start < value_end { &header[value_start..value_end] } else { "" };
+        let value = if value_start < value_end {
+            &header[value_start..value_end]
+        } else {
+            ""
+        };
         if !visit(&header[key_start..key_end], value) {
             return;
         }
@@ -91,7 +95,10 @@ fn for_each_pair<'h>(header: &'h str, mut visit: impl FnMut(&'h str, &'h str) ->
 }
 
 fn position(bytes: &[u8], from: usize, needle: u8) -> Option<usize> {
-    bytes[from..].iter().position(|&b| b == needle).map(|p| p + from)
+    bytes[from..]
+        .iter()
+        .position(|&b| b == needle)
+        .map(|p| p + from)
 }
 
 /// The last `needle` strictly before `before`.
@@ -169,8 +176,16 @@ pub fn percent_encode(value: &str) -> String {
             out.push(b as char);
         } else {
             out.push('%');
-            out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0').to_ascii_uppercase());
-            out.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0').to_ascii_uppercase());
+            out.push(
+                char::from_digit(u32::from(b >> 4), 16)
+                    .unwrap_or('0')
+                    .to_ascii_uppercase(),
+            );
+            out.push(
+                char::from_digit(u32::from(b & 0xf), 16)
+                    .unwrap_or('0')
+                    .to_ascii_uppercase(),
+            );
         }
     }
     out
@@ -200,8 +215,14 @@ mod tests {
 
     #[test]
     fn percent_decoded_only_when_needed_and_raw_when_broken() {
-        assert_eq!(find("s=s%3Aabc.d%2Be%2F", "s").as_deref(), Some("s:abc.d+e/"));
-        assert!(matches!(find("s=plain+x", "s"), Some(Cow::Borrowed("plain+x"))));
+        assert_eq!(
+            find("s=s%3Aabc.d%2Be%2F", "s").as_deref(),
+            Some("s:abc.d+e/")
+        );
+        assert!(matches!(
+            find("s=plain+x", "s"),
+            Some(Cow::Borrowed("plain+x"))
+        ));
         assert_eq!(find("s=%zz", "s").as_deref(), Some("%zz"));
         assert_eq!(find("s=%E0%A4%A", "s").as_deref(), Some("%E0%A4%A"));
         // a lone surrogate encoded as UTF-8 is a URIError in JavaScript

@@ -216,11 +216,22 @@ pub async fn decide<S: SessionStore, T: Trace>(
 ) -> Decision {
     let deny = |refusal, check, route: Option<usize>, detail: Option<String>, sid: Option<&str>| {
         let deny_with = route.map_or(config.deny_with, |i| config.routes[i].deny_with);
-        Decision::Deny(Denial { refusal, check, route, deny_with, detail, sid: sid.map(str::to_owned) })
+        Decision::Deny(Denial {
+            refusal,
+            check,
+            route,
+            deny_with,
+            detail,
+            sid: sid.map(str::to_owned),
+        })
     };
 
     // 1. route
-    let matched = config.routes.iter().enumerate().find_map(|(i, r)| r.path.match_path(req.path).map(|p| (i, r, p)));
+    let matched = config
+        .routes
+        .iter()
+        .enumerate()
+        .find_map(|(i, r)| r.path.match_path(req.path).map(|p| (i, r, p)));
     let Some((route_index, route, params)) = matched else {
         trace.step("route", false, req.path);
         return deny(Refusal::NoRoute, Check::Route, None, None, None);
@@ -231,8 +242,14 @@ pub async fn decide<S: SessionStore, T: Trace>(
     // 2. upgrade
     let upgrade = req.headers.header("upgrade");
     let is_upgrade = req.method.eq_ignore_ascii_case("GET")
-        && upgrade.as_deref().is_some_and(|u| u.trim().eq_ignore_ascii_case("websocket"));
-    trace.step("upgrade", is_upgrade, upgrade.as_deref().unwrap_or("no Upgrade header"));
+        && upgrade
+            .as_deref()
+            .is_some_and(|u| u.trim().eq_ignore_ascii_case("websocket"));
+    trace.step(
+        "upgrade",
+        is_upgrade,
+        upgrade.as_deref().unwrap_or("no Upgrade header"),
+    );
     if !is_upgrade {
         return deny(Refusal::NotUpgrade, Check::Upgrade, at, None, None);
     }
@@ -243,11 +260,21 @@ pub async fn decide<S: SessionStore, T: Trace>(
             let ok = origin_allowed(config, &origin, req.own_origin);
             trace.step("origin", ok, &origin);
             if !ok {
-                return deny(Refusal::OriginNotAllowed, Check::Origin, at, Some(origin.into_owned()), None);
+                return deny(
+                    Refusal::OriginNotAllowed,
+                    Check::Origin,
+                    at,
+                    Some(origin.into_owned()),
+                    None,
+                );
             }
         }
         None => {
-            trace.step("origin", config.allow_missing_origin, "no Origin header (allow_missing_origin)");
+            trace.step(
+                "origin",
+                config.allow_missing_origin,
+                "no Origin header (allow_missing_origin)",
+            );
             if !config.allow_missing_origin {
                 return deny(Refusal::OriginNotAllowed, Check::Origin, at, None, None);
             }
@@ -256,13 +283,23 @@ pub async fn decide<S: SessionStore, T: Trace>(
 
     // 4. cookie, 5. signature
     let cookie_header = req.headers.header("cookie");
-    let raw = cookie_header.as_deref().and_then(|h| crate::cookie::find(h, &config.cookie_name));
+    let raw = cookie_header
+        .as_deref()
+        .and_then(|h| crate::cookie::find(h, &config.cookie_name));
     trace.step("cookie", raw.is_some(), &config.cookie_name);
     let Some(raw) = raw else {
         return deny(Refusal::MissingCookie, Check::Cookie, at, None, None);
     };
     let sid = secrets.unsign_cookie(&raw);
-    trace.step("signature", sid.is_some(), if raw.starts_with("s:") { "signed value" } else { "no s: prefix" });
+    trace.step(
+        "signature",
+        sid.is_some(),
+        if raw.starts_with("s:") {
+            "signed value"
+        } else {
+            "no s: prefix"
+        },
+    );
     let Some(sid) = sid else {
         return deny(Refusal::BadSignature, Check::Signature, at, None, None);
     };
@@ -275,10 +312,24 @@ pub async fn decide<S: SessionStore, T: Trace>(
         Ok(stored) => stored,
         Err(e) => {
             trace.step("store", false, &e.0);
-            return deny(Refusal::StoreUnavailable, Check::Store, at, Some(e.0), Some(sid));
+            return deny(
+                Refusal::StoreUnavailable,
+                Check::Store,
+                at,
+                Some(e.0),
+                Some(sid),
+            );
         }
     };
-    trace.step("store", stored.is_some(), if stored.is_some() { "found" } else { "no such key" });
+    trace.step(
+        "store",
+        stored.is_some(),
+        if stored.is_some() {
+            "found"
+        } else {
+            "no such key"
+        },
+    );
     let Some(stored) = stored else {
         return deny(Refusal::UnknownSession, Check::Session, at, None, Some(sid));
     };
@@ -288,28 +339,54 @@ pub async fn decide<S: SessionStore, T: Trace>(
         Ok(s) => s,
         Err(e) => {
             trace.step("session", false, &e.to_string());
-            return deny(Refusal::UnreadableSession, Check::Session, at, Some(e.to_string()), Some(sid));
+            return deny(
+                Refusal::UnreadableSession,
+                Check::Session,
+                at,
+                Some(e.to_string()),
+                Some(sid),
+            );
         }
     };
     let expired = session.is_expired(now_ms);
     trace.step(
         "expiry",
         !expired,
-        &session.expires_at_ms().map_or_else(|| "no expiry (browser-session cookie)".to_owned(), crate::time::format_rfc3339_ms),
+        &session.expires_at_ms().map_or_else(
+            || "no expiry (browser-session cookie)".to_owned(),
+            crate::time::format_rfc3339_ms,
+        ),
     );
     if expired {
         return deny(Refusal::SessionExpired, Check::Session, at, None, Some(sid));
     }
 
     // 8. rules
-    let ctx = RuleContext { session: &session, params: &params, query: req.query, headers: req.headers };
+    let ctx = RuleContext {
+        session: &session,
+        params: &params,
+        query: req.query,
+        headers: req.headers,
+    };
     if let Err(failure) = check_rules(config, route_index, &ctx, trace) {
-        return deny(Refusal::RuleDenied, Check::Rules, at, Some(failure), Some(sid));
+        return deny(
+            Refusal::RuleDenied,
+            Check::Rules,
+            at,
+            Some(failure),
+            Some(sid),
+        );
     }
 
     let Some(room) = route.room.render(&params) else {
         // Config validation guarantees every placeholder is a parameter of the route.
-        return deny(Refusal::NoRoute, Check::Route, at, Some("room template".into()), Some(sid));
+        return deny(
+            Refusal::NoRoute,
+            Check::Route,
+            at,
+            Some("room template".into()),
+            Some(sid),
+        );
     };
     trace.step("room", true, &room);
     Decision::Admit(Admission {
@@ -318,7 +395,10 @@ pub async fn decide<S: SessionStore, T: Trace>(
         sid: sid.to_owned(),
         projection: session.project(&config.expose),
         expires_at_ms: session.expires_at_ms(),
-        params: params.iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect(),
+        params: params
+            .iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect(),
         revoke_keys: config
             .revoke_by
             .iter()
@@ -329,11 +409,26 @@ pub async fn decide<S: SessionStore, T: Trace>(
 
 /// Global rules, then the route's. `Err` names the failing rule with its key path, e.g.
 /// `routes[0].require[1] (session user.roles contains "chat")`.
-pub fn check_rules<T: Trace>(config: &Config, route_index: usize, ctx: &RuleContext<'_>, trace: &mut T) -> Result<(), String> {
-    let scopes = [(String::new(), &config.rules), (format!("routes[{route_index}]."), &config.routes[route_index].rules)];
+pub fn check_rules<T: Trace>(
+    config: &Config,
+    route_index: usize,
+    ctx: &RuleContext<'_>,
+    trace: &mut T,
+) -> Result<(), String> {
+    let scopes = [
+        (String::new(), &config.rules),
+        (
+            format!("routes[{route_index}]."),
+            &config.routes[route_index].rules,
+        ),
+    ];
     for (prefix, rules) in scopes {
         let result = rules.check(ctx, |o| {
-            trace.step(&format!("{prefix}{}[{}]", o.kind.as_str(), o.index), o.held, o.text);
+            trace.step(
+                &format!("{prefix}{}[{}]", o.kind.as_str(), o.index),
+                o.held,
+                o.text,
+            );
         });
         if let Err(RuleFailure { kind, index, text }) = result {
             return Err(format!("{prefix}{}[{index}] ({text})", kind.as_str()));
@@ -355,13 +450,19 @@ pub fn recheck(
     now_ms: i64,
 ) -> Result<(), (Refusal, Option<String>)> {
     let stored = stored.ok_or((Refusal::SessionRevoked, None))?;
-    let session = Session::from_json(stored).map_err(|e| (Refusal::UnreadableSession, Some(e.to_string())))?;
+    let session = Session::from_json(stored)
+        .map_err(|e| (Refusal::UnreadableSession, Some(e.to_string())))?;
     if session.is_expired(now_ms) {
         return Err((Refusal::SessionExpired, None));
     }
     if route_index >= config.routes.len() {
         return Err((Refusal::NoRoute, None));
     }
-    let ctx = RuleContext { session: &session, params, query, headers };
+    let ctx = RuleContext {
+        session: &session,
+        params,
+        query,
+        headers,
+    };
     check_rules(config, route_index, &ctx, &mut ()).map_err(|f| (Refusal::RuleDenied, Some(f)))
 }

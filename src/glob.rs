@@ -34,7 +34,10 @@ enum Token {
     Literal(char),
     AnyChar,
     AnyRun,
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
 }
 
 /// A compiled glob.
@@ -96,7 +99,10 @@ impl Glob {
             };
             tokens.push(token);
         }
-        Ok(Glob { tokens, source: pattern.to_owned() })
+        Ok(Glob {
+            tokens,
+            source: pattern.to_owned(),
+        })
     }
 
     pub fn as_str(&self) -> &str {

@@ -64,7 +64,9 @@ impl std::fmt::Display for AttachmentTooLarge {
 impl Attachment {
     /// The serialized size, checked against the budget before the socket is accepted.
     pub fn check_size(&self) -> Result<usize, AttachmentTooLarge> {
-        let bytes = serde_json::to_vec(self).map(|v| v.len()).unwrap_or(usize::MAX);
+        let bytes = serde_json::to_vec(self)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         if bytes > ATTACHMENT_BUDGET {
             Err(AttachmentTooLarge { bytes })
         } else {
@@ -82,7 +84,9 @@ impl Attachment {
         match target {
             RevokeTarget::Sid(sid) => crate::signature::constant_time_str_eq(&self.sid, sid),
             RevokeTarget::Field { field, equals } => {
-                self.revoke_keys.iter().any(|(f, v)| f == field && v == equals)
+                self.revoke_keys
+                    .iter()
+                    .any(|(f, v)| f == field && v == equals)
                     || crate::session::lookup(&self.session, field) == Some(equals)
             }
         }
@@ -141,7 +145,10 @@ pub fn parse_client_frame(text: &str, max_bytes: usize) -> Result<ClientFrame, F
     match map.get("type").and_then(Value::as_str) {
         Some("broadcast") => Ok(ClientFrame::Broadcast { data }),
         Some("send") => match map.get("to") {
-            Some(Value::String(to)) => Ok(ClientFrame::Send { to: to.clone(), data }),
+            Some(Value::String(to)) => Ok(ClientFrame::Send {
+                to: to.clone(),
+                data,
+            }),
             _ => Err(FrameError::MissingField("to")),
         },
         Some(other) => Err(FrameError::UnknownType(other.to_owned())),
@@ -225,18 +232,35 @@ mod tests {
     fn frames_parse_and_refuse_clearly() {
         assert_eq!(
             parse_client_frame(r#"{"type":"broadcast","data":{"text":"hi"}}"#, 100),
-            Ok(ClientFrame::Broadcast { data: json!({"text": "hi"}) })
+            Ok(ClientFrame::Broadcast {
+                data: json!({"text": "hi"})
+            })
         );
         assert_eq!(
             parse_client_frame(r#"{"type":"send","to":"c2","data":1}"#, 100),
-            Ok(ClientFrame::Send { to: "c2".into(), data: json!(1) })
+            Ok(ClientFrame::Send {
+                to: "c2".into(),
+                data: json!(1)
+            })
         );
         assert_eq!(parse_client_frame("nope", 100), Err(FrameError::NotJson));
         assert_eq!(parse_client_frame("[1]", 100), Err(FrameError::NotAnObject));
-        assert_eq!(parse_client_frame(r#"{"type":"x"}"#, 100), Err(FrameError::UnknownType("x".into())));
-        assert_eq!(parse_client_frame(r#"{"type":"send"}"#, 100), Err(FrameError::MissingField("to")));
-        assert_eq!(parse_client_frame(r#"{"data":1}"#, 100), Err(FrameError::MissingField("type")));
-        assert_eq!(parse_client_frame(&"x".repeat(101), 100), Err(FrameError::TooLarge { limit: 100 }));
+        assert_eq!(
+            parse_client_frame(r#"{"type":"x"}"#, 100),
+            Err(FrameError::UnknownType("x".into()))
+        );
+        assert_eq!(
+            parse_client_frame(r#"{"type":"send"}"#, 100),
+            Err(FrameError::MissingField("to"))
+        );
+        assert_eq!(
+            parse_client_frame(r#"{"data":1}"#, 100),
+            Err(FrameError::MissingField("type"))
+        );
+        assert_eq!(
+            parse_client_frame(&"x".repeat(101), 100),
+            Err(FrameError::TooLarge { limit: 100 })
+        );
     }
 
     #[test]
@@ -244,7 +268,10 @@ mod tests {
         let me = attachment("c1");
         let text = message(&me, &json!({"from": "forged"}));
         let v: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(v["from"], json!({"id": "c1", "session": {"user": {"name": "Ada"}}}));
+        assert_eq!(
+            v["from"],
+            json!({"id": "c1", "session": {"user": {"name": "Ada"}}})
+        );
         assert_eq!(v["data"], json!({"from": "forged"}));
     }
 
@@ -261,11 +288,20 @@ mod tests {
         let a = attachment("c1");
         assert!(a.matches_revocation(&RevokeTarget::Sid("sid-1".into())));
         assert!(!a.matches_revocation(&RevokeTarget::Sid("sid-2".into())));
-        let by_user = RevokeTarget::Field { field: "passport.user".into(), equals: json!("u-42") };
+        let by_user = RevokeTarget::Field {
+            field: "passport.user".into(),
+            equals: json!("u-42"),
+        };
         assert!(a.matches_revocation(&by_user));
-        let by_name = RevokeTarget::Field { field: "user.name".into(), equals: json!("Ada") };
+        let by_name = RevokeTarget::Field {
+            field: "user.name".into(),
+            equals: json!("Ada"),
+        };
         assert!(a.matches_revocation(&by_name));
-        let other = RevokeTarget::Field { field: "passport.user".into(), equals: json!("u-7") };
+        let other = RevokeTarget::Field {
+            field: "passport.user".into(),
+            equals: json!("u-7"),
+        };
         assert!(!a.matches_revocation(&other));
     }
 
@@ -280,7 +316,10 @@ mod tests {
     #[test]
     fn alarms_only_while_occupied() {
         assert_eq!(next_alarm_ms([Some(5_000)], 0, 0, 1000), None);
-        assert_eq!(next_alarm_ms([Some(5_000), None], 2, 0, 60_000), Some(5_000));
+        assert_eq!(
+            next_alarm_ms([Some(5_000), None], 2, 0, 60_000),
+            Some(5_000)
+        );
         assert_eq!(next_alarm_ms([None], 1, 100, 60_000), Some(60_100));
         assert_eq!(next_alarm_ms([None], 1, 100, 0), None);
     }

@@ -24,7 +24,10 @@ impl std::fmt::Display for PatternError {
             PatternError::MustStartWithSlash => write!(f, "path must start with '/'"),
             PatternError::EmptySegment => write!(f, "path has an empty segment ('//')"),
             PatternError::BadParamName(n) => {
-                write!(f, "bad parameter name {n:?} (letters, digits and '_', not first a digit)")
+                write!(
+                    f,
+                    "bad parameter name {n:?} (letters, digits and '_', not first a digit)"
+                )
             }
             PatternError::DuplicateParam(n) => write!(f, "parameter {n:?} appears twice"),
             PatternError::StarNotLast => write!(f, "'*' may only be the last segment"),
@@ -63,13 +66,21 @@ pub struct Params<'c, 'p> {
 impl<'a> Params<'a, 'a> {
     /// Parameters kept from an earlier match (a socket's attachment).
     pub fn from_pairs(pairs: &'a [(String, String)]) -> Params<'a, 'a> {
-        Params { pairs: pairs.iter().map(|(n, v)| (n.as_str(), Cow::Borrowed(v.as_str()))).collect() }
+        Params {
+            pairs: pairs
+                .iter()
+                .map(|(n, v)| (n.as_str(), Cow::Borrowed(v.as_str())))
+                .collect(),
+        }
     }
 }
 
 impl<'c, 'p> Params<'c, 'p> {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_ref())
+        self.pairs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_ref())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -85,7 +96,9 @@ fn valid_name(name: &str) -> bool {
 
 impl PathPattern {
     pub fn new(pattern: &str) -> Result<PathPattern, PatternError> {
-        let body = pattern.strip_prefix('/').ok_or(PatternError::MustStartWithSlash)?;
+        let body = pattern
+            .strip_prefix('/')
+            .ok_or(PatternError::MustStartWithSlash)?;
         let mut segments = Vec::new();
         let mut rest = false;
         let parts: Vec<&str> = body.split('/').collect();
@@ -117,7 +130,11 @@ impl PathPattern {
                 segments.push(Segment::Literal((*part).to_owned()));
             }
         }
-        Ok(PathPattern { segments, rest, source: pattern.to_owned() })
+        Ok(PathPattern {
+            segments,
+            rest,
+            source: pattern.to_owned(),
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -226,7 +243,9 @@ impl Template {
                 '{' if chars.next_if(|&(_, c)| c == '{').is_some() => literal.push('{'),
                 '}' if chars.next_if(|&(_, c)| c == '}').is_some() => literal.push('}'),
                 '{' => {
-                    let close = text[i..].find('}').ok_or(PatternError::UnclosedPlaceholder)?;
+                    let close = text[i..]
+                        .find('}')
+                        .ok_or(PatternError::UnclosedPlaceholder)?;
                     let name = &text[i + 1..i + close];
                     if name != REST_PARAM && !valid_name(name) {
                         return Err(PatternError::BadPlaceholder(name.to_owned()));
@@ -243,7 +262,10 @@ impl Template {
         if !literal.is_empty() {
             parts.push(TemplatePart::Literal(literal));
         }
-        Ok(Template { parts, source: text.to_owned() })
+        Ok(Template {
+            parts,
+            source: text.to_owned(),
+        })
     }
 
     /// The template as written.
@@ -294,17 +316,27 @@ mod tests {
 
     fn params_of(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
         let p = PathPattern::new(pattern).unwrap();
-        p.match_path(path)
-            .map(|ps| ps.iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect())
+        p.match_path(path).map(|ps| {
+            ps.iter()
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect()
+        })
     }
 
     fn pairs(list: &[(&str, &str)]) -> Option<Vec<(String, String)>> {
-        Some(list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect())
+        Some(
+            list.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
     fn named_segments() {
-        assert_eq!(params_of("/ws/rooms/:room", "/ws/rooms/lobby"), pairs(&[("room", "lobby")]));
+        assert_eq!(
+            params_of("/ws/rooms/:room", "/ws/rooms/lobby"),
+            pairs(&[("room", "lobby")])
+        );
         assert_eq!(params_of("/ws/rooms/:room", "/ws/rooms/"), None);
         assert_eq!(params_of("/ws/rooms/:room", "/ws/rooms"), None);
         assert_eq!(params_of("/ws/rooms/:room", "/ws/rooms/a/b"), None);
@@ -331,16 +363,28 @@ mod tests {
         assert_eq!(params_of("/ws/*", "/ws/a/b"), pairs(&[("*", "a/b")]));
         assert_eq!(params_of("/ws/*", "/ws/"), None);
         assert_eq!(params_of("/ws/*", "/ws"), None);
-        assert_eq!(params_of("/ws/:a/*", "/ws/x/y"), pairs(&[("a", "x"), ("*", "y")]));
+        assert_eq!(
+            params_of("/ws/:a/*", "/ws/x/y"),
+            pairs(&[("a", "x"), ("*", "y")])
+        );
     }
 
     #[test]
     fn bad_patterns() {
-        assert_eq!(PathPattern::new("ws"), Err(PatternError::MustStartWithSlash));
+        assert_eq!(
+            PathPattern::new("ws"),
+            Err(PatternError::MustStartWithSlash)
+        );
         assert_eq!(PathPattern::new("/ws//x"), Err(PatternError::EmptySegment));
         assert_eq!(PathPattern::new("/ws/*/x"), Err(PatternError::StarNotLast));
-        assert_eq!(PathPattern::new("/:1a"), Err(PatternError::BadParamName("1a".into())));
-        assert_eq!(PathPattern::new("/:a/:a"), Err(PatternError::DuplicateParam("a".into())));
+        assert_eq!(
+            PathPattern::new("/:1a"),
+            Err(PatternError::BadParamName("1a".into()))
+        );
+        assert_eq!(
+            PathPattern::new("/:a/:a"),
+            Err(PatternError::DuplicateParam("a".into()))
+        );
     }
 
     #[test]
@@ -356,10 +400,25 @@ mod tests {
         let params = p.match_path("/ws/acme/lobby").unwrap();
         let t = Template::new("{org}:{room}").unwrap();
         assert_eq!(t.render(&params).as_deref(), Some("acme:lobby"));
-        assert_eq!(Template::new("{{x}}").unwrap().render(&params).as_deref(), Some("{x}"));
+        assert_eq!(
+            Template::new("{{x}}").unwrap().render(&params).as_deref(),
+            Some("{x}")
+        );
         assert_eq!(Template::new("{nope}").unwrap().render(&params), None);
-        assert_eq!(Template::new("{room"), Err(PatternError::UnclosedPlaceholder));
-        assert_eq!(Template::new("{a b}"), Err(PatternError::BadPlaceholder("a b".into())));
-        assert_eq!(Template::new("é{room}ü").unwrap().render(&params).as_deref(), Some("élobbyü"));
+        assert_eq!(
+            Template::new("{room"),
+            Err(PatternError::UnclosedPlaceholder)
+        );
+        assert_eq!(
+            Template::new("{a b}"),
+            Err(PatternError::BadPlaceholder("a b".into()))
+        );
+        assert_eq!(
+            Template::new("é{room}ü")
+                .unwrap()
+                .render(&params)
+                .as_deref(),
+            Some("élobbyü")
+        );
     }
 }

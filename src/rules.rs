@@ -148,7 +148,9 @@ impl Condition {
             Operator::Contains(expected) => contains(&actual, expected, ctx.params),
             Operator::Matches(glob) => actual.as_str().is_some_and(|s| glob.is_match(s)),
             Operator::MatchesTemplate(template) => {
-                let Some(text) = actual.as_str() else { return false };
+                let Some(text) = actual.as_str() else {
+                    return false;
+                };
                 let Some(pattern) = template.render_with(ctx.params, escape_glob) else {
                     return false;
                 };
@@ -219,11 +221,13 @@ fn json_equals(a: &Value, b: &Value) -> bool {
 
 fn contains(actual: &Actual<'_>, expected: &Expected, params: &Params<'_, '_>) -> bool {
     match actual {
-        Actual::Json(Value::Array(items)) => {
-            items.iter().any(|item| equals(&Actual::Json(item), expected, params))
-        }
+        Actual::Json(Value::Array(items)) => items
+            .iter()
+            .any(|item| equals(&Actual::Json(item), expected, params)),
         _ => {
-            let Some(haystack) = actual.as_str() else { return false };
+            let Some(haystack) = actual.as_str() else {
+                return false;
+            };
             match expected {
                 Expected::Json(Value::String(needle)) => haystack.contains(needle.as_str()),
                 Expected::Template(t) => t.render(params).is_some_and(|n| haystack.contains(&*n)),
@@ -314,14 +318,24 @@ impl RuleSet {
     ) -> Result<(), RuleFailure> {
         for (index, c) in self.require.iter().enumerate() {
             let held = c.holds(ctx);
-            observe(RuleOutcome { kind: RuleKind::Require, index, text: &c.text, held });
+            observe(RuleOutcome {
+                kind: RuleKind::Require,
+                index,
+                text: &c.text,
+                held,
+            });
             if !held {
                 return Err(failure(RuleKind::Require, index, c));
             }
         }
         for (index, c) in self.exclude.iter().enumerate() {
             let held = c.holds(ctx);
-            observe(RuleOutcome { kind: RuleKind::Exclude, index, text: &c.text, held });
+            observe(RuleOutcome {
+                kind: RuleKind::Exclude,
+                index,
+                text: &c.text,
+                held,
+            });
             if held {
                 return Err(failure(RuleKind::Exclude, index, c));
             }
@@ -330,7 +344,12 @@ impl RuleSet {
             let mut any = false;
             for (index, c) in self.include.iter().enumerate() {
                 let held = c.holds(ctx);
-                observe(RuleOutcome { kind: RuleKind::Include, index, text: &c.text, held });
+                observe(RuleOutcome {
+                    kind: RuleKind::Include,
+                    index,
+                    text: &c.text,
+                    held,
+                });
                 if held {
                     any = true;
                     break;
@@ -340,7 +359,11 @@ impl RuleSet {
                 return Err(RuleFailure {
                     kind: RuleKind::Include,
                     index: 0,
-                    text: format!("none of {} include conditions held (first: {})", self.include.len(), first.text),
+                    text: format!(
+                        "none of {} include conditions held (first: {})",
+                        self.include.len(),
+                        first.text
+                    ),
                 });
             }
         }
@@ -349,5 +372,9 @@ impl RuleSet {
 }
 
 fn failure(kind: RuleKind, index: usize, c: &Condition) -> RuleFailure {
-    RuleFailure { kind, index, text: c.text.clone() }
+    RuleFailure {
+        kind,
+        index,
+        text: c.text.clone(),
+    }
 }

@@ -48,7 +48,10 @@ impl Session {
             }
             Some(_) => return Err(SessionError::BadExpires),
         };
-        Ok(Session { fields, expires_at_ms })
+        Ok(Session {
+            fields,
+            expires_at_ms,
+        })
     }
 
     /// When the session's cookie expires (Unix ms); `None` means it lasts as long as the
@@ -190,6 +193,9 @@ mod tests {
             p,
             json!({"passport":{"user":"u-42"},"user":{"name":"Ada","roles":["chat","admin"]}})
         );
-        assert_eq!(s.project(&["user", "user.name"]), json!({"user": s.get("user").unwrap()}));
+        assert_eq!(
+            s.project(&["user", "user.name"]),
+            json!({"user": s.get("user").unwrap()})
+        );
     }
 }

@@ -214,7 +214,10 @@ mod tests {
     #[test]
     fn multibyte_before_signature_does_not_panic() {
         let secrets = Secrets::new(&["k"]).unwrap();
-        assert_eq!(secrets.unsign("é.ééééééééééééééééééééééééééééééééééééééééééé"), None);
+        assert_eq!(
+            secrets.unsign("é.ééééééééééééééééééééééééééééééééééééééééééé"),
+            None
+        );
         assert_eq!(secrets.unsign(".☃"), None);
     }
 

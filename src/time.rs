@@ -83,7 +83,9 @@ pub fn format_rfc3339_ms(ms: i64) -> String {
 /// An HTTP date (RFC 7231 IMF-fixdate) for `Expires`: `Thu, 26 Nov 2026 12:00:00 GMT`.
 pub fn format_http_date(ms: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let days = ms.div_euclid(86_400_000);
     let rem = ms.rem_euclid(86_400_000) / 1000;
     let (year, month, day) = civil_from_days(days);
@@ -148,8 +150,14 @@ mod tests {
     #[test]
     fn parses_what_express_session_writes() {
         assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00.000Z"), Some(0));
-        assert_eq!(parse_rfc3339_ms("2026-11-26T12:00:00.000Z"), Some(1_795_694_400_000));
-        assert_eq!(parse_rfc3339_ms("2000-02-29T23:59:59.999Z"), Some(951_868_799_999));
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-26T12:00:00.000Z"),
+            Some(1_795_694_400_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2000-02-29T23:59:59.999Z"),
+            Some(951_868_799_999)
+        );
     }
 
     #[test]
@@ -157,7 +165,10 @@ mod tests {
         let z = parse_rfc3339_ms("2026-11-26T12:00:00Z").unwrap();
         assert_eq!(parse_rfc3339_ms("2026-11-26T13:30:00+01:30"), Some(z));
         assert_eq!(parse_rfc3339_ms("2026-11-26T12:00:00.5Z"), Some(z + 500));
-        assert_eq!(parse_rfc3339_ms("2026-11-26T12:00:00.123456Z"), Some(z + 123));
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-26T12:00:00.123456Z"),
+            Some(z + 123)
+        );
     }
 
     #[test]
@@ -180,7 +191,10 @@ mod tests {
     #[test]
     fn http_dates() {
         assert_eq!(format_http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(format_http_date(1_795_694_400_000), "Thu, 26 Nov 2026 12:00:00 GMT");
+        assert_eq!(
+            format_http_date(1_795_694_400_000),
+            "Thu, 26 Nov 2026 12:00:00 GMT"
+        );
     }
 
     #[test]
@@ -188,6 +202,9 @@ mod tests {
         for ms in [0, 951_868_799_999, 1_795_694_400_000, -1] {
             assert_eq!(parse_rfc3339_ms(&format_rfc3339_ms(ms)), Some(ms));
         }
-        assert_eq!(format_rfc3339_ms(1_795_694_400_000), "2026-11-26T12:00:00.000Z");
+        assert_eq!(
+            format_rfc3339_ms(1_795_694_400_000),
+            "2026-11-26T12:00:00.000Z"
+        );
     }
 }

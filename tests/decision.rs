@@ -51,7 +51,10 @@ fn projection_contains_only_expose_paths() {
         "routes": [{"path": "/ws/rooms/:room"}]
     }));
     let a = gate.admit(&Req::ws("/ws/rooms/lobby"));
-    assert_eq!(a.projection, json!({"passport": {"user": "u-42"}, "user": {"name": "Ada", "roles": ["chat", "admin"]}}));
+    assert_eq!(
+        a.projection,
+        json!({"passport": {"user": "u-42"}, "user": {"name": "Ada", "roles": ["chat", "admin"]}})
+    );
     assert!(!a.projection.to_string().contains("do not expose"));
     assert!(a.projection.get("cookie").is_none());
 }
@@ -59,12 +62,23 @@ fn projection_contains_only_expose_paths() {
 #[test]
 fn revoke_keys_default_to_passport_user_and_follow_revoke_by() {
     let a = Gate::new(rooms()).admit(&Req::ws("/ws/rooms/lobby"));
-    assert_eq!(a.revoke_keys, vec![("passport.user".to_owned(), json!("u-42"))]);
+    assert_eq!(
+        a.revoke_keys,
+        vec![("passport.user".to_owned(), json!("u-42"))]
+    );
     // Not exposed to peers for all that.
     assert_eq!(a.projection, json!({}));
-    let gate = Gate::new(json!({"revoke_by": ["user.name", "user.missing", "user.roles"], "routes": [{"path": "/ws/rooms/:room"}]}));
+    let gate = Gate::new(
+        json!({"revoke_by": ["user.name", "user.missing", "user.roles"], "routes": [{"path": "/ws/rooms/:room"}]}),
+    );
     let a = gate.admit(&Req::ws("/ws/rooms/lobby"));
-    assert_eq!(a.revoke_keys, vec![("user.name".to_owned(), json!("Ada")), ("user.roles".to_owned(), json!(["chat", "admin"]))]);
+    assert_eq!(
+        a.revoke_keys,
+        vec![
+            ("user.name".to_owned(), json!("Ada")),
+            ("user.roles".to_owned(), json!(["chat", "admin"]))
+        ]
+    );
 }
 
 #[test]
@@ -75,7 +89,8 @@ fn projection_is_empty_by_default() {
 
 #[test]
 fn room_defaults_to_the_path_pattern_text() {
-    let a = Gate::new(json!({"routes": [{"path": "/ws/rooms/:room"}]})).admit(&Req::ws("/ws/rooms/x"));
+    let a =
+        Gate::new(json!({"routes": [{"path": "/ws/rooms/:room"}]})).admit(&Req::ws("/ws/rooms/x"));
     assert_eq!(a.room, "/ws/rooms/:room");
 }
 
@@ -92,7 +107,18 @@ fn trace_shows_checks_in_design_order() {
     let steps: Vec<&str> = trace.0.iter().map(|(s, _, _)| s.as_str()).collect();
     assert_eq!(
         steps,
-        ["route", "upgrade", "origin", "cookie", "signature", "store", "expiry", "require[0]", "routes[0].require[0]", "room"]
+        [
+            "route",
+            "upgrade",
+            "origin",
+            "cookie",
+            "signature",
+            "store",
+            "expiry",
+            "require[0]",
+            "routes[0].require[0]",
+            "room"
+        ]
     );
     assert!(trace.0.iter().all(|(_, held, _)| *held));
 }
@@ -101,21 +127,40 @@ fn trace_shows_checks_in_design_order() {
 fn no_route_is_404_before_every_other_check() {
     let gate = Gate::new(rooms());
     // Not an upgrade, foreign origin, no cookie: the route still decides first.
-    let req = Req::ws("/nope").method("POST").without("Upgrade").header("Origin", "https://evil.example").without("Cookie");
+    let req = Req::ws("/nope")
+        .method("POST")
+        .without("Upgrade")
+        .header("Origin", "https://evil.example")
+        .without("Cookie");
     let d = gate.deny(&req);
-    assert_eq!((d.refusal, d.check, d.route), (Refusal::NoRoute, Check::Route, None));
+    assert_eq!(
+        (d.refusal, d.check, d.route),
+        (Refusal::NoRoute, Check::Route, None)
+    );
     assert_eq!(d.refusal.status(), 404);
     assert_eq!(gate.store.reads.get(), 0);
     // Near misses of the pattern are no route either.
-    for path in ["/ws/rooms", "/ws/rooms/", "/ws/rooms/a/b", "/ws/rooms/%zz", "ws/rooms/a"] {
-        assert_eq!(gate.deny(&Req::ws(path)).refusal, Refusal::NoRoute, "{path}");
+    for path in [
+        "/ws/rooms",
+        "/ws/rooms/",
+        "/ws/rooms/a/b",
+        "/ws/rooms/%zz",
+        "ws/rooms/a",
+    ] {
+        assert_eq!(
+            gate.deny(&Req::ws(path)).refusal,
+            Refusal::NoRoute,
+            "{path}"
+        );
     }
 }
 
 #[test]
 fn non_upgrade_is_426_before_origin_and_cookie() {
     let gate = Gate::new(rooms());
-    let base = Req::ws("/ws/rooms/lobby").header("Origin", "https://evil.example").without("Cookie");
+    let base = Req::ws("/ws/rooms/lobby")
+        .header("Origin", "https://evil.example")
+        .without("Cookie");
     for req in [
         base.clone().without("Upgrade"),
         base.clone().header("Upgrade", "h2c"),
@@ -124,7 +169,10 @@ fn non_upgrade_is_426_before_origin_and_cookie() {
         base.clone().method("HEAD"),
     ] {
         let d = gate.deny(&req);
-        assert_eq!((d.refusal, d.check, d.route), (Refusal::NotUpgrade, Check::Upgrade, Some(0)));
+        assert_eq!(
+            (d.refusal, d.check, d.route),
+            (Refusal::NotUpgrade, Check::Upgrade, Some(0))
+        );
         assert_eq!(d.refusal.status(), 426);
     }
     assert_eq!(gate.store.reads.get(), 0);
@@ -140,31 +188,62 @@ fn upgrade_header_and_method_are_case_insensitive() {
 #[test]
 fn foreign_origin_is_403_before_the_cookie() {
     let gate = Gate::new(rooms());
-    let d = gate.deny(&Req::ws("/ws/rooms/lobby").header("Origin", "https://evil.example").without("Cookie"));
-    assert_eq!((d.refusal, d.check), (Refusal::OriginNotAllowed, Check::Origin));
+    let d = gate.deny(
+        &Req::ws("/ws/rooms/lobby")
+            .header("Origin", "https://evil.example")
+            .without("Cookie"),
+    );
+    assert_eq!(
+        (d.refusal, d.check),
+        (Refusal::OriginNotAllowed, Check::Origin)
+    );
     assert_eq!(d.refusal.status(), 403);
     assert_eq!(d.detail.as_deref(), Some("https://evil.example"));
     // The gate's own origin with another scheme or port is foreign too.
-    for origin in ["http://gate.example.com", "https://gate.example.com:8443", "null", ""] {
-        assert_eq!(gate.deny(&Req::ws("/ws/rooms/lobby").header("Origin", origin)).check, Check::Origin, "{origin}");
+    for origin in [
+        "http://gate.example.com",
+        "https://gate.example.com:8443",
+        "null",
+        "",
+    ] {
+        assert_eq!(
+            gate.deny(&Req::ws("/ws/rooms/lobby").header("Origin", origin))
+                .check,
+            Check::Origin,
+            "{origin}"
+        );
     }
     assert_eq!(gate.store.reads.get(), 0);
 }
 
 #[test]
 fn own_origin_is_always_allowed() {
-    let gate = Gate::new(json!({"allowed_origins": ["https://other.example"], "routes": [{"path": "/ws/rooms/:room"}]}));
+    let gate = Gate::new(
+        json!({"allowed_origins": ["https://other.example"], "routes": [{"path": "/ws/rooms/:room"}]}),
+    );
     gate.admit(&Req::ws("/ws/rooms/lobby").header("Origin", OWN_ORIGIN));
     gate.admit(&Req::ws("/ws/rooms/lobby").header("Origin", "https://other.example"));
 }
 
 #[test]
 fn glob_allowed_origin() {
-    let gate = Gate::new(json!({"allowed_origins": ["https://*.example.com"], "routes": [{"path": "/ws/rooms/:room"}]}));
+    let gate = Gate::new(
+        json!({"allowed_origins": ["https://*.example.com"], "routes": [{"path": "/ws/rooms/:room"}]}),
+    );
     gate.admit(&Req::ws("/ws/rooms/lobby").header("Origin", "https://app.example.com"));
     gate.admit(&Req::ws("/ws/rooms/lobby").header("Origin", "https://a.b.example.com"));
-    for bad in ["https://example.com", "http://app.example.com", "https://app.example.com.evil.net", "https://evilexample.com"] {
-        assert_eq!(gate.deny(&Req::ws("/ws/rooms/lobby").header("Origin", bad)).refusal, Refusal::OriginNotAllowed, "{bad}");
+    for bad in [
+        "https://example.com",
+        "http://app.example.com",
+        "https://app.example.com.evil.net",
+        "https://evilexample.com",
+    ] {
+        assert_eq!(
+            gate.deny(&Req::ws("/ws/rooms/lobby").header("Origin", bad))
+                .refusal,
+            Refusal::OriginNotAllowed,
+            "{bad}"
+        );
     }
 }
 
@@ -175,9 +254,13 @@ fn missing_origin_is_allowed_by_default() {
 
 #[test]
 fn missing_origin_is_denied_with_allow_missing_origin_false() {
-    let gate = Gate::new(json!({"allow_missing_origin": false, "routes": [{"path": "/ws/rooms/:room"}]}));
+    let gate =
+        Gate::new(json!({"allow_missing_origin": false, "routes": [{"path": "/ws/rooms/:room"}]}));
     let d = gate.deny(&Req::ws("/ws/rooms/lobby").without("Origin"));
-    assert_eq!((d.refusal, d.check, d.refusal.status()), (Refusal::OriginNotAllowed, Check::Origin, 403));
+    assert_eq!(
+        (d.refusal, d.check, d.refusal.status()),
+        (Refusal::OriginNotAllowed, Check::Origin, 403)
+    );
     gate.admit(&Req::ws("/ws/rooms/lobby"));
 }
 
@@ -191,7 +274,10 @@ fn missing_cookie_is_401() {
         Req::ws("/ws/rooms/lobby").cookie("connect.sid"),
     ] {
         let d = gate.deny(&req);
-        assert_eq!((d.refusal, d.check, d.refusal.status()), (Refusal::MissingCookie, Check::Cookie, 401));
+        assert_eq!(
+            (d.refusal, d.check, d.refusal.status()),
+            (Refusal::MissingCookie, Check::Cookie, 401)
+        );
         assert_eq!(d.sid, None);
     }
     assert_eq!(gate.store.reads.get(), 0);
@@ -200,8 +286,13 @@ fn missing_cookie_is_401() {
 #[test]
 fn cookie_name_is_configurable() {
     let gate = Gate::new(json!({"cookie_name": "sid", "routes": [{"path": "/ws/rooms/:room"}]}));
-    assert_eq!(gate.deny(&Req::ws("/ws/rooms/lobby")).refusal, Refusal::MissingCookie);
-    let value = sessiongate::signature::Secrets::new(&[SECRET]).unwrap().cookie_value(SID);
+    assert_eq!(
+        gate.deny(&Req::ws("/ws/rooms/lobby")).refusal,
+        Refusal::MissingCookie
+    );
+    let value = sessiongate::signature::Secrets::new(&[SECRET])
+        .unwrap()
+        .cookie_value(SID);
     gate.admit(&Req::ws("/ws/rooms/lobby").cookie(&format!("sid={value}")));
 }
 
@@ -209,16 +300,24 @@ fn cookie_name_is_configurable() {
 fn unsigned_sid_is_401_and_never_reaches_the_store() {
     let mut gate = Gate::new(rooms());
     // Even a store holding the bare sid as a key must not be asked.
-    gate.store.map.insert(format!("sess:{SID}"), session_json().to_string());
-    let signed = sessiongate::signature::Secrets::new(&[SECRET]).unwrap().sign(SID);
+    gate.store
+        .map
+        .insert(format!("sess:{SID}"), session_json().to_string());
+    let signed = sessiongate::signature::Secrets::new(&[SECRET])
+        .unwrap()
+        .sign(SID);
     for cookie in [
         format!("connect.sid={SID}"),
-        format!("connect.sid={signed}"),       // signed but no s: prefix
-        format!("connect.sid=s:{SID}"),         // prefix but no signature
+        format!("connect.sid={signed}"), // signed but no s: prefix
+        format!("connect.sid=s:{SID}"),  // prefix but no signature
         format!("connect.sid=s%3A{SID}"),
     ] {
         let d = gate.deny(&Req::ws("/ws/rooms/lobby").cookie(&cookie));
-        assert_eq!((d.refusal, d.check, d.refusal.status()), (Refusal::BadSignature, Check::Signature, 401), "{cookie}");
+        assert_eq!(
+            (d.refusal, d.check, d.refusal.status()),
+            (Refusal::BadSignature, Check::Signature, 401),
+            "{cookie}"
+        );
         assert_eq!(d.sid, None);
     }
     assert_eq!(gate.store.reads.get(), 0);
@@ -229,9 +328,20 @@ fn bad_signature_is_401() {
     let gate = Gate::new(rooms());
     let good = cookie_for(SECRET, SID);
     let tampered_sid = good.replace(SID, "YYxA01K1Js0u7JYkqNzvolwuNnbFxjpG");
-    for cookie in [tampered_sid, cookie_for("some other secret", SID), format!("{}x", cookie_for(SECRET, SID).split(';').nth(1).unwrap().trim())] {
+    for cookie in [
+        tampered_sid,
+        cookie_for("some other secret", SID),
+        format!(
+            "{}x",
+            cookie_for(SECRET, SID).split(';').nth(1).unwrap().trim()
+        ),
+    ] {
         let d = gate.deny(&Req::ws("/ws/rooms/lobby").cookie(&cookie));
-        assert_eq!((d.refusal, d.check), (Refusal::BadSignature, Check::Signature), "{cookie}");
+        assert_eq!(
+            (d.refusal, d.check),
+            (Refusal::BadSignature, Check::Signature),
+            "{cookie}"
+        );
     }
     assert_eq!(gate.store.reads.get(), 0);
 }
@@ -248,7 +358,10 @@ fn unknown_session_is_401_with_the_sid_for_logs() {
     let gate = Gate::new(rooms());
     let other = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     let d = gate.deny(&Req::ws("/ws/rooms/lobby").cookie(&cookie_for(SECRET, other)));
-    assert_eq!((d.refusal, d.check, d.refusal.status()), (Refusal::UnknownSession, Check::Session, 401));
+    assert_eq!(
+        (d.refusal, d.check, d.refusal.status()),
+        (Refusal::UnknownSession, Check::Session, 401)
+    );
     assert_eq!(d.sid.as_deref(), Some(other));
     assert_eq!(gate.store.reads.get(), 1);
 }
@@ -258,23 +371,41 @@ fn store_key_is_prefix_plus_sid() {
     // Default prefix "sess:": a store holding the bare sid does not know the session.
     let mut gate = Gate::new(rooms());
     gate.store.map.clear();
-    gate.store.map.insert(SID.to_owned(), session_json().to_string());
-    assert_eq!(gate.deny(&Req::ws("/ws/rooms/lobby")).refusal, Refusal::UnknownSession);
+    gate.store
+        .map
+        .insert(SID.to_owned(), session_json().to_string());
+    assert_eq!(
+        gate.deny(&Req::ws("/ws/rooms/lobby")).refusal,
+        Refusal::UnknownSession
+    );
     // key_prefix "" (express-session-cloudflare-kv).
     let gate = Gate::new(json!({"key_prefix": "", "routes": [{"path": "/ws/rooms/:room"}]}));
     assert!(gate.store.map.contains_key(SID));
     gate.admit(&Req::ws("/ws/rooms/lobby"));
-    let gate = Gate::new(json!({"key_prefix": "app1:sess:", "routes": [{"path": "/ws/rooms/:room"}]}));
+    let gate =
+        Gate::new(json!({"key_prefix": "app1:sess:", "routes": [{"path": "/ws/rooms/:room"}]}));
     assert!(gate.store.map.contains_key(&format!("app1:sess:{SID}")));
     gate.admit(&Req::ws("/ws/rooms/lobby"));
 }
 
 #[test]
 fn unreadable_session_json_is_401() {
-    for json in ["not json", "[]", "\"text\"", "null", r#"{"cookie":{"expires":"tomorrow"}}"#, r#"{"cookie":{"expires":12}}"#, ""] {
+    for json in [
+        "not json",
+        "[]",
+        "\"text\"",
+        "null",
+        r#"{"cookie":{"expires":"tomorrow"}}"#,
+        r#"{"cookie":{"expires":12}}"#,
+        "",
+    ] {
         let gate = Gate::with_session(rooms(), json);
         let d = gate.deny(&Req::ws("/ws/rooms/lobby"));
-        assert_eq!((d.refusal, d.check, d.refusal.status()), (Refusal::UnreadableSession, Check::Session, 401), "{json}");
+        assert_eq!(
+            (d.refusal, d.check, d.refusal.status()),
+            (Refusal::UnreadableSession, Check::Session, 401),
+            "{json}"
+        );
         assert!(d.detail.is_some());
         assert_eq!(d.sid.as_deref(), Some(SID));
     }
@@ -284,38 +415,67 @@ fn unreadable_session_json_is_401() {
 fn expired_session_is_401() {
     let gate = Gate::new(rooms()).at(EXPIRES + 1);
     let d = gate.deny(&Req::ws("/ws/rooms/lobby"));
-    assert_eq!((d.refusal, d.check, d.refusal.status()), (Refusal::SessionExpired, Check::Session, 401));
+    assert_eq!(
+        (d.refusal, d.check, d.refusal.status()),
+        (Refusal::SessionExpired, Check::Session, 401)
+    );
 }
 
 #[test]
 fn session_expiring_exactly_now_is_expired() {
-    let d = Gate::new(rooms()).at(EXPIRES).deny(&Req::ws("/ws/rooms/lobby"));
+    let d = Gate::new(rooms())
+        .at(EXPIRES)
+        .deny(&Req::ws("/ws/rooms/lobby"));
     assert_eq!(d.refusal, Refusal::SessionExpired);
-    Gate::new(rooms()).at(EXPIRES - 1).admit(&Req::ws("/ws/rooms/lobby"));
+    Gate::new(rooms())
+        .at(EXPIRES - 1)
+        .admit(&Req::ws("/ws/rooms/lobby"));
 }
 
 #[test]
 fn null_or_absent_expires_never_expires_at_the_edge() {
-    let null = json!({"cookie": {"originalMaxAge": null, "expires": null}, "passport": {"user": "u"}}).to_string();
-    let a = Gate::with_session(rooms(), &null).at(i64::MAX).admit(&Req::ws("/ws/rooms/lobby"));
+    let null =
+        json!({"cookie": {"originalMaxAge": null, "expires": null}, "passport": {"user": "u"}})
+            .to_string();
+    let a = Gate::with_session(rooms(), &null)
+        .at(i64::MAX)
+        .admit(&Req::ws("/ws/rooms/lobby"));
     assert_eq!(a.expires_at_ms, None);
     let absent = json!({"passport": {"user": "u"}}).to_string();
-    Gate::with_session(rooms(), &absent).at(i64::MAX).admit(&Req::ws("/ws/rooms/lobby"));
+    Gate::with_session(rooms(), &absent)
+        .at(i64::MAX)
+        .admit(&Req::ws("/ws/rooms/lobby"));
 }
 
 #[test]
 fn expiry_with_an_offset_is_honoured() {
     // 13:30+01:30 is 12:00Z.
     let json = json!({"cookie": {"expires": "2026-11-26T13:30:00.000+01:30"}}).to_string();
-    assert_eq!(Gate::with_session(rooms(), &json).at(EXPIRES).deny(&Req::ws("/ws/rooms/lobby")).refusal, Refusal::SessionExpired);
-    Gate::with_session(rooms(), &json).at(EXPIRES - 1).admit(&Req::ws("/ws/rooms/lobby"));
+    assert_eq!(
+        Gate::with_session(rooms(), &json)
+            .at(EXPIRES)
+            .deny(&Req::ws("/ws/rooms/lobby"))
+            .refusal,
+        Refusal::SessionExpired
+    );
+    Gate::with_session(rooms(), &json)
+        .at(EXPIRES - 1)
+        .admit(&Req::ws("/ws/rooms/lobby"));
 }
 
 #[test]
 fn store_error_fails_closed_with_503() {
-    let gate = Gate { config: config(rooms()), secrets: sessiongate::signature::Secrets::new(&[SECRET]).unwrap(), store: FailingStore, now: NOW };
+    let gate = Gate {
+        config: config(rooms()),
+        secrets: sessiongate::signature::Secrets::new(&[SECRET]).unwrap(),
+        store: FailingStore,
+        now: NOW,
+    };
     let d = gate.deny(&Req::ws("/ws/rooms/lobby"));
-    assert_eq!((d.refusal, d.check, d.refusal.status()), (Refusal::StoreUnavailable, Check::Store, 503));
+    assert_eq!(
+        (d.refusal, d.check, d.refusal.status()),
+        (Refusal::StoreUnavailable, Check::Store, 503)
+    );
     assert_eq!(d.detail.as_deref(), Some("kv timeout"));
     assert_eq!(d.sid.as_deref(), Some(SID));
     assert_eq!(d.refusal.close_code(), 4503);
@@ -323,9 +483,22 @@ fn store_error_fails_closed_with_503() {
 
 #[test]
 fn store_error_is_not_reached_without_a_valid_signature() {
-    let gate = Gate { config: config(rooms()), secrets: sessiongate::signature::Secrets::new(&[SECRET]).unwrap(), store: FailingStore, now: NOW };
-    assert_eq!(gate.deny(&Req::ws("/ws/rooms/lobby").cookie("connect.sid=junk")).refusal, Refusal::BadSignature);
-    assert_eq!(gate.deny(&Req::ws("/ws/rooms/lobby").without("Cookie")).refusal, Refusal::MissingCookie);
+    let gate = Gate {
+        config: config(rooms()),
+        secrets: sessiongate::signature::Secrets::new(&[SECRET]).unwrap(),
+        store: FailingStore,
+        now: NOW,
+    };
+    assert_eq!(
+        gate.deny(&Req::ws("/ws/rooms/lobby").cookie("connect.sid=junk"))
+            .refusal,
+        Refusal::BadSignature
+    );
+    assert_eq!(
+        gate.deny(&Req::ws("/ws/rooms/lobby").without("Cookie"))
+            .refusal,
+        Refusal::MissingCookie
+    );
 }
 
 #[test]
@@ -333,8 +506,14 @@ fn failing_rule_is_403_and_names_the_rule_for_logs_only() {
     let gate = Gate::new(json!({"routes": [{"path": "/ws/rooms/:room",
         "require": [{"session": "passport.user", "exists": true}, {"session": "user.roles", "contains": "owner"}]}]}));
     let d = gate.deny(&Req::ws("/ws/rooms/lobby"));
-    assert_eq!((d.refusal, d.check, d.refusal.status()), (Refusal::RuleDenied, Check::Rules, 403));
-    assert_eq!(d.detail.as_deref(), Some("routes[0].require[1] (session user.roles contains \"owner\")"));
+    assert_eq!(
+        (d.refusal, d.check, d.refusal.status()),
+        (Refusal::RuleDenied, Check::Rules, 403)
+    );
+    assert_eq!(
+        d.detail.as_deref(),
+        Some("routes[0].require[1] (session user.roles contains \"owner\")")
+    );
     assert_eq!(d.refusal.reason(), "rule denied");
     assert_eq!(d.sid.as_deref(), Some(SID));
 }
@@ -345,12 +524,25 @@ fn failing_rule_is_403_and_names_the_rule_for_logs_only() {
 fn secret_rotation_old_cookie_verifies_with_the_list_only() {
     let old_cookie = cookie_for(OLD_SECRET, SID);
     let rotated = Gate::new(rooms()).secrets(&[SECRET, OLD_SECRET]);
-    assert_eq!(rotated.admit(&Req::ws("/ws/rooms/lobby").cookie(&old_cookie)).sid, SID);
+    assert_eq!(
+        rotated
+            .admit(&Req::ws("/ws/rooms/lobby").cookie(&old_cookie))
+            .sid,
+        SID
+    );
     rotated.admit(&Req::ws("/ws/rooms/lobby"));
     let new_only = Gate::new(rooms()).secrets(&[SECRET]);
-    assert_eq!(new_only.deny(&Req::ws("/ws/rooms/lobby").cookie(&old_cookie)).refusal, Refusal::BadSignature);
+    assert_eq!(
+        new_only
+            .deny(&Req::ws("/ws/rooms/lobby").cookie(&old_cookie))
+            .refusal,
+        Refusal::BadSignature
+    );
     let old_only = Gate::new(rooms()).secrets(&[OLD_SECRET]);
-    assert_eq!(old_only.deny(&Req::ws("/ws/rooms/lobby")).refusal, Refusal::BadSignature);
+    assert_eq!(
+        old_only.deny(&Req::ws("/ws/rooms/lobby")).refusal,
+        Refusal::BadSignature
+    );
 }
 
 // ----------------------------------------------------------------------------- deny_with
@@ -359,7 +551,11 @@ fn secret_rotation_old_cookie_verifies_with_the_list_only() {
 fn deny_with_defaults_to_status() {
     let gate = Gate::new(rooms());
     assert_eq!(gate.deny(&Req::ws("/nope")).deny_with, DenyWith::Status);
-    assert_eq!(gate.deny(&Req::ws("/ws/rooms/x").without("Cookie")).deny_with, DenyWith::Status);
+    assert_eq!(
+        gate.deny(&Req::ws("/ws/rooms/x").without("Cookie"))
+            .deny_with,
+        DenyWith::Status
+    );
 }
 
 #[test]
@@ -371,15 +567,24 @@ fn deny_with_global_and_per_route() {
     // Before a route matched: the global setting.
     assert_eq!(gate.deny(&Req::ws("/nope")).deny_with, DenyWith::Close);
     // A route without its own: the global one.
-    assert_eq!(gate.deny(&Req::ws("/ws/a/x").without("Cookie")).deny_with, DenyWith::Close);
+    assert_eq!(
+        gate.deny(&Req::ws("/ws/a/x").without("Cookie")).deny_with,
+        DenyWith::Close
+    );
     // A route's own wins, from the upgrade check on.
     let d = gate.deny(&Req::ws("/ws/b/x").without("Upgrade"));
     assert_eq!((d.deny_with, d.route), (DenyWith::Status, Some(1)));
-    assert_eq!(gate.deny(&Req::ws("/ws/b/x").without("Cookie")).deny_with, DenyWith::Status);
+    assert_eq!(
+        gate.deny(&Req::ws("/ws/b/x").without("Cookie")).deny_with,
+        DenyWith::Status
+    );
 
     let gate = Gate::new(json!({"routes": [{"path": "/ws/a/:room", "deny_with": "close"}]}));
     assert_eq!(gate.deny(&Req::ws("/nope")).deny_with, DenyWith::Status);
-    assert_eq!(gate.deny(&Req::ws("/ws/a/x").without("Cookie")).deny_with, DenyWith::Close);
+    assert_eq!(
+        gate.deny(&Req::ws("/ws/a/x").without("Cookie")).deny_with,
+        DenyWith::Close
+    );
 }
 
 // -------------------------------------------------------------------- Refusal mapping
@@ -409,7 +614,11 @@ fn refusal_status_and_close_code_mapping() {
         assert!((4000..=4999).contains(&refusal.close_code()));
         // Reasons are short (close frames allow 123 bytes) and distinct.
         assert!(!refusal.reason().is_empty() && refusal.reason().len() <= 123);
-        assert!(reasons.insert(refusal.reason()), "duplicate reason {}", refusal.reason());
+        assert!(
+            reasons.insert(refusal.reason()),
+            "duplicate reason {}",
+            refusal.reason()
+        );
     }
     assert_eq!(Refusal::OriginNotAllowed.close_code(), 4403);
     assert_eq!(Refusal::MissingCookie.close_code(), 4401);
@@ -417,9 +626,30 @@ fn refusal_status_and_close_code_mapping() {
 
 #[test]
 fn check_names() {
-    let names: Vec<&str> = [Check::Route, Check::Upgrade, Check::Origin, Check::Cookie, Check::Signature, Check::Store, Check::Session, Check::Rules]
-        .iter()
-        .map(|c| c.as_str())
-        .collect();
-    assert_eq!(names, ["route", "upgrade", "origin", "cookie", "signature", "store", "session", "rules"]);
+    let names: Vec<&str> = [
+        Check::Route,
+        Check::Upgrade,
+        Check::Origin,
+        Check::Cookie,
+        Check::Signature,
+        Check::Store,
+        Check::Session,
+        Check::Rules,
+    ]
+    .iter()
+    .map(|c| c.as_str())
+    .collect();
+    assert_eq!(
+        names,
+        [
+            "route",
+            "upgrade",
+            "origin",
+            "cookie",
+            "signature",
+            "store",
+            "session",
+            "rules"
+        ]
+    );
 }

@@ -34,12 +34,44 @@ fn holds_with(rule: Value, session: Value, path: &str) -> bool {
 #[test]
 fn bug_literal_braces_in_a_rule_value_without_placeholders_are_not_unescaped() {
     let s = json!({"v": "{x}", "list": ["{x}"]});
-    assert!(holds_with(json!({"session": "v", "equals": "{{x}}"}), s.clone(), "/ws/a/b"), "equals");
-    assert!(holds_with(json!({"session": "v", "in": ["{{x}}"]}), s.clone(), "/ws/a/b"), "in");
-    assert!(holds_with(json!({"session": "list", "contains": "{{x}}"}), s.clone(), "/ws/a/b"), "contains");
-    assert!(holds_with(json!({"session": "v", "matches": "{{*}}"}), s.clone(), "/ws/a/b"), "matches");
+    assert!(
+        holds_with(
+            json!({"session": "v", "equals": "{{x}}"}),
+            s.clone(),
+            "/ws/a/b"
+        ),
+        "equals"
+    );
+    assert!(
+        holds_with(
+            json!({"session": "v", "in": ["{{x}}"]}),
+            s.clone(),
+            "/ws/a/b"
+        ),
+        "in"
+    );
+    assert!(
+        holds_with(
+            json!({"session": "list", "contains": "{{x}}"}),
+            s.clone(),
+            "/ws/a/b"
+        ),
+        "contains"
+    );
+    assert!(
+        holds_with(
+            json!({"session": "v", "matches": "{{*}}"}),
+            s.clone(),
+            "/ws/a/b"
+        ),
+        "matches"
+    );
     // The same text next to a placeholder IS unescaped, which makes the above inconsistent.
-    assert!(holds_with(json!({"session": "v", "equals": "{{{room}}}"}), json!({"v": "{x}"}), "/ws/a/x"));
+    assert!(holds_with(
+        json!({"session": "v", "equals": "{{{room}}}"}),
+        json!({"v": "{x}"}),
+        "/ws/a/x"
+    ));
 }
 
 // BUG 2: a `matches` glob with a backslash right before a placeholder lets a `*` in the
@@ -55,10 +87,18 @@ fn bug_literal_braces_in_a_rule_value_without_placeholders_are_not_unescaped() {
 #[test]
 fn bug_backslash_before_placeholder_lets_a_param_star_widen_the_glob() {
     // With org = "acme" the rule matches "acme-blue" (the `\` escapes the first letter).
-    assert!(holds_with(json!({"session": "team", "matches": "\\{org}-*"}), json!({"team": "acme-blue"}), "/ws/acme/x"));
+    assert!(holds_with(
+        json!({"session": "team", "matches": "\\{org}-*"}),
+        json!({"team": "acme-blue"}),
+        "/ws/acme/x"
+    ));
     // With org = "*", no reading of the pattern should match "\evil-x" with `*` as a wildcard.
     assert!(
-        !holds_with(json!({"session": "team", "matches": "\\{org}-*"}), json!({"team": "\\evil-x"}), "/ws/*/x"),
+        !holds_with(
+            json!({"session": "team", "matches": "\\{org}-*"}),
+            json!({"team": "\\evil-x"}),
+            "/ws/*/x"
+        ),
         "param '*' widened the glob"
     );
 }
@@ -73,7 +113,16 @@ fn bug_backslash_before_placeholder_lets_a_param_star_widen_the_glob() {
 #[test]
 fn bug_placeholder_inside_a_class_lets_a_param_widen_the_glob() {
     let rule = json!({"session": "level", "matches": "[{room}]"});
-    assert!(holds_with(rule.clone(), json!({"level": "a"}), "/ws/o/a"), "literal class member matches");
-    assert!(!holds_with(rule.clone(), json!({"level": "m"}), "/ws/o/a-z"), "'a-z' became a range");
-    assert!(!holds_with(rule, json!({"level": "m"}), "/ws/o/!x"), "'!x' became a negated class");
+    assert!(
+        holds_with(rule.clone(), json!({"level": "a"}), "/ws/o/a"),
+        "literal class member matches"
+    );
+    assert!(
+        !holds_with(rule.clone(), json!({"level": "m"}), "/ws/o/a-z"),
+        "'a-z' became a range"
+    );
+    assert!(
+        !holds_with(rule, json!({"level": "m"}), "/ws/o/!x"),
+        "'!x' became a negated class"
+    );
 }

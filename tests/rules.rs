@@ -18,7 +18,10 @@ fn route_rules(rules: Value) -> Value {
 
 /// Does the handshake pass a single `require` condition? Panics on any non-rule denial.
 fn holds_with(cond: Value, session: &Value, req: &Req) -> bool {
-    let gate = Gate::with_session(route_rules(json!({"require": [cond.clone()]})), &session.to_string());
+    let gate = Gate::with_session(
+        route_rules(json!({"require": [cond.clone()]})),
+        &session.to_string(),
+    );
     match gate.decide(req) {
         Decision::Admit(_) => true,
         Decision::Deny(d) if d.refusal == Refusal::RuleDenied && d.check == Check::Rules => false,
@@ -62,8 +65,14 @@ fn exists_true_and_false() {
 #[test]
 fn exists_treats_json_null_as_absent() {
     let s = sess(json!({"passport": {"user": null}}));
-    assert!(!holds_on(json!({"session": "passport.user", "exists": true}), s.clone()));
-    assert!(holds_on(json!({"session": "passport.user", "exists": false}), s));
+    assert!(!holds_on(
+        json!({"session": "passport.user", "exists": true}),
+        s.clone()
+    ));
+    assert!(holds_on(
+        json!({"session": "passport.user", "exists": false}),
+        s
+    ));
 }
 
 // ----------------------------------------------------------------------------- equals
@@ -71,16 +80,26 @@ fn exists_treats_json_null_as_absent() {
 #[test]
 fn equals_and_not_equals_on_strings() {
     assert!(holds(json!({"session": "passport.user", "equals": "u-42"})));
-    assert!(!holds(json!({"session": "passport.user", "equals": "u-43"})));
-    assert!(!holds(json!({"session": "passport.user", "equals": "U-42"})));
-    assert!(holds(json!({"session": "passport.user", "not_equals": "u-43"})));
-    assert!(!holds(json!({"session": "passport.user", "not_equals": "u-42"})));
+    assert!(!holds(
+        json!({"session": "passport.user", "equals": "u-43"})
+    ));
+    assert!(!holds(
+        json!({"session": "passport.user", "equals": "U-42"})
+    ));
+    assert!(holds(
+        json!({"session": "passport.user", "not_equals": "u-43"})
+    ));
+    assert!(!holds(
+        json!({"session": "passport.user", "not_equals": "u-42"})
+    ));
 }
 
 #[test]
 fn not_equals_on_a_missing_field_does_not_hold() {
     // A condition on an absent value does not hold (except exists = false).
-    assert!(!holds(json!({"session": "user.missing", "not_equals": "x"})));
+    assert!(!holds(
+        json!({"session": "user.missing", "not_equals": "x"})
+    ));
     assert!(!holds(json!({"session": "user.missing", "equals": "x"})));
 }
 
@@ -92,38 +111,92 @@ fn equals_numbers_and_booleans_in_the_session() {
     // A string in the config equals a session number when it is its JSON text.
     assert!(holds(json!({"session": "user.age", "equals": "36"})));
     let s = sess(json!({"user": {"admin": true, "id": "42"}}));
-    assert!(holds_on(json!({"session": "user.admin", "equals": true}), s.clone()));
-    assert!(holds_on(json!({"session": "user.admin", "equals": "true"}), s.clone()));
-    assert!(!holds_on(json!({"session": "user.admin", "equals": false}), s.clone()));
+    assert!(holds_on(
+        json!({"session": "user.admin", "equals": true}),
+        s.clone()
+    ));
+    assert!(holds_on(
+        json!({"session": "user.admin", "equals": "true"}),
+        s.clone()
+    ));
+    assert!(!holds_on(
+        json!({"session": "user.admin", "equals": false}),
+        s.clone()
+    ));
     // A session string equals a config number whose JSON text it is.
     assert!(holds_on(json!({"session": "user.id", "equals": 42}), s));
 }
 
 #[test]
 fn equals_number_vs_string_from_param_query_and_header() {
-    let req = Req::ws("/ws/acme/5").query("n=5&b=true").header("X-Level", "5");
-    assert!(holds_req(json!({"param": "room", "equals": 5}), req.clone()));
+    let req = Req::ws("/ws/acme/5")
+        .query("n=5&b=true")
+        .header("X-Level", "5");
+    assert!(holds_req(
+        json!({"param": "room", "equals": 5}),
+        req.clone()
+    ));
     assert!(holds_req(json!({"query": "n", "equals": 5}), req.clone()));
-    assert!(holds_req(json!({"header": "x-level", "equals": 5}), req.clone()));
-    assert!(holds_req(json!({"query": "b", "equals": true}), req.clone()));
-    assert!(!holds_req(json!({"param": "room", "equals": 6}), req.clone()));
-    assert!(holds_req(json!({"param": "room", "not_equals": 6}), req.clone()));
+    assert!(holds_req(
+        json!({"header": "x-level", "equals": 5}),
+        req.clone()
+    ));
+    assert!(holds_req(
+        json!({"query": "b", "equals": true}),
+        req.clone()
+    ));
+    assert!(!holds_req(
+        json!({"param": "room", "equals": 6}),
+        req.clone()
+    ));
+    assert!(holds_req(
+        json!({"param": "room", "not_equals": 6}),
+        req.clone()
+    ));
     assert!(!holds_req(json!({"param": "room", "not_equals": 5}), req));
 }
 
 #[test]
 fn equals_with_param_placeholder() {
     let s = sess(json!({"user": {"id": 42, "org": "acme"}}));
-    assert!(holds_with(json!({"session": "user.id", "equals": "{room}"}), &s, &Req::ws("/ws/acme/42")));
-    assert!(!holds_with(json!({"session": "user.id", "equals": "{room}"}), &s, &Req::ws("/ws/acme/43")));
-    assert!(holds_with(json!({"session": "user.org", "equals": "{org}"}), &s, &Req::ws("/ws/acme/x")));
-    assert!(!holds_with(json!({"session": "user.org", "equals": "{org}"}), &s, &Req::ws("/ws/other/x")));
-    assert!(holds_with(json!({"session": "user.org", "not_equals": "{org}"}), &s, &Req::ws("/ws/other/x")));
+    assert!(holds_with(
+        json!({"session": "user.id", "equals": "{room}"}),
+        &s,
+        &Req::ws("/ws/acme/42")
+    ));
+    assert!(!holds_with(
+        json!({"session": "user.id", "equals": "{room}"}),
+        &s,
+        &Req::ws("/ws/acme/43")
+    ));
+    assert!(holds_with(
+        json!({"session": "user.org", "equals": "{org}"}),
+        &s,
+        &Req::ws("/ws/acme/x")
+    ));
+    assert!(!holds_with(
+        json!({"session": "user.org", "equals": "{org}"}),
+        &s,
+        &Req::ws("/ws/other/x")
+    ));
+    assert!(holds_with(
+        json!({"session": "user.org", "not_equals": "{org}"}),
+        &s,
+        &Req::ws("/ws/other/x")
+    ));
     // Placeholders are rendered with the decoded parameter.
-    assert!(holds_with(json!({"session": "user.org", "equals": "{org}"}), &s, &Req::ws("/ws/%61cme/x")));
+    assert!(holds_with(
+        json!({"session": "user.org", "equals": "{org}"}),
+        &s,
+        &Req::ws("/ws/%61cme/x")
+    ));
     // Literal braces next to a placeholder render as one brace.
     let s = sess(json!({"v": "{acme}"}));
-    assert!(holds_with(json!({"session": "v", "equals": "{{{org}}}"}), &s, &Req::ws("/ws/acme/x")));
+    assert!(holds_with(
+        json!({"session": "v", "equals": "{{{org}}}"}),
+        &s,
+        &Req::ws("/ws/acme/x")
+    ));
     // (Literal braces in a value WITHOUT placeholders: see tests/known_bugs.rs.)
 }
 
@@ -131,17 +204,38 @@ fn equals_with_param_placeholder() {
 
 #[test]
 fn in_list() {
-    assert!(holds(json!({"session": "passport.user", "in": ["u-1", "u-42"]})));
-    assert!(!holds(json!({"session": "passport.user", "in": ["u-1", "u-2"]})));
+    assert!(holds(
+        json!({"session": "passport.user", "in": ["u-1", "u-42"]})
+    ));
+    assert!(!holds(
+        json!({"session": "passport.user", "in": ["u-1", "u-2"]})
+    ));
     assert!(holds(json!({"session": "user.age", "in": [18, 36]})));
     assert!(holds(json!({"session": "user.age", "in": ["36"]})));
-    assert!(holds_req(json!({"param": "room", "in": ["lobby", 7]}), Req::ws("/ws/acme/7")));
-    assert!(holds_req(json!({"param": "room", "in": ["lobby", 7]}), Req::ws("/ws/acme/lobby")));
-    assert!(!holds_req(json!({"param": "room", "in": ["lobby", 7]}), Req::ws("/ws/acme/8")));
+    assert!(holds_req(
+        json!({"param": "room", "in": ["lobby", 7]}),
+        Req::ws("/ws/acme/7")
+    ));
+    assert!(holds_req(
+        json!({"param": "room", "in": ["lobby", 7]}),
+        Req::ws("/ws/acme/lobby")
+    ));
+    assert!(!holds_req(
+        json!({"param": "room", "in": ["lobby", 7]}),
+        Req::ws("/ws/acme/8")
+    ));
     // Placeholders inside the list.
     let s = sess(json!({"home": "acme"}));
-    assert!(holds_with(json!({"session": "home", "in": ["x", "{org}"]}), &s, &Req::ws("/ws/acme/r")));
-    assert!(!holds_with(json!({"session": "home", "in": ["x", "{org}"]}), &s, &Req::ws("/ws/beta/r")));
+    assert!(holds_with(
+        json!({"session": "home", "in": ["x", "{org}"]}),
+        &s,
+        &Req::ws("/ws/acme/r")
+    ));
+    assert!(!holds_with(
+        json!({"session": "home", "in": ["x", "{org}"]}),
+        &s,
+        &Req::ws("/ws/beta/r")
+    ));
 }
 
 // --------------------------------------------------------------------------- contains
@@ -149,17 +243,39 @@ fn in_list() {
 #[test]
 fn contains_on_arrays() {
     assert!(holds(json!({"session": "user.roles", "contains": "chat"})));
-    assert!(!holds(json!({"session": "user.roles", "contains": "owner"})));
-    assert!(!holds(json!({"session": "user.roles", "contains": "cha"})), "array items compare whole");
+    assert!(!holds(
+        json!({"session": "user.roles", "contains": "owner"})
+    ));
+    assert!(
+        !holds(json!({"session": "user.roles", "contains": "cha"})),
+        "array items compare whole"
+    );
     let s = sess(json!({"ids": [1, 2, 3], "flags": [true]}));
-    assert!(holds_on(json!({"session": "ids", "contains": 3}), s.clone()));
-    assert!(holds_on(json!({"session": "ids", "contains": 3.0}), s.clone()));
-    assert!(!holds_on(json!({"session": "ids", "contains": 4}), s.clone()));
+    assert!(holds_on(
+        json!({"session": "ids", "contains": 3}),
+        s.clone()
+    ));
+    assert!(holds_on(
+        json!({"session": "ids", "contains": 3.0}),
+        s.clone()
+    ));
+    assert!(!holds_on(
+        json!({"session": "ids", "contains": 4}),
+        s.clone()
+    ));
     assert!(holds_on(json!({"session": "flags", "contains": true}), s));
     // Placeholder item.
     let s = sess(json!({"rooms": ["lobby", "dev"]}));
-    assert!(holds_with(json!({"session": "rooms", "contains": "{room}"}), &s, &Req::ws("/ws/acme/dev")));
-    assert!(!holds_with(json!({"session": "rooms", "contains": "{room}"}), &s, &Req::ws("/ws/acme/ops")));
+    assert!(holds_with(
+        json!({"session": "rooms", "contains": "{room}"}),
+        &s,
+        &Req::ws("/ws/acme/dev")
+    ));
+    assert!(!holds_with(
+        json!({"session": "rooms", "contains": "{room}"}),
+        &s,
+        &Req::ws("/ws/acme/ops")
+    ));
 }
 
 #[test]
@@ -167,9 +283,19 @@ fn contains_on_strings() {
     assert!(holds(json!({"session": "user.team", "contains": "acme"})));
     assert!(holds(json!({"session": "user.team", "contains": "-"})));
     assert!(!holds(json!({"session": "user.team", "contains": "red"})));
-    assert!(holds_req(json!({"header": "user-agent", "contains": "Bot"}), Req::ws("/ws/a/b").header("User-Agent", "FooBot/1.0")));
-    assert!(holds_req(json!({"query": "tags", "contains": 42}), Req::ws("/ws/a/b").query("tags=x42y")));
-    assert!(holds_with(json!({"session": "user.team", "contains": "{org}"}), &session_json(), &Req::ws("/ws/acme/x")));
+    assert!(holds_req(
+        json!({"header": "user-agent", "contains": "Bot"}),
+        Req::ws("/ws/a/b").header("User-Agent", "FooBot/1.0")
+    ));
+    assert!(holds_req(
+        json!({"query": "tags", "contains": 42}),
+        Req::ws("/ws/a/b").query("tags=x42y")
+    ));
+    assert!(holds_with(
+        json!({"session": "user.team", "contains": "{org}"}),
+        &session_json(),
+        &Req::ws("/ws/acme/x")
+    ));
     // A number is not a string to search in.
     assert!(!holds(json!({"session": "user.age", "contains": "3"})));
 }
@@ -178,10 +304,22 @@ fn contains_on_strings() {
 
 #[test]
 fn matches_glob() {
-    assert!(holds_req(json!({"param": "room", "matches": "public-*"}), Req::ws("/ws/acme/public-lobby")));
-    assert!(!holds_req(json!({"param": "room", "matches": "public-*"}), Req::ws("/ws/acme/private-lobby")));
-    assert!(holds_req(json!({"param": "room", "matches": "room-[0-9]?"}), Req::ws("/ws/acme/room-7x")));
-    assert!(!holds_req(json!({"param": "room", "matches": "room-[0-9]?"}), Req::ws("/ws/acme/room-xx")));
+    assert!(holds_req(
+        json!({"param": "room", "matches": "public-*"}),
+        Req::ws("/ws/acme/public-lobby")
+    ));
+    assert!(!holds_req(
+        json!({"param": "room", "matches": "public-*"}),
+        Req::ws("/ws/acme/private-lobby")
+    ));
+    assert!(holds_req(
+        json!({"param": "room", "matches": "room-[0-9]?"}),
+        Req::ws("/ws/acme/room-7x")
+    ));
+    assert!(!holds_req(
+        json!({"param": "room", "matches": "room-[0-9]?"}),
+        Req::ws("/ws/acme/room-xx")
+    ));
     assert!(holds(json!({"session": "user.team", "matches": "acme-*"})));
     // Only strings match a glob.
     assert!(!holds(json!({"session": "user.age", "matches": "*"})));
@@ -190,8 +328,16 @@ fn matches_glob() {
 
 #[test]
 fn matches_with_placeholder() {
-    assert!(holds_with(json!({"session": "user.team", "matches": "{org}-*"}), &session_json(), &Req::ws("/ws/acme/x")));
-    assert!(!holds_with(json!({"session": "user.team", "matches": "{org}-*"}), &session_json(), &Req::ws("/ws/beta/x")));
+    assert!(holds_with(
+        json!({"session": "user.team", "matches": "{org}-*"}),
+        &session_json(),
+        &Req::ws("/ws/acme/x")
+    ));
+    assert!(!holds_with(
+        json!({"session": "user.team", "matches": "{org}-*"}),
+        &session_json(),
+        &Req::ws("/ws/beta/x")
+    ));
 }
 
 #[test]
@@ -200,13 +346,28 @@ fn matches_placeholder_value_with_glob_characters_cannot_widen_the_glob() {
     let s = session_json();
     for org in ["*", "a*", "%2A", "????", "[a-z]cme", "acm?", "\\*", "*%5D"] {
         let req = Req::ws(&format!("/ws/{org}/x"));
-        assert!(!holds_with(json!({"session": "user.team", "matches": "{org}-*"}), &s, &req), "org {org:?} widened the glob");
+        assert!(
+            !holds_with(
+                json!({"session": "user.team", "matches": "{org}-*"}),
+                &s,
+                &req
+            ),
+            "org {org:?} widened the glob"
+        );
     }
     // A session value holding the same literal characters still matches.
     let literal = sess(json!({"user": {"team": "*-blue"}}));
-    assert!(holds_with(json!({"session": "user.team", "matches": "{org}-*"}), &literal, &Req::ws("/ws/*/x")));
+    assert!(holds_with(
+        json!({"session": "user.team", "matches": "{org}-*"}),
+        &literal,
+        &Req::ws("/ws/*/x")
+    ));
     let literal = sess(json!({"user": {"team": "[a-z]cme-x"}}));
-    assert!(holds_with(json!({"session": "user.team", "matches": "{org}-*"}), &literal, &Req::ws("/ws/[a-z]cme/x")));
+    assert!(holds_with(
+        json!({"session": "user.team", "matches": "{org}-*"}),
+        &literal,
+        &Req::ws("/ws/[a-z]cme/x")
+    ));
 }
 
 // ---------------------------------------------------------------------- gt gte lt lte
@@ -228,14 +389,22 @@ fn comparisons_on_session_numbers() {
 
 #[test]
 fn comparisons_on_numeric_strings_from_the_request() {
-    let req = Req::ws("/ws/acme/7").query("n=-1.5&junk=abc&inf=inf").header("X-Level", " 10 ");
+    let req = Req::ws("/ws/acme/7")
+        .query("n=-1.5&junk=abc&inf=inf")
+        .header("X-Level", " 10 ");
     assert!(holds_req(json!({"param": "room", "lt": 8}), req.clone()));
     assert!(!holds_req(json!({"param": "room", "lt": 7}), req.clone()));
     assert!(holds_req(json!({"param": "room", "lte": 7}), req.clone()));
     assert!(holds_req(json!({"query": "n", "gt": -2}), req.clone()));
     assert!(!holds_req(json!({"query": "n", "gte": -1}), req.clone()));
-    assert!(holds_req(json!({"header": "x-level", "gte": 10}), req.clone()));
-    assert!(!holds_req(json!({"header": "x-level", "gt": 10}), req.clone()));
+    assert!(holds_req(
+        json!({"header": "x-level", "gte": 10}),
+        req.clone()
+    ));
+    assert!(!holds_req(
+        json!({"header": "x-level", "gt": 10}),
+        req.clone()
+    ));
     assert!(!holds_req(json!({"query": "junk", "gt": 0}), req.clone()));
     assert!(!holds_req(json!({"query": "junk", "lt": 0}), req.clone()));
     // Infinity is not a number a rule can be satisfied with.
@@ -248,26 +417,56 @@ fn comparisons_on_numeric_strings_from_the_request() {
 #[test]
 fn query_subject_first_value_decoded() {
     let req = Req::ws("/ws/a/b").query("room=first&room=second&q=a+b%20c&flag");
-    assert!(holds_req(json!({"query": "room", "equals": "first"}), req.clone()));
-    assert!(holds_req(json!({"query": "q", "equals": "a b c"}), req.clone()));
-    assert!(holds_req(json!({"query": "flag", "exists": true}), req.clone()));
-    assert!(holds_req(json!({"query": "flag", "equals": ""}), req.clone()));
+    assert!(holds_req(
+        json!({"query": "room", "equals": "first"}),
+        req.clone()
+    ));
+    assert!(holds_req(
+        json!({"query": "q", "equals": "a b c"}),
+        req.clone()
+    ));
+    assert!(holds_req(
+        json!({"query": "flag", "exists": true}),
+        req.clone()
+    ));
+    assert!(holds_req(
+        json!({"query": "flag", "equals": ""}),
+        req.clone()
+    ));
     assert!(holds_req(json!({"query": "nope", "exists": false}), req));
 }
 
 #[test]
 fn header_subject_is_case_insensitive() {
     let req = Req::ws("/ws/a/b").header("x-team", "blue");
-    assert!(holds_req(json!({"header": "X-Team", "equals": "blue"}), req.clone()));
-    assert!(holds_req(json!({"header": "x-team", "equals": "blue"}), req.clone()));
-    assert!(!holds_req(json!({"header": "x-team", "equals": "Blue"}), req.clone()));
-    assert!(holds_req(json!({"header": "x-other", "exists": false}), req));
+    assert!(holds_req(
+        json!({"header": "X-Team", "equals": "blue"}),
+        req.clone()
+    ));
+    assert!(holds_req(
+        json!({"header": "x-team", "equals": "blue"}),
+        req.clone()
+    ));
+    assert!(!holds_req(
+        json!({"header": "x-team", "equals": "Blue"}),
+        req.clone()
+    ));
+    assert!(holds_req(
+        json!({"header": "x-other", "exists": false}),
+        req
+    ));
 }
 
 #[test]
 fn param_subject() {
-    assert!(holds_req(json!({"param": "org", "equals": "acme"}), Req::ws("/ws/acme/x")));
-    assert!(holds_req(json!({"param": "room", "equals": "a b"}), Req::ws("/ws/acme/a%20b")));
+    assert!(holds_req(
+        json!({"param": "org", "equals": "acme"}),
+        Req::ws("/ws/acme/x")
+    ));
+    assert!(holds_req(
+        json!({"param": "room", "equals": "a b"}),
+        Req::ws("/ws/acme/a%20b")
+    ));
 }
 
 // --------------------------------------------------------- require / include / exclude
@@ -300,14 +499,29 @@ fn include_needs_one_to_hold() {
         {"session": "user.roles", "contains": "owner"},
         {"param": "room", "matches": "public-*"}
     ]});
-    let admitted = |path: &str| matches!(decide(include.clone(), &session_json(), &Req::ws(path)), Decision::Admit(_));
+    let admitted = |path: &str| {
+        matches!(
+            decide(include.clone(), &session_json(), &Req::ws(path)),
+            Decision::Admit(_)
+        )
+    };
     assert!(admitted("/ws/acme/public-x"));
     assert!(!admitted("/ws/acme/private-x"));
-    let d = detail(decide(include.clone(), &session_json(), &Req::ws("/ws/acme/private-x")));
-    assert!(d.starts_with("routes[0].include[0] (none of 2 include conditions held"), "{d}");
+    let d = detail(decide(
+        include.clone(),
+        &session_json(),
+        &Req::ws("/ws/acme/private-x"),
+    ));
+    assert!(
+        d.starts_with("routes[0].include[0] (none of 2 include conditions held"),
+        "{d}"
+    );
     // The first that holds is enough.
     let s = sess(json!({"user": {"roles": ["owner"]}}));
-    assert!(matches!(decide(include, &s, &Req::ws("/ws/acme/private-x")), Decision::Admit(_)));
+    assert!(matches!(
+        decide(include, &s, &Req::ws("/ws/acme/private-x")),
+        Decision::Admit(_)
+    ));
 }
 
 #[test]
@@ -316,23 +530,44 @@ fn require_needs_all() {
         {"session": "passport.user", "exists": true},
         {"session": "user.roles", "contains": "admin"}
     ]});
-    assert!(matches!(decide(rules.clone(), &session_json(), &Req::ws("/ws/a/b")), Decision::Admit(_)));
+    assert!(matches!(
+        decide(rules.clone(), &session_json(), &Req::ws("/ws/a/b")),
+        Decision::Admit(_)
+    ));
     let s = sess(json!({"passport": {"user": "u"}, "user": {"roles": ["chat"]}}));
-    assert_eq!(detail(decide(rules.clone(), &s, &Req::ws("/ws/a/b"))), "routes[0].require[1] (session user.roles contains \"admin\")");
+    assert_eq!(
+        detail(decide(rules.clone(), &s, &Req::ws("/ws/a/b"))),
+        "routes[0].require[1] (session user.roles contains \"admin\")"
+    );
     let s = sess(json!({"user": {"roles": ["admin"]}}));
-    assert_eq!(detail(decide(rules, &s, &Req::ws("/ws/a/b"))), "routes[0].require[0] (session passport.user exists true)");
+    assert_eq!(
+        detail(decide(rules, &s, &Req::ws("/ws/a/b"))),
+        "routes[0].require[0] (session passport.user exists true)"
+    );
 }
 
 #[test]
 fn exclude_on_a_missing_field_does_not_exclude() {
     let rules = json!({"exclude": [{"session": "user.banned", "equals": true}]});
-    assert!(matches!(decide(rules.clone(), &session_json(), &Req::ws("/ws/a/b")), Decision::Admit(_)));
+    assert!(matches!(
+        decide(rules.clone(), &session_json(), &Req::ws("/ws/a/b")),
+        Decision::Admit(_)
+    ));
     let s = sess(json!({"user": {"banned": null}}));
-    assert!(matches!(decide(rules.clone(), &s, &Req::ws("/ws/a/b")), Decision::Admit(_)));
+    assert!(matches!(
+        decide(rules.clone(), &s, &Req::ws("/ws/a/b")),
+        Decision::Admit(_)
+    ));
     let s = sess(json!({"user": {"banned": false}}));
-    assert!(matches!(decide(rules.clone(), &s, &Req::ws("/ws/a/b")), Decision::Admit(_)));
+    assert!(matches!(
+        decide(rules.clone(), &s, &Req::ws("/ws/a/b")),
+        Decision::Admit(_)
+    ));
     let s = sess(json!({"user": {"banned": true}}));
-    assert_eq!(detail(decide(rules, &s, &Req::ws("/ws/a/b"))), "routes[0].exclude[0] (session user.banned equals true)");
+    assert_eq!(
+        detail(decide(rules, &s, &Req::ws("/ws/a/b"))),
+        "routes[0].exclude[0] (session user.banned equals true)"
+    );
 }
 
 #[test]
@@ -341,8 +576,14 @@ fn exclude_wins_over_include() {
         "include": [{"session": "user.roles", "contains": "chat"}],
         "exclude": [{"param": "room", "equals": "secret"}]
     });
-    assert!(matches!(decide(rules.clone(), &session_json(), &Req::ws("/ws/a/lobby")), Decision::Admit(_)));
-    assert!(detail(decide(rules, &session_json(), &Req::ws("/ws/a/secret"))).starts_with("routes[0].exclude[0]"));
+    assert!(matches!(
+        decide(rules.clone(), &session_json(), &Req::ws("/ws/a/lobby")),
+        Decision::Admit(_)
+    ));
+    assert!(
+        detail(decide(rules, &session_json(), &Req::ws("/ws/a/secret")))
+            .starts_with("routes[0].exclude[0]")
+    );
 }
 
 #[test]
@@ -353,9 +594,15 @@ fn global_rules_run_before_route_rules() {
     });
     let gate = Gate::new(config);
     let (d, trace) = gate.decide_traced(&Req::ws("/ws/a/b"));
-    assert_eq!(detail(d), "require[0] (session user.roles contains \"owner\")");
+    assert_eq!(
+        detail(d),
+        "require[0] (session user.roles contains \"owner\")"
+    );
     // The route's rules were never evaluated.
-    assert!(trace.0.iter().all(|(step, _, _)| !step.starts_with("routes[")));
+    assert!(trace
+        .0
+        .iter()
+        .all(|(step, _, _)| !step.starts_with("routes[")));
 
     // Global passes, route fails: the route's rule is named with its key path.
     let gate = Gate::new(json!({
@@ -363,8 +610,16 @@ fn global_rules_run_before_route_rules() {
         "routes": [{"path": "/ws/:org/:room", "require": [{"session": "user.missing", "exists": true}]}]
     }));
     let (d, trace) = gate.decide_traced(&Req::ws("/ws/a/b"));
-    assert_eq!(detail(d), "routes[0].require[0] (session user.missing exists true)");
-    let steps: Vec<&str> = trace.0.iter().map(|(s, _, _)| s.as_str()).filter(|s| s.contains('[')).collect();
+    assert_eq!(
+        detail(d),
+        "routes[0].require[0] (session user.missing exists true)"
+    );
+    let steps: Vec<&str> = trace
+        .0
+        .iter()
+        .map(|(s, _, _)| s.as_str())
+        .filter(|s| s.contains('['))
+        .collect();
     assert_eq!(steps, ["exclude[0]", "routes[0].require[0]"]);
 }
 
@@ -376,5 +631,8 @@ fn global_rules_may_use_params_every_route_has() {
     }));
     gate.admit(&Req::ws("/ws/a/public-1"));
     gate.admit(&Req::ws("/ws/b/public-2/y"));
-    assert_eq!(detail(gate.decide(&Req::ws("/ws/b/private/y"))), "require[0] (param room matches \"public-*\")");
+    assert_eq!(
+        detail(gate.decide(&Req::ws("/ws/b/private/y"))),
+        "require[0] (param room matches \"public-*\")"
+    );
 }

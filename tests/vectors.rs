@@ -37,7 +37,9 @@ fn session_vectors() -> Vec<Value> {
 }
 
 fn s<'v>(v: &'v Value, key: &str) -> &'v str {
-    v[key].as_str().unwrap_or_else(|| panic!("{key} is not a string in {v}"))
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} is not a string in {v}"))
 }
 
 fn string_list(v: &Value) -> Vec<String> {
@@ -80,8 +82,14 @@ fn signature_empty_secret_is_refused_where_cookie_signature_signs() {
         .find(|e| s(e, "secret").is_empty())
         .expect("a vector signed with the empty secret");
     assert!(!s(e, "signed").is_empty(), "cookie-signature did sign it");
-    assert_eq!(Secrets::new(&[""]).unwrap_err(), SecretsError::EmptySecret(0));
-    assert_eq!(Secrets::new(&["ok", ""]).unwrap_err(), SecretsError::EmptySecret(1));
+    assert_eq!(
+        Secrets::new(&[""]).unwrap_err(),
+        SecretsError::EmptySecret(0)
+    );
+    assert_eq!(
+        Secrets::new(&["ok", ""]).unwrap_err(),
+        SecretsError::EmptySecret(1)
+    );
     assert_eq!(signature::sign(s(e, "value"), ""), None);
 }
 
@@ -113,7 +121,10 @@ fn signature_unsign_matches_cookie_signature_except_the_empty_value() {
             agreed += 1;
         }
     }
-    assert_eq!(empty_value_refusals, 1, "the vectors hold exactly one \".<mac>\" case");
+    assert_eq!(
+        empty_value_refusals, 1,
+        "the vectors hold exactly one \".<mac>\" case"
+    );
     assert!(agreed >= 38, "only {agreed} vectors compared");
 }
 
@@ -129,7 +140,9 @@ fn signature_unsign_refuses_s_prefixed_input_but_unsign_cookie_accepts_it() {
     let secrets = Secrets::new(&[s(e, "secret")]).unwrap();
     assert_eq!(e["result"], Value::Bool(false));
     assert_eq!(secrets.unsign(s(e, "input")), None);
-    let sid = secrets.unsign_cookie(s(e, "input")).expect("unsign_cookie strips s:");
+    let sid = secrets
+        .unsign_cookie(s(e, "input"))
+        .expect("unsign_cookie strips s:");
     assert_eq!(format!("s:{}", secrets.sign(sid)), s(e, "input"));
 }
 
@@ -148,9 +161,15 @@ fn cookie_parse_all_equals_cookie_parse_for_every_header() {
             .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
             .collect();
         let pairs = cookie::parse_all(header);
-        let got: BTreeMap<String, String> =
-            pairs.iter().map(|(k, v)| ((*k).to_owned(), v.to_string())).collect();
-        assert_eq!(got.len(), pairs.len(), "parse_all returned a name twice for {header:?}");
+        let got: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.to_string()))
+            .collect();
+        assert_eq!(
+            got.len(),
+            pairs.len(),
+            "parse_all returned a name twice for {header:?}"
+        );
         assert_eq!(got, want, "header {header:?}");
     }
 }
@@ -176,7 +195,9 @@ fn cookie_proto_name_never_appears() {
         .find(|e| s(e, "header").starts_with("__proto__"))
         .expect("the __proto__ vector");
     assert_eq!(cookie::find(s(&e, "header"), "__proto__"), None);
-    assert!(cookie::parse_all(s(&e, "header")).iter().all(|(k, _)| *k != "__proto__"));
+    assert!(cookie::parse_all(s(&e, "header"))
+        .iter()
+        .all(|(k, _)| *k != "__proto__"));
 }
 
 #[test]
@@ -195,12 +216,18 @@ fn cookie_duplicate_connect_sid_first_wins() {
 /// `Expires=Thu, 26 Nov 2026 01:58:08 GMT` of a Set-Cookie header, in Unix seconds: an
 /// independent check of `cookie.expires` (second precision).
 fn set_cookie_expires_secs(set_cookie: &str) -> Option<i64> {
-    let attr = set_cookie.split(';').map(str::trim).find_map(|a| a.strip_prefix("Expires="))?;
+    let attr = set_cookie
+        .split(';')
+        .map(str::trim)
+        .find_map(|a| a.strip_prefix("Expires="))?;
     // "Thu, 26 Nov 2026 01:58:08 GMT"
     let parts: Vec<&str> = attr.split([' ', ',']).filter(|p| !p.is_empty()).collect();
-    let [_, day, month, year, hms, "GMT"] = parts.as_slice() else { return None };
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let [_, day, month, year, hms, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let month = MONTHS.iter().position(|m| m == month)? + 1;
     let iso = format!("{year}-{month:02}-{:02}T{hms}Z", day.parse::<u32>().ok()?);
     time::parse_rfc3339_ms(&iso).map(|ms| ms / 1000)
@@ -210,8 +237,12 @@ fn set_cookie_expires_secs(set_cookie: &str) -> Option<i64> {
 fn express_session_vectors_are_complete() {
     let v = session_vectors();
     assert_eq!(v.len(), 12);
-    assert!(v.iter().all(|e| e["verified_by_express"] == Value::Bool(true)));
-    assert!(v.iter().any(|e| e["signed_with_old_secret"] == Value::Bool(true)));
+    assert!(v
+        .iter()
+        .all(|e| e["verified_by_express"] == Value::Bool(true)));
+    assert!(v
+        .iter()
+        .any(|e| e["signed_with_old_secret"] == Value::Bool(true)));
     assert!(v.iter().any(|e| e["max_age"].is_null()));
 }
 
@@ -223,8 +254,14 @@ fn express_session_set_cookie_value_is_found_and_decoded() {
         assert_eq!(found, decoded);
         assert!(found.starts_with("s:"));
         // Also as a browser would send it back, among other cookies.
-        let header = format!("theme=dark; connect.sid={}; _ga=GA1.2.3", s(e, "cookie_value"));
-        assert_eq!(cookie::find(&header, "connect.sid").as_deref(), Some(&*decoded));
+        let header = format!(
+            "theme=dark; connect.sid={}; _ga=GA1.2.3",
+            s(e, "cookie_value")
+        );
+        assert_eq!(
+            cookie::find(&header, "connect.sid").as_deref(),
+            Some(&*decoded)
+        );
     }
 }
 
@@ -233,7 +270,12 @@ fn express_session_unsign_cookie_gives_the_sid() {
     for e in &session_vectors() {
         let secrets = Secrets::new(&string_list(&e["secrets"])).unwrap();
         let raw = cookie::find(s(e, "set_cookie"), "connect.sid").unwrap();
-        assert_eq!(secrets.unsign_cookie(&raw), Some(s(e, "sid")), "{}", s(e, "set_cookie"));
+        assert_eq!(
+            secrets.unsign_cookie(&raw),
+            Some(s(e, "sid")),
+            "{}",
+            s(e, "set_cookie")
+        );
         assert_eq!(s(e, "sid").len(), 32, "express-session sids are 32 chars");
     }
 }
@@ -241,16 +283,32 @@ fn express_session_unsign_cookie_gives_the_sid() {
 #[test]
 fn express_session_rotation_old_secret_verifies_only_with_the_list() {
     let mut rotated = 0;
-    for e in session_vectors().iter().filter(|e| e["signed_with_old_secret"] == Value::Bool(true)) {
+    for e in session_vectors()
+        .iter()
+        .filter(|e| e["signed_with_old_secret"] == Value::Bool(true))
+    {
         let list = string_list(&e["secrets"]);
         assert!(list.len() >= 2);
         let raw = cookie::find(s(e, "set_cookie"), "connect.sid").unwrap();
-        assert_eq!(Secrets::new(&list).unwrap().unsign_cookie(&raw), Some(s(e, "sid")));
-        assert_eq!(Secrets::new(&list[1..2]).unwrap().unsign_cookie(&raw), Some(s(e, "sid")));
-        assert_eq!(Secrets::new(&list[..1]).unwrap().unsign_cookie(&raw), None, "new secret alone");
+        assert_eq!(
+            Secrets::new(&list).unwrap().unsign_cookie(&raw),
+            Some(s(e, "sid"))
+        );
+        assert_eq!(
+            Secrets::new(&list[1..2]).unwrap().unsign_cookie(&raw),
+            Some(s(e, "sid"))
+        );
+        assert_eq!(
+            Secrets::new(&list[..1]).unwrap().unsign_cookie(&raw),
+            None,
+            "new secret alone"
+        );
         // Reversed order still verifies: every secret of the list is tried.
         let reversed: Vec<String> = list.iter().rev().cloned().collect();
-        assert_eq!(Secrets::new(&reversed).unwrap().unsign_cookie(&raw), Some(s(e, "sid")));
+        assert_eq!(
+            Secrets::new(&reversed).unwrap().unsign_cookie(&raw),
+            Some(s(e, "sid"))
+        );
         rotated += 1;
     }
     assert_eq!(rotated, 4);
@@ -258,7 +316,10 @@ fn express_session_rotation_old_secret_verifies_only_with_the_list() {
 
 #[test]
 fn express_session_new_secret_cookies_do_not_verify_with_the_old_secret_alone() {
-    for e in session_vectors().iter().filter(|e| e["signed_with_old_secret"] == Value::Bool(false)) {
+    for e in session_vectors()
+        .iter()
+        .filter(|e| e["signed_with_old_secret"] == Value::Bool(false))
+    {
         let list = string_list(&e["secrets"]);
         if list.len() < 2 {
             continue;
@@ -271,7 +332,10 @@ fn express_session_new_secret_cookies_do_not_verify_with_the_old_secret_alone() 
 #[test]
 fn express_session_cookie_value_equals_ours_for_secrets0() {
     let mut compared = 0;
-    for e in session_vectors().iter().filter(|e| e["signed_with_old_secret"] == Value::Bool(false)) {
+    for e in session_vectors()
+        .iter()
+        .filter(|e| e["signed_with_old_secret"] == Value::Bool(false))
+    {
         let secrets = Secrets::new(&string_list(&e["secrets"])).unwrap();
         assert_eq!(secrets.cookie_value(s(e, "sid")), s(e, "cookie_value"));
         compared += 1;
@@ -281,7 +345,10 @@ fn express_session_cookie_value_equals_ours_for_secrets0() {
 
 #[test]
 fn express_session_old_secret_cookie_value_equals_ours_signed_with_secrets1() {
-    for e in session_vectors().iter().filter(|e| e["signed_with_old_secret"] == Value::Bool(true)) {
+    for e in session_vectors()
+        .iter()
+        .filter(|e| e["signed_with_old_secret"] == Value::Bool(true))
+    {
         let list = string_list(&e["secrets"]);
         let old_only = Secrets::new(&list[1..2]).unwrap();
         assert_eq!(old_only.cookie_value(s(e, "sid")), s(e, "cookie_value"));
@@ -306,10 +373,17 @@ fn express_session_stored_json_parses_with_its_expiry() {
                 // Date.prototype.toJSON round trip, exactly.
                 assert_eq!(&time::format_rfc3339_ms(ms), iso);
                 // Independent: the Set-Cookie Expires attribute (second precision).
-                assert_eq!(set_cookie_expires_secs(s(e, "set_cookie")), Some(ms.div_euclid(1000)));
+                assert_eq!(
+                    set_cookie_expires_secs(s(e, "set_cookie")),
+                    Some(ms.div_euclid(1000))
+                );
                 // And our HTTP date is express-session's `Expires` attribute text.
                 let attr = format!("Expires={}", time::format_http_date(ms));
-                assert!(s(e, "set_cookie").split("; ").any(|a| a == attr), "{attr} in {}", s(e, "set_cookie"));
+                assert!(
+                    s(e, "set_cookie").split("; ").any(|a| a == attr),
+                    "{attr} in {}",
+                    s(e, "set_cookie")
+                );
                 // Expired exactly at expiry, not a millisecond before.
                 assert!(!session.is_expired(ms - 1));
                 assert!(session.is_expired(ms));

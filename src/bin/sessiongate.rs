@@ -17,11 +17,17 @@ mod cli {
 
     use clap::{Parser, Subcommand};
     use sessiongate::config::{Config, ConfigErrors, DenyWith};
-    use sessiongate::decision::{decide, Decision, Handshake, SessionStore, StoreError, TraceLines};
+    use sessiongate::decision::{
+        decide, Decision, Handshake, SessionStore, StoreError, TraceLines,
+    };
     use sessiongate::signature::Secrets;
 
     #[derive(Parser)]
-    #[command(name = "sessiongate", version, about = "Express session cookies and sessiongate configs on the command line")]
+    #[command(
+        name = "sessiongate",
+        version,
+        about = "Express session cookies and sessiongate configs on the command line"
+    )]
     struct Cli {
         #[command(subcommand)]
         command: Command,
@@ -94,7 +100,11 @@ mod cli {
                 }
                 Err(e) => usage(&e.to_string()),
             },
-            Command::Unsign { name, secrets, header } => {
+            Command::Unsign {
+                name,
+                secrets,
+                header,
+            } => {
                 let secrets = match Secrets::new(&secrets) {
                     Ok(s) => s,
                     Err(e) => return usage(&e.to_string()),
@@ -113,7 +123,10 @@ mod cli {
                         ExitCode::SUCCESS
                     }
                     None => {
-                        eprintln!("signature does not verify with any of the {} secret(s)", secrets.len());
+                        eprintln!(
+                            "signature does not verify with any of the {} secret(s)",
+                            secrets.len()
+                        );
                         ExitCode::from(1)
                     }
                 }
@@ -123,7 +136,11 @@ mod cli {
                     Ok(c) => c,
                     Err(code) => return code,
                 };
-                println!("{}: [{}] is valid", path.display(), table_name(env.as_deref()));
+                println!(
+                    "{}: [{}] is valid",
+                    path.display(),
+                    table_name(env.as_deref())
+                );
                 for (i, route) in config.routes.iter().enumerate() {
                     let mode = match route.deny_with {
                         DenyWith::Status => "status",
@@ -140,12 +157,33 @@ mod cli {
                     );
                 }
                 let g = &config.rules;
-                println!("  global rules: require {} include {} exclude {}", g.require.len(), g.include.len(), g.exclude.len());
+                println!(
+                    "  global rules: require {} include {} exclude {}",
+                    g.require.len(),
+                    g.include.len(),
+                    g.exclude.len()
+                );
                 ExitCode::SUCCESS
             }
-            Command::Explain { config, env, session, path, origin, own_origin, headers, now } => {
-                explain(&config, env.as_deref(), &session, &path, origin, &own_origin, &headers, now.as_deref())
-            }
+            Command::Explain {
+                config,
+                env,
+                session,
+                path,
+                origin,
+                own_origin,
+                headers,
+                now,
+            } => explain(
+                &config,
+                env.as_deref(),
+                &session,
+                &path,
+                origin,
+                &own_origin,
+                &headers,
+                now.as_deref(),
+            ),
         }
     }
 
@@ -163,19 +201,35 @@ mod cli {
 
     /// Reads and compiles the SESSIONGATE table; prints every error and returns exit 2.
     fn load_config(path: &Path, env: Option<&str>) -> Result<Config, ExitCode> {
-        let text = std::fs::read_to_string(path).map_err(|e| usage(&format!("cannot read {}: {e}", path.display())))?;
-        let doc: toml::Table = toml::from_str(&text).map_err(|e| usage(&format!("{} is not TOML: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| usage(&format!("cannot read {}: {e}", path.display())))?;
+        let doc: toml::Table = toml::from_str(&text)
+            .map_err(|e| usage(&format!("{} is not TOML: {e}", path.display())))?;
         let root = match env {
             None => Some(&doc),
-            Some(e) => doc.get("env").and_then(|envs| envs.get(e)).and_then(toml::Value::as_table),
+            Some(e) => doc
+                .get("env")
+                .and_then(|envs| envs.get(e))
+                .and_then(toml::Value::as_table),
         };
-        let table = root.and_then(|r| r.get("vars")).and_then(|v| v.get("SESSIONGATE"));
+        let table = root
+            .and_then(|r| r.get("vars"))
+            .and_then(|v| v.get("SESSIONGATE"));
         let Some(table) = table else {
-            return Err(usage(&format!("{} has no [{}] table", path.display(), table_name(env))));
+            return Err(usage(&format!(
+                "{} has no [{}] table",
+                path.display(),
+                table_name(env)
+            )));
         };
         let json = serde_json::to_value(table).map_err(|e| usage(&e.to_string()))?;
         Config::from_value(&json).map_err(|ConfigErrors(errors)| {
-            eprintln!("{}: [{}] has {} error(s):", path.display(), table_name(env), errors.len());
+            eprintln!(
+                "{}: [{}] has {} error(s):",
+                path.display(),
+                table_name(env),
+                errors.len()
+            );
             for e in errors {
                 eprintln!("  {e}");
             }
@@ -228,7 +282,10 @@ mod cli {
         let sid = "explain-session-id";
         let mut headers: Vec<(String, String)> = vec![
             ("upgrade".into(), "websocket".into()),
-            ("cookie".into(), format!("{}={}", config.cookie_name, secrets.cookie_value(sid))),
+            (
+                "cookie".into(),
+                format!("{}={}", config.cookie_name, secrets.cookie_value(sid)),
+            ),
         ];
         if let Some(o) = origin {
             headers.push(("origin".into(), o));
@@ -240,10 +297,18 @@ mod cli {
             headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
         }
         let (path_only, query) = path.split_once('?').unwrap_or((path, ""));
-        let request = Handshake { method: "GET", path: path_only, query, headers: &headers, own_origin };
+        let request = Handshake {
+            method: "GET",
+            path: path_only,
+            query,
+            headers: &headers,
+            own_origin,
+        };
         let mut trace = TraceLines::default();
         let store = OneSession(session);
-        let decision = block_on(decide(&request, &store, &secrets, &config, now_ms, &mut trace));
+        let decision = block_on(decide(
+            &request, &store, &secrets, &config, now_ms, &mut trace,
+        ));
         let code = match &decision {
             Decision::Admit(a) => {
                 println!("admit room={}", a.room);
@@ -255,7 +320,10 @@ mod cli {
             }
         };
         for (check, held, detail) in &trace.0 {
-            println!("  {:<4} {check:<22} {detail}", if *held { "ok" } else { "FAIL" });
+            println!(
+                "  {:<4} {check:<22} {detail}",
+                if *held { "ok" } else { "FAIL" }
+            );
         }
         match decision {
             Decision::Admit(a) => println!("  session seen by the room: {}", a.projection),

@@ -1,13 +1,13 @@
 //! Demo sign-in (`demo_login = true` only; never in production): makes sessions exactly as
 //! express-session would, so the rest of the gate is exercised for real.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use serde_json::{json, Value};
 use crate::decision::SessionStore;
 use crate::room::RevokeTarget;
 use crate::session::Session;
 use crate::time::{format_http_date, format_rfc3339_ms};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde_json::{json, Value};
 use worker::{Env, Method, Request, Response, Result};
 
 use super::gate::sessions;
@@ -23,7 +23,12 @@ struct Login {
     roles: Vec<String>,
 }
 
-pub async fn handle(action: &str, req: Request, env: &Env, settings: &Settings) -> Result<Response> {
+pub async fn handle(
+    action: &str,
+    req: Request,
+    env: &Env,
+    settings: &Settings,
+) -> Result<Response> {
     match (req.method(), action) {
         (Method::Post, "login") => login(req, env, settings).await,
         (Method::Post, "logout") => logout(req, env, settings).await,
@@ -33,18 +38,32 @@ pub async fn handle(action: &str, req: Request, env: &Env, settings: &Settings) 
 }
 
 fn valid_word(text: &str, max: usize) -> bool {
-    !text.is_empty() && text.len() <= max && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !text.is_empty()
+        && text.len() <= max
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 async fn read_login(mut req: Request) -> Option<Login> {
-    let content_type = req.headers().get("content-type").ok().flatten().unwrap_or_default();
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     if content_type.starts_with("application/x-www-form-urlencoded") {
         let body = req.text().await.ok()?;
         let field = |name: &str| crate::rules::query_param(&body, name).map(|v| v.into_owned());
         let roles = field("roles").unwrap_or_default();
         Some(Login {
             name: field("name")?,
-            roles: roles.split(',').map(str::trim).filter(|r| !r.is_empty()).map(str::to_owned).collect(),
+            roles: roles
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned)
+                .collect(),
         })
     } else {
         req.json().await.ok()
@@ -54,19 +73,30 @@ async fn read_login(mut req: Request) -> Option<Login> {
 async fn login(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
     let previous = current_sid(&req, settings);
     let Some(login) = read_login(req).await else {
-        return json_response(&json!({"error": "send {\"name\": \"ada\", \"roles\": [\"chat\"]}"}), 400);
+        return json_response(
+            &json!({"error": "send {\"name\": \"ada\", \"roles\": [\"chat\"]}"}),
+            400,
+        );
     };
     if !valid_word(&login.name, 32) {
-        return json_response(&json!({"error": "name: 1-32 letters, digits, '-' or '_'"}), 400);
+        return json_response(
+            &json!({"error": "name: 1-32 letters, digits, '-' or '_'"}),
+            400,
+        );
     }
     if login.roles.len() > 8 || !login.roles.iter().all(|r| valid_word(r, 32)) {
-        return json_response(&json!({"error": "roles: up to 8 words of letters, digits, '-' or '_'"}), 400);
+        return json_response(
+            &json!({"error": "roles: up to 8 words of letters, digits, '-' or '_'"}),
+            400,
+        );
     }
     let config = &settings.config;
     let kv = env.kv("SESSIONS")?;
     if let Some(old) = previous {
         // Signing in again replaces the session, as req.session.regenerate() would.
-        kv.delete(&format!("{}{old}", config.key_prefix)).await.map_err(kv_error)?;
+        kv.delete(&format!("{}{old}", config.key_prefix))
+            .await
+            .map_err(kv_error)?;
     }
     // express-session's sid: 24 random bytes, base64url, 32 characters.
     let sid = URL_SAFE_NO_PAD.encode(util::random_bytes::<24>()?);
@@ -105,29 +135,42 @@ async fn login(req: Request, env: &Env, settings: &Settings) -> Result<Response>
 async fn logout(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
     if let Some(sid) = current_sid(&req, settings) {
         let config = &settings.config;
-        env.kv("SESSIONS")?.delete(&format!("{}{sid}", config.key_prefix)).await.map_err(kv_error)?;
+        env.kv("SESSIONS")?
+            .delete(&format!("{}{sid}", config.key_prefix))
+            .await
+            .map_err(kv_error)?;
         // Sockets of this session close now rather than at the next revalidation.
         super::revoke::revoke(env, &RevokeTarget::Sid(sid)).await?;
     }
     let mut response = Response::empty()?.with_status(204);
-    let cleared = format!("{}=; Path=/; Expires={}; HttpOnly; SameSite=Lax", settings.config.cookie_name, format_http_date(0));
+    let cleared = format!(
+        "{}=; Path=/; Expires={}; HttpOnly; SameSite=Lax",
+        settings.config.cookie_name,
+        format_http_date(0)
+    );
     response.headers_mut().set("Set-Cookie", &cleared)?;
     Ok(response)
 }
 
 async fn me(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
     let not_signed_in = || json_response(&json!({"error": "not signed in"}), 401);
-    let Some(sid) = current_sid(&req, settings) else { return not_signed_in() };
+    let Some(sid) = current_sid(&req, settings) else {
+        return not_signed_in();
+    };
     let store = sessions(env, settings)?;
-    let stored = match store.load(&format!("{}{sid}", settings.config.key_prefix)).await {
+    let stored = match store
+        .load(&format!("{}{sid}", settings.config.key_prefix))
+        .await
+    {
         Ok(Some(s)) => s,
         Ok(None) => return not_signed_in(),
         Err(_) => return json_response(&json!({"error": "session store unavailable"}), 503),
     };
     match Session::from_json(&stored) {
-        Ok(session) if !session.is_expired(util::now_ms()) => {
-            json_response(&json!({"user": session.get("user").cloned().unwrap_or(Value::Null)}), 200)
-        }
+        Ok(session) if !session.is_expired(util::now_ms()) => json_response(
+            &json!({"user": session.get("user").cloned().unwrap_or(Value::Null)}),
+            200,
+        ),
         _ => not_signed_in(),
     }
 }

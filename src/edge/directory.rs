@@ -8,7 +8,9 @@
 //! leaves again.
 
 use serde_json::json;
-use worker::{durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, State};
+use worker::{
+    durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, State,
+};
 
 use super::util;
 
@@ -40,7 +42,9 @@ impl DurableObject for Directory {
                 Response::empty()
             }
             (Method::Get, "/rooms") => {
-                let listed = storage.list_with_options(worker::ListOptions::new().prefix(ROOM_PREFIX)).await?;
+                let listed = storage
+                    .list_with_options(worker::ListOptions::new().prefix(ROOM_PREFIX))
+                    .await?;
                 let rooms: Vec<String> = listed
                     .keys()
                     .into_iter()
@@ -55,7 +59,9 @@ impl DurableObject for Directory {
 }
 
 fn stub(env: &Env) -> Result<worker::Stub> {
-    env.durable_object("DIRECTORY")?.id_from_name(DIRECTORY_NAME)?.get_stub()
+    env.durable_object("DIRECTORY")?
+        .id_from_name(DIRECTORY_NAME)?
+        .get_stub()
 }
 
 /// Adds (`occupied`) or removes a room. Failures are logged, not fatal: revocation falls back
@@ -80,6 +86,10 @@ pub async fn rooms(env: &Env) -> Result<Vec<String>> {
     let body: serde_json::Value = response.json().await?;
     Ok(body["rooms"]
         .as_array()
-        .map(|list| list.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect())
+        .map(|list| {
+            list.iter()
+                .filter_map(|r| r.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default())
 }

@@ -3,9 +3,9 @@
 
 use std::borrow::Cow;
 
-use serde_json::json;
 use crate::decision::{decide, Admission, Decision, Handshake, Refusal, SessionStore, StoreError};
 use crate::room::{Attachment, RequestFacts};
+use serde_json::json;
 use worker::{Env, Headers, KvStore, Request, Response, Result};
 
 use super::util::{self, Settings};
@@ -46,7 +46,10 @@ impl SessionStore for KvSessions {
 }
 
 pub fn sessions(env: &Env, settings: &Settings) -> Result<KvSessions> {
-    Ok(KvSessions { kv: env.kv("SESSIONS")?, cache_ttl: settings.config.cache_ttl })
+    Ok(KvSessions {
+        kv: env.kv("SESSIONS")?,
+        cache_ttl: settings.config.cache_ttl,
+    })
 }
 
 pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
@@ -66,13 +69,25 @@ pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Resp
     let store = match sessions(env, settings) {
         Ok(store) => store,
         Err(e) => {
-            util::log_json(&json!({"sessiongate": "decision", "decision": "deny", "status": 503, "reason": "session store unavailable", "detail": e.to_string()}));
+            util::log_json(
+                &json!({"sessiongate": "decision", "decision": "deny", "status": 503, "reason": "session store unavailable", "detail": e.to_string()}),
+            );
             return util::refuse(Refusal::StoreUnavailable, config.deny_with);
         }
     };
-    let decision = decide(&handshake, &store, &settings.secrets, config, util::now_ms(), &mut ()).await;
+    let decision = decide(
+        &handshake,
+        &store,
+        &settings.secrets,
+        config,
+        util::now_ms(),
+        &mut (),
+    )
+    .await;
     match decision {
-        Decision::Deny(denial) if denial.refusal == Refusal::NoRoute => Response::error("not found", 404),
+        Decision::Deny(denial) if denial.refusal == Refusal::NoRoute => {
+            Response::error("not found", 404)
+        }
         Decision::Deny(denial) => {
             let route = denial.route.map(|i| config.routes[i].path.as_str());
             // The store's error may quote the key, which holds the sid: log only its tag.
@@ -106,12 +121,21 @@ pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Resp
     }
 }
 
-fn attachment_for(admission: &Admission, settings: &Settings, handshake: &Handshake<'_>) -> Result<Attachment> {
+fn attachment_for(
+    admission: &Admission,
+    settings: &Settings,
+    handshake: &Handshake<'_>,
+) -> Result<Attachment> {
     let config = &settings.config;
     let (header_names, uses_query) = config.request_subjects(admission.route);
     let headers = header_names
         .into_iter()
-        .filter_map(|name| handshake.headers.header(name).map(|v| (name.to_owned(), v.into_owned())))
+        .filter_map(|name| {
+            handshake
+                .headers
+                .header(name)
+                .map(|v| (name.to_owned(), v.into_owned()))
+        })
         .collect();
     let session = &admission.projection;
     Ok(Attachment {
@@ -120,16 +144,32 @@ fn attachment_for(admission: &Admission, settings: &Settings, handshake: &Handsh
         sid: admission.sid.clone(),
         route: admission.route,
         params: admission.params.clone(),
-        request: RequestFacts { query: if uses_query { handshake.query.to_owned() } else { String::new() }, headers },
+        request: RequestFacts {
+            query: if uses_query {
+                handshake.query.to_owned()
+            } else {
+                String::new()
+            },
+            headers,
+        },
         expires_at_ms: admission.expires_at_ms,
         revoke_keys: admission.revoke_keys.clone(),
     })
 }
 
-async fn forward(req: Request, env: &Env, room: String, attachment: Attachment) -> Result<Response> {
-    let stub = env.durable_object("ROOMS")?.id_from_name(&room)?.get_stub()?;
+async fn forward(
+    req: Request,
+    env: &Env,
+    room: String,
+    attachment: Attachment,
+) -> Result<Response> {
+    let stub = env
+        .durable_object("ROOMS")?
+        .id_from_name(&room)?
+        .get_stub()?;
     let mut forwarded = req.clone_mut()?;
-    let admission = serde_json::to_string(&RoomAdmission { room, attachment }).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let admission = serde_json::to_string(&RoomAdmission { room, attachment })
+        .map_err(|e| worker::Error::RustError(e.to_string()))?;
     forwarded.headers_mut()?.set(ADMISSION_HEADER, &admission)?;
     stub.fetch_with_request(forwarded).await
 }

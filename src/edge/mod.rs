@@ -10,7 +10,6 @@ mod util;
 
 use worker::{event, Context, Env, Request, Response, Result};
 
-
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let settings = match util::settings(&env) {
@@ -21,7 +20,10 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
                 "sessiongate": "config_invalid",
                 "error": message,
             }));
-            return Response::error("sessiongate: configuration invalid (see the Worker's logs)", 500);
+            return Response::error(
+                "sessiongate: configuration invalid (see the Worker's logs)",
+                500,
+            );
         }
     };
     let path = req.path();

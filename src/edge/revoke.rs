@@ -1,9 +1,9 @@
 //! `POST /_sessiongate/revoke`: close every socket of a session, or of a user, in every room,
 //! now. Authorized by the `ADMIN_TOKEN` Worker secret; without it the endpoint does not exist.
 
-use serde_json::{json, Value};
 use crate::room::RevokeTarget;
 use crate::signature::constant_time_str_eq;
+use serde_json::{json, Value};
 use worker::{Env, Method, Request, RequestInit, Response, Result};
 
 use super::room::REVOKE_PATH;
@@ -54,7 +54,9 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
     let target = match (body.sid, body.session) {
         (Some(sid), None) if !sid.is_empty() => RevokeTarget::Sid(sid),
         (None, Some(FieldMatch { field, equals })) if !field.is_empty() => {
-            if !settings.config.revoke_by.contains(&field) && !settings.config.expose.iter().any(|e| *e == field) {
+            if !settings.config.revoke_by.contains(&field)
+                && !settings.config.expose.contains(&field)
+            {
                 return json_response(
                     &json!({"error": format!("field {field:?} is in neither revoke_by nor expose, so rooms cannot match it")}),
                     400,
@@ -75,7 +77,9 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
             }
         }
         for sid in &sids {
-            kv.delete(&format!("{}{}", settings.config.key_prefix, sid)).await.map_err(|e| worker::Error::RustError(e.to_string()))?;
+            kv.delete(&format!("{}{}", settings.config.key_prefix, sid))
+                .await
+                .map_err(|e| worker::Error::RustError(e.to_string()))?;
             deleted += 1;
         }
     }
@@ -85,7 +89,10 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
         "rooms": outcome.rooms,
         "deleted": deleted,
     }));
-    json_response(&json!({"closed": outcome.closed, "rooms": outcome.rooms, "deleted": deleted}), 200)
+    json_response(
+        &json!({"closed": outcome.closed, "rooms": outcome.rooms, "deleted": deleted}),
+        200,
+    )
 }
 
 fn bad_request() -> Result<Response> {
@@ -105,24 +112,39 @@ pub struct Outcome {
 pub async fn revoke(env: &Env, target: &RevokeTarget) -> Result<Outcome> {
     let rooms = super::directory::rooms(env).await?;
     let namespace = env.durable_object("ROOMS")?;
-    let body = serde_json::to_string(target).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let body =
+        serde_json::to_string(target).map_err(|e| worker::Error::RustError(e.to_string()))?;
     let calls = rooms.iter().map(|room| {
         let namespace = &namespace;
         let body = &body;
         async move {
             let mut init = RequestInit::new();
-            init.with_method(Method::Post).with_body(Some(body.as_str().into()));
+            init.with_method(Method::Post)
+                .with_body(Some(body.as_str().into()));
             let req = Request::new_with_init(&format!("https://room{REVOKE_PATH}"), &init)?;
-            let mut response = namespace.id_from_name(room)?.get_stub()?.fetch_with_request(req).await?;
+            let mut response = namespace
+                .id_from_name(room)?
+                .get_stub()?
+                .fetch_with_request(req)
+                .await?;
             response.json::<Value>().await
         }
     });
-    let mut outcome = Outcome { closed: 0, rooms: rooms.len(), sids: Vec::new() };
+    let mut outcome = Outcome {
+        closed: 0,
+        rooms: rooms.len(),
+        sids: Vec::new(),
+    };
     for result in futures_util::future::join_all(calls).await {
         match result {
             Ok(answer) => {
                 outcome.closed += answer["closed"].as_u64().unwrap_or(0);
-                for sid in answer["sids"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                for sid in answer["sids"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
                     if !outcome.sids.iter().any(|s| s == sid) {
                         outcome.sids.push(sid.to_owned());
                     }

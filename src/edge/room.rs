@@ -4,11 +4,14 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use serde_json::{json, Value};
 use crate::decision::{recheck, Refusal, SessionStore};
 use crate::room::{self as protocol, Attachment, ClientFrame, RateWindow, RevokeTarget};
 use crate::route::Params;
-use worker::{durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair};
+use serde_json::{json, Value};
+use worker::{
+    durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair,
+};
 
 use super::gate::{sessions, RoomAdmission, ADMISSION_HEADER};
 use super::util::{self, Settings};
@@ -43,7 +46,10 @@ impl Room {
             .get_websockets()
             .into_iter()
             .filter_map(|socket| {
-                let attachment = socket.deserialize_attachment::<Attachment>().ok().flatten()?;
+                let attachment = socket
+                    .deserialize_attachment::<Attachment>()
+                    .ok()
+                    .flatten()?;
                 Some(Member { socket, attachment })
             })
             .collect()
@@ -51,7 +57,10 @@ impl Room {
 
     /// The sessions of all sockets: `(connection id, projected session)`.
     pub fn sessions(&self) -> Vec<(String, Value)> {
-        self.members().into_iter().map(|m| (m.attachment.id, m.attachment.session)).collect()
+        self.members()
+            .into_iter()
+            .map(|m| (m.attachment.id, m.attachment.session))
+            .collect()
     }
 
     fn settings(&self) -> std::result::Result<std::rc::Rc<Settings>, String> {
@@ -86,13 +95,17 @@ impl Room {
         let deny_with = route.deny_with;
         let members = self.members();
         let limits = &config.room;
-        if limits.max_connections_per_room > 0 && members.len() >= limits.max_connections_per_room as usize {
+        if limits.max_connections_per_room > 0
+            && members.len() >= limits.max_connections_per_room as usize
+        {
             self.log_refusal(&admission, Refusal::RoomFull);
             return util::refuse(Refusal::RoomFull, deny_with);
         }
         let sid = &admission.attachment.sid;
         let same_session = members.iter().filter(|m| m.attachment.sid == *sid).count();
-        if limits.max_connections_per_session > 0 && same_session >= limits.max_connections_per_session as usize {
+        if limits.max_connections_per_session > 0
+            && same_session >= limits.max_connections_per_session as usize
+        {
             self.log_refusal(&admission, Refusal::TooManyForSession);
             return util::refuse(Refusal::TooManyForSession, deny_with);
         }
@@ -103,7 +116,10 @@ impl Room {
                 "error": too_large.to_string(),
                 "sid": util::sid_tag(sid),
             }));
-            return Response::error("sessiongate: session projection too large (see the Worker's logs)", 500);
+            return Response::error(
+                "sessiongate: session projection too large (see the Worker's logs)",
+                500,
+            );
         }
 
         let pair = WebSocketPair::new()?;
@@ -118,7 +134,10 @@ impl Room {
             Self::send(&member.socket, &joined);
         }
         if members.is_empty() {
-            self.state.storage().put(ROOM_NAME_KEY, &admission.room).await?;
+            self.state
+                .storage()
+                .put(ROOM_NAME_KEY, &admission.room)
+                .await?;
             super::directory::register(&self.env, &admission.room, true).await;
         }
         self.schedule(&settings, util::now_ms()).await?;
@@ -142,12 +161,28 @@ impl Room {
     async fn schedule(&self, settings: &Settings, now: i64) -> Result<()> {
         let members = self.members();
         let interval = u64::from(settings.config.room.revalidate_seconds) * 1000;
-        let last = self.state.storage().get::<i64>(LAST_REVALIDATION_KEY).await.ok().flatten().unwrap_or(now);
-        let next_revalidation = if members.is_empty() || interval == 0 { None } else { Some((last + interval as i64).max(now)) };
-        let next = protocol::next_alarm_ms(members.iter().map(|m| m.attachment.expires_at_ms), members.len(), now, 0)
-            .into_iter()
-            .chain(next_revalidation)
-            .min();
+        let last = self
+            .state
+            .storage()
+            .get::<i64>(LAST_REVALIDATION_KEY)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(now);
+        let next_revalidation = if members.is_empty() || interval == 0 {
+            None
+        } else {
+            Some((last + interval as i64).max(now))
+        };
+        let next = protocol::next_alarm_ms(
+            members.iter().map(|m| m.attachment.expires_at_ms),
+            members.len(),
+            now,
+            0,
+        )
+        .into_iter()
+        .chain(next_revalidation)
+        .min();
         match next {
             Some(at) => self.state.storage().set_alarm(at.max(now + 1)).await,
             None => self.state.storage().delete_alarm().await,
@@ -155,18 +190,28 @@ impl Room {
     }
 
     async fn on_alarm(&self) -> Result<()> {
-        let Ok(settings) = self.settings() else { return Ok(()) };
+        let Ok(settings) = self.settings() else {
+            return Ok(());
+        };
         let now = util::now_ms();
         // Expiry on time, without waiting for KV.
         for member in self.members() {
             if member.attachment.expires_at_ms.is_some_and(|at| at <= now) {
                 self.leave(&member.attachment.id);
-                Self::close(&member.socket, Refusal::SessionExpired.close_code(), Refusal::SessionExpired.reason());
+                Self::close(
+                    &member.socket,
+                    Refusal::SessionExpired.close_code(),
+                    Refusal::SessionExpired.reason(),
+                );
             }
         }
         let interval = i64::from(settings.config.room.revalidate_seconds) * 1000;
         let storage = self.state.storage();
-        let last = storage.get::<i64>(LAST_REVALIDATION_KEY).await.ok().flatten();
+        let last = storage
+            .get::<i64>(LAST_REVALIDATION_KEY)
+            .await
+            .ok()
+            .flatten();
         if interval > 0 && last.is_none_or(|l| now - l >= interval - 250) {
             self.revalidate(&settings, now).await;
             storage.put(LAST_REVALIDATION_KEY, now).await?;
@@ -182,7 +227,9 @@ impl Room {
         if members.is_empty() {
             return;
         }
-        let Ok(store) = sessions(&self.env, settings) else { return };
+        let Ok(store) = sessions(&self.env, settings) else {
+            return;
+        };
         let mut sids: Vec<&str> = members.iter().map(|m| m.attachment.sid.as_str()).collect();
         sids.sort_unstable();
         sids.dedup();
@@ -192,7 +239,10 @@ impl Room {
             let store = &store;
             async move { (*sid, store.load(&key).await) }
         });
-        let results: HashMap<&str, _> = futures_util::future::join_all(reads).await.into_iter().collect();
+        let results: HashMap<&str, _> = futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .collect();
         for member in &members {
             let a = &member.attachment;
             let stored = match results.get(a.sid.as_str()) {
@@ -202,7 +252,15 @@ impl Room {
                 _ => continue,
             };
             let params = Params::from_pairs(&a.params);
-            let verdict = recheck(config, a.route, &params, &a.request.query, &a.request.headers, stored, now);
+            let verdict = recheck(
+                config,
+                a.route,
+                &params,
+                &a.request.query,
+                &a.request.headers,
+                stored,
+                now,
+            );
             if let Err((refusal, detail)) = verdict {
                 util::log_json(&json!({
                     "sessiongate": "revalidation",
@@ -242,7 +300,11 @@ impl Room {
                     sids.push(member.attachment.sid.clone());
                 }
                 self.leave(&member.attachment.id);
-                Self::close(&member.socket, Refusal::SessionRevoked.close_code(), Refusal::SessionRevoked.reason());
+                Self::close(
+                    &member.socket,
+                    Refusal::SessionRevoked.close_code(),
+                    Refusal::SessionRevoked.reason(),
+                );
             }
         }
         self.after_departure().await;
@@ -271,7 +333,11 @@ impl Room {
             .borrow_mut()
             .entry(me.id.clone())
             .or_default()
-            .allow(util::now_ms(), limits.rate_limit_messages, limits.rate_limit_window_ms);
+            .allow(
+                util::now_ms(),
+                limits.rate_limit_messages,
+                limits.rate_limit_window_ms,
+            );
         if !allowed {
             self.leave(&me.id);
             Self::close(socket, 1008, "rate limit exceeded");
@@ -291,7 +357,10 @@ impl Room {
                 let target = self.members().into_iter().find(|m| m.attachment.id == to);
                 match target {
                     Some(member) => Self::send(&member.socket, &protocol::message(&me, &data)),
-                    None => Self::send(socket, &protocol::error(&format!("no peer {to:?} in this room"))),
+                    None => Self::send(
+                        socket,
+                        &protocol::error(&format!("no peer {to:?} in this room")),
+                    ),
                 }
             }
         }
@@ -307,7 +376,11 @@ fn is_open(socket: &WebSocket) -> bool {
 
 impl DurableObject for Room {
     fn new(state: State, env: Env) -> Self {
-        Room { state, env, rates: RefCell::new(HashMap::new()) }
+        Room {
+            state,
+            env,
+            rates: RefCell::new(HashMap::new()),
+        }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
@@ -317,26 +390,40 @@ impl DurableObject for Room {
         self.accept(req).await
     }
 
-    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
         let Ok(settings) = self.settings() else {
             Self::close(&ws, 1011, "configuration invalid");
             return Ok(());
         };
         match message {
             WebSocketIncomingMessage::String(text) => self.on_message(&ws, &text, &settings),
-            WebSocketIncomingMessage::Binary(_) => {
-                Self::send(&ws, &protocol::error(&protocol::FrameError::Binary.reason()))
-            }
+            WebSocketIncomingMessage::Binary(_) => Self::send(
+                &ws,
+                &protocol::error(&protocol::FrameError::Binary.reason()),
+            ),
         }
         Ok(())
     }
 
-    async fn websocket_close(&self, ws: WebSocket, code: usize, _reason: String, _was_clean: bool) -> Result<()> {
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> Result<()> {
         if let Ok(Some(me)) = ws.deserialize_attachment::<Attachment>() {
             self.leave(&me.id);
         }
         // Complete the closing handshake; 1005/1006 cannot be sent back, so answer 1000.
-        let code = u16::try_from(code).ok().filter(|c| (1000..5000).contains(c) && *c != 1005 && *c != 1006).unwrap_or(1000);
+        let code = u16::try_from(code)
+            .ok()
+            .filter(|c| (1000..5000).contains(c) && *c != 1005 && *c != 1006)
+            .unwrap_or(1000);
         Self::close(&ws, code, "bye");
         self.after_departure().await;
         Ok(())

@@ -39,9 +39,13 @@ fn compile(env: &Env) -> std::result::Result<Rc<Settings>, String> {
     let config = Config::from_value(&value).map_err(|e| format!("[vars.SESSIONGATE]: {e}"))?;
     let raw = env
         .secret("SESSION_SECRETS")
-        .map_err(|_| "SESSION_SECRETS is not set (wrangler secret put SESSION_SECRETS, or .dev.vars locally)".to_owned())?
+        .map_err(|_| {
+            "SESSION_SECRETS is not set (wrangler secret put SESSION_SECRETS, or .dev.vars locally)"
+                .to_owned()
+        })?
         .to_string();
-    let secrets = Secrets::from_env_value(&raw).map_err(|e| format!("SESSION_SECRETS: {e} (a JSON array of strings, or one string)"))?;
+    let secrets = Secrets::from_env_value(&raw)
+        .map_err(|e| format!("SESSION_SECRETS: {e} (a JSON array of strings, or one string)"))?;
     Ok(Rc::new(Settings { config, secrets }))
 }
 
@@ -82,10 +86,12 @@ pub fn log_json(value: &serde_json::Value) {
 /// that is accepted and closed at once with 4000 + status and the short reason.
 pub fn refuse(refusal: Refusal, deny_with: DenyWith) -> Result<Response> {
     // A request that is not a WebSocket upgrade cannot be answered with a socket.
-    if deny_with == DenyWith::Close && refusal != Refusal::NotUpgrade && refusal != Refusal::NoRoute {
+    if deny_with == DenyWith::Close && refusal != Refusal::NotUpgrade && refusal != Refusal::NoRoute
+    {
         let pair = WebSocketPair::new()?;
         pair.server.accept()?;
-        pair.server.close(Some(refusal.close_code()), Some(refusal.reason()))?;
+        pair.server
+            .close(Some(refusal.close_code()), Some(refusal.reason()))?;
         return Response::from_websocket(pair.client);
     }
     let mut response = Response::error(refusal.reason(), refusal.status())?;

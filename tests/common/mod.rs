@@ -12,7 +12,9 @@ use std::task::{Context, Poll, Waker};
 
 use serde_json::Value;
 use sessiongate::config::Config;
-use sessiongate::decision::{self, Admission, Decision, Denial, Handshake, SessionStore, StoreError, TraceLines};
+use sessiongate::decision::{
+    self, Admission, Decision, Denial, Handshake, SessionStore, StoreError, TraceLines,
+};
 use sessiongate::signature::Secrets;
 
 pub const SECRET: &str = "new secret";
@@ -88,7 +90,10 @@ pub struct Req {
 }
 
 pub fn cookie_for(secret: &str, sid: &str) -> String {
-    format!("theme=dark; connect.sid={}; _ga=GA1.2.3", Secrets::new(&[secret]).unwrap().cookie_value(sid))
+    format!(
+        "theme=dark; connect.sid={}; _ga=GA1.2.3",
+        Secrets::new(&[secret]).unwrap().cookie_value(sid)
+    )
 }
 
 impl Req {
@@ -155,7 +160,12 @@ impl Gate<MapStore> {
     pub fn with_session(value: Value, json: &str) -> Gate<MapStore> {
         let config = config(value);
         let key = format!("{}{SID}", config.key_prefix);
-        Gate { config, secrets: Secrets::new(&[SECRET]).unwrap(), store: MapStore::with(&key, json), now: NOW }
+        Gate {
+            config,
+            secrets: Secrets::new(&[SECRET]).unwrap(),
+            store: MapStore::with(&key, json),
+            now: NOW,
+        }
     }
 }
 
@@ -183,7 +193,14 @@ impl<S: SessionStore> Gate<S> {
             own_origin: &req.own_origin,
         };
         let mut trace = TraceLines::default();
-        let d = block_on(decision::decide(&handshake, &self.store, &self.secrets, &self.config, self.now, &mut trace));
+        let d = block_on(decision::decide(
+            &handshake,
+            &self.store,
+            &self.secrets,
+            &self.config,
+            self.now,
+            &mut trace,
+        ));
         (d, trace)
     }
 
