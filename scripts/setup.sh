@@ -24,7 +24,7 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wbg_version
 fi
 
 worker_build_version=0.8.7
-if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$worker_build_version" ]; then
+if [ "$(worker-build --version 2>/dev/null | awk '{print $NF}')" != "$worker_build_version" ]; then
   say "installing worker-build $worker_build_version (a few minutes, once)"
   cargo install worker-build --version "$worker_build_version" --locked \
     || cargo install worker-build --version "$worker_build_version"

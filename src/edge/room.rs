@@ -45,6 +45,9 @@ impl Room {
         self.state
             .get_websockets()
             .into_iter()
+            // A socket that is closing (its close handler is running, or the room just closed
+            // it) is listed until it is gone: it is no longer a member.
+            .filter(is_open)
             .filter_map(|socket| {
                 let attachment = socket
                     .deserialize_attachment::<Attachment>()
@@ -280,7 +283,7 @@ impl Room {
         self.rates.borrow_mut().remove(id);
         let text = protocol::leave(id);
         for member in self.members() {
-            if member.attachment.id != id && is_open(&member.socket) {
+            if member.attachment.id != id {
                 Self::send(&member.socket, &text);
             }
         }
@@ -313,7 +316,7 @@ impl Room {
 
     /// When the last socket has gone, the room leaves the directory and stops its alarm.
     async fn after_departure(&self) {
-        if self.members().iter().any(|m| is_open(&m.socket)) {
+        if !self.members().is_empty() {
             return;
         }
         if let Ok(Some(name)) = self.state.storage().get::<String>(ROOM_NAME_KEY).await {
