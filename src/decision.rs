@@ -17,7 +17,7 @@
 use serde_json::Value;
 
 use crate::config::{Config, DenyWith};
-use crate::rules::{HeaderLookup, RuleContext, RuleFailure};
+use crate::rules::{HeaderLookup, RuleContext, RuleFailure, RuleKind};
 use crate::session::Session;
 use crate::signature::Secrets;
 
@@ -183,11 +183,21 @@ pub enum Decision {
 /// Receives every step of a decision; `()` ignores them (the hot path), the CLI prints them.
 pub trait Trace {
     fn step(&mut self, check: &str, held: bool, detail: &str);
+
+    /// False when steps are thrown away, so callers skip formatting them.
+    fn enabled(&self) -> bool {
+        true
+    }
 }
 
 impl Trace for () {
     #[inline(always)]
     fn step(&mut self, _: &str, _: bool, _: &str) {}
+
+    #[inline(always)]
+    fn enabled(&self) -> bool {
+        false
+    }
 }
 
 /// A trace collected as lines.
@@ -349,14 +359,13 @@ pub async fn decide<S: SessionStore, T: Trace>(
         }
     };
     let expired = session.is_expired(now_ms);
-    trace.step(
-        "expiry",
-        !expired,
-        &session.expires_at_ms().map_or_else(
+    if trace.enabled() {
+        let expiry = session.expires_at_ms().map_or_else(
             || "no expiry (browser-session cookie)".to_owned(),
             crate::time::format_rfc3339_ms,
-        ),
-    );
+        );
+        trace.step("expiry", !expired, &expiry);
+    }
     if expired {
         return deny(Refusal::SessionExpired, Check::Session, at, None, Some(sid));
     }
@@ -424,11 +433,14 @@ pub fn check_rules<T: Trace>(
     ];
     for (prefix, rules) in scopes {
         let result = rules.check(ctx, |o| {
-            trace.step(
-                &format!("{prefix}{}[{}]", o.kind.as_str(), o.index),
-                o.held,
-                o.text,
-            );
+            if !trace.enabled() {
+                return;
+            }
+            // An exclude condition passes when it does not hold.
+            let passed = o.held != (o.kind == RuleKind::Exclude);
+            let held = if o.held { "held" } else { "did not hold" };
+            let name = format!("{prefix}{}[{}]", o.kind.as_str(), o.index);
+            trace.step(&name, passed, &format!("{} ({held})", o.text));
         });
         if let Err(RuleFailure { kind, index, text }) = result {
             return Err(format!("{prefix}{}[{index}] ({text})", kind.as_str()));
