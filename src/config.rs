@@ -452,21 +452,18 @@ impl Checker {
                     return None;
                 };
                 let template = self.template(pattern, &op_at, params)?;
-                if template.has_placeholders() {
-                    // Check the glob's own syntax with the placeholders standing for plain text.
-                    let probe = pattern.replace(['{', '}'], "");
-                    if let Err(e) = Glob::new(&probe) {
+                let compiled = if template.has_placeholders() {
+                    template
+                        .check_glob()
+                        .map(|()| Operator::MatchesTemplate(template))
+                } else {
+                    Glob::new(&literal_text(&template)).map(Operator::Matches)
+                };
+                match compiled {
+                    Ok(operator) => operator,
+                    Err(e) => {
                         self.error(op_at, format!("bad glob {pattern:?}: {e}"));
                         return None;
-                    }
-                    Operator::MatchesTemplate(template)
-                } else {
-                    match Glob::new(pattern) {
-                        Ok(g) => Operator::Matches(g),
-                        Err(e) => {
-                            self.error(op_at, format!("bad glob {pattern:?}: {e}"));
-                            return None;
-                        }
                     }
                 }
             }
@@ -498,7 +495,8 @@ impl Checker {
                 Some(if template.has_placeholders() {
                     Expected::Template(template)
                 } else {
-                    Expected::Json(raw.clone())
+                    // `{{` and `}}` mean literal braces here as next to a placeholder.
+                    Expected::Json(Value::String(literal_text(&template)))
                 })
             }
             Value::Null => {
@@ -536,6 +534,14 @@ impl Checker {
             }
         }
     }
+}
+
+/// The text of a template without placeholders (its `{{` and `}}` unescaped).
+fn literal_text(template: &Template) -> String {
+    template
+        .render(&crate::route::Params::default())
+        .map(|t| t.into_owned())
+        .unwrap_or_default()
 }
 
 fn subject_key_text(subject: &Subject) -> String {

@@ -49,60 +49,31 @@ pub struct Glob {
 
 impl Glob {
     pub fn new(pattern: &str) -> Result<Glob, GlobError> {
+        Glob::from_parts([GlobPart::Pattern(pattern)])
+    }
+
+    /// A glob made of pattern text and literal text, as a `matches` rule with `{param}`
+    /// placeholders is: a parameter's value is matched as plain text, never read as glob
+    /// syntax, and each pattern piece must be a whole glob on its own (a class or an escape
+    /// cannot reach into a placeholder).
+    pub fn from_parts<'a>(
+        parts: impl IntoIterator<Item = GlobPart<'a>>,
+    ) -> Result<Glob, GlobError> {
         let mut tokens = Vec::new();
-        let mut chars = pattern.chars().peekable();
-        while let Some(c) = chars.next() {
-            let token = match c {
-                '*' => {
-                    // `**` is the same as `*`; keep one so matching stays linear.
-                    if tokens.last() == Some(&Token::AnyRun) {
-                        continue;
-                    }
-                    Token::AnyRun
+        let mut source = String::new();
+        for part in parts {
+            match part {
+                GlobPart::Pattern(pattern) => {
+                    source.push_str(pattern);
+                    tokenize(pattern, &mut tokens)?;
                 }
-                '?' => Token::AnyChar,
-                '\\' => Token::Literal(chars.next().ok_or(GlobError::TrailingEscape)?),
-                '[' => {
-                    let negated = chars.next_if_eq(&'!').is_some();
-                    let mut ranges = Vec::new();
-                    loop {
-                        let start = match chars.next().ok_or(GlobError::UnclosedClass)? {
-                            ']' => break,
-                            '\\' => chars.next().ok_or(GlobError::TrailingEscape)?,
-                            other => other,
-                        };
-                        let end = if chars.peek() == Some(&'-') {
-                            let mut ahead = chars.clone();
-                            ahead.next();
-                            match ahead.peek() {
-                                Some(']') | None => start,
-                                Some(_) => {
-                                    chars.next();
-                                    let end = chars.next().ok_or(GlobError::UnclosedClass)?;
-                                    if end < start {
-                                        return Err(GlobError::ReversedRange(start, end));
-                                    }
-                                    end
-                                }
-                            }
-                        } else {
-                            start
-                        };
-                        ranges.push((start, end));
-                    }
-                    if ranges.is_empty() {
-                        return Err(GlobError::EmptyClass);
-                    }
-                    Token::Class { negated, ranges }
+                GlobPart::Literal(text) => {
+                    source.push_str(text);
+                    tokens.extend(text.chars().map(Token::Literal));
                 }
-                other => Token::Literal(other),
-            };
-            tokens.push(token);
+            }
         }
-        Ok(Glob {
-            tokens,
-            source: pattern.to_owned(),
-        })
+        Ok(Glob { tokens, source })
     }
 
     pub fn as_str(&self) -> &str {
@@ -142,6 +113,66 @@ impl Glob {
         }
         self.tokens[p..].iter().all(|token| *token == Token::AnyRun)
     }
+}
+
+/// A piece of a glob: pattern syntax, or text matched literally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GlobPart<'a> {
+    Pattern(&'a str),
+    Literal(&'a str),
+}
+
+fn tokenize(pattern: &str, tokens: &mut Vec<Token>) -> Result<(), GlobError> {
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        let token = match c {
+            '*' => {
+                // `**` is the same as `*`; keep one so matching stays linear.
+                if tokens.last() == Some(&Token::AnyRun) {
+                    continue;
+                }
+                Token::AnyRun
+            }
+            '?' => Token::AnyChar,
+            '\\' => Token::Literal(chars.next().ok_or(GlobError::TrailingEscape)?),
+            '[' => {
+                let negated = chars.next_if_eq(&'!').is_some();
+                let mut ranges = Vec::new();
+                loop {
+                    let start = match chars.next().ok_or(GlobError::UnclosedClass)? {
+                        ']' => break,
+                        '\\' => chars.next().ok_or(GlobError::TrailingEscape)?,
+                        other => other,
+                    };
+                    let end = if chars.peek() == Some(&'-') {
+                        let mut ahead = chars.clone();
+                        ahead.next();
+                        match ahead.peek() {
+                            Some(']') | None => start,
+                            Some(_) => {
+                                chars.next();
+                                let end = chars.next().ok_or(GlobError::UnclosedClass)?;
+                                if end < start {
+                                    return Err(GlobError::ReversedRange(start, end));
+                                }
+                                end
+                            }
+                        }
+                    } else {
+                        start
+                    };
+                    ranges.push((start, end));
+                }
+                if ranges.is_empty() {
+                    return Err(GlobError::EmptyClass);
+                }
+                Token::Class { negated, ranges }
+            }
+            other => Token::Literal(other),
+        };
+        tokens.push(token);
+    }
+    Ok(())
 }
 
 fn token_matches(token: &Token, c: char) -> bool {
@@ -196,6 +227,21 @@ mod tests {
         assert_eq!(Glob::new("abc\\"), Err(GlobError::TrailingEscape));
         assert_eq!(Glob::new("[]"), Err(GlobError::EmptyClass));
         assert_eq!(Glob::new("[z-a]"), Err(GlobError::ReversedRange('z', 'a')));
+    }
+
+    #[test]
+    fn literal_parts_are_never_glob_syntax() {
+        let g = Glob::from_parts([GlobPart::Literal("*"), GlobPart::Pattern("-?")]).unwrap();
+        assert!(g.is_match("*-x"));
+        assert!(!g.is_match("a-x"));
+        let class = [
+            GlobPart::Pattern("["),
+            GlobPart::Literal("a-z"),
+            GlobPart::Pattern("]"),
+        ];
+        assert_eq!(Glob::from_parts(class), Err(GlobError::UnclosedClass));
+        let escape = [GlobPart::Pattern("\\"), GlobPart::Literal("*")];
+        assert_eq!(Glob::from_parts(escape), Err(GlobError::TrailingEscape));
     }
 
     #[test]

@@ -6,6 +6,8 @@
 
 use std::borrow::Cow;
 
+use crate::glob::{Glob, GlobError, GlobPart};
+
 /// Why a path pattern or a template is not valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PatternError {
@@ -206,10 +208,6 @@ impl PathPattern {
     }
 }
 
-fn borrowed(text: &str) -> Cow<'_, str> {
-    Cow::Borrowed(text)
-}
-
 fn decode_segment(raw: &str) -> Option<Cow<'_, str>> {
     if raw.contains('%') {
         crate::cookie::percent_decode(raw).map(Cow::Owned)
@@ -285,13 +283,9 @@ impl Template {
         self.placeholders().next().is_some()
     }
 
-    /// The text with each placeholder replaced by `escape(value)`; `None` if a parameter is
+    /// The text with each placeholder replaced by its parameter; `None` if a parameter is
     /// missing (config validation makes that impossible for a matched route).
-    pub fn render_with<'t>(
-        &'t self,
-        params: &Params<'_, '_>,
-        escape: impl Fn(&str) -> Cow<'_, str>,
-    ) -> Option<Cow<'t, str>> {
+    pub fn render<'t>(&'t self, params: &Params<'_, '_>) -> Option<Cow<'t, str>> {
         if let [TemplatePart::Literal(only)] = self.parts.as_slice() {
             return Some(Cow::Borrowed(only));
         }
@@ -299,14 +293,33 @@ impl Template {
         for part in &self.parts {
             match part {
                 TemplatePart::Literal(l) => out.push_str(l),
-                TemplatePart::Param(name) => out.push_str(&escape(params.get(name)?)),
+                TemplatePart::Param(name) => out.push_str(params.get(name)?),
             }
         }
         Some(Cow::Owned(out))
     }
 
-    pub fn render<'t>(&'t self, params: &Params<'_, '_>) -> Option<Cow<'t, str>> {
-        self.render_with(params, borrowed)
+    /// The template as a glob: its text is glob syntax and each placeholder's value is matched
+    /// as plain text, so a parameter can never widen the pattern.
+    pub fn to_glob(&self, params: &Params<'_, '_>) -> Option<Result<Glob, GlobError>> {
+        let mut parts = Vec::with_capacity(self.parts.len());
+        for part in &self.parts {
+            parts.push(match part {
+                TemplatePart::Literal(l) => GlobPart::Pattern(l),
+                TemplatePart::Param(name) => GlobPart::Literal(params.get(name)?),
+            });
+        }
+        Some(Glob::from_parts(parts))
+    }
+
+    /// Checks the template's glob syntax with every placeholder standing for plain text: a
+    /// class or an escape that reaches into a placeholder is an error.
+    pub fn check_glob(&self) -> Result<(), GlobError> {
+        let parts = self.parts.iter().map(|part| match part {
+            TemplatePart::Literal(l) => GlobPart::Pattern(l),
+            TemplatePart::Param(_) => GlobPart::Literal("x"),
+        });
+        Glob::from_parts(parts).map(|_| ())
     }
 }
 

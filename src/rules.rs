@@ -78,7 +78,8 @@ pub enum Operator {
     NotEquals(Expected),
     In(Vec<Expected>),
     Contains(Expected),
-    /// A glob, compiled once unless it holds placeholders (their values are escaped).
+    /// A glob, compiled once; with placeholders, compiled per check with the parameters'
+    /// values as literal text.
     Matches(Glob),
     MatchesTemplate(Template),
     Gt(f64),
@@ -151,10 +152,7 @@ impl Condition {
                 let Some(text) = actual.as_str() else {
                     return false;
                 };
-                let Some(pattern) = template.render_with(ctx.params, escape_glob) else {
-                    return false;
-                };
-                Glob::new(&pattern).is_ok_and(|g| g.is_match(text))
+                matches!(template.to_glob(ctx.params), Some(Ok(glob)) if glob.is_match(text))
             }
             Operator::Gt(n) => actual.as_f64().is_some_and(|a| a > *n),
             Operator::Gte(n) => actual.as_f64().is_some_and(|a| a >= *n),
@@ -162,20 +160,6 @@ impl Condition {
             Operator::Lte(n) => actual.as_f64().is_some_and(|a| a <= *n),
         }
     }
-}
-
-fn escape_glob(value: &str) -> Cow<'_, str> {
-    if !value.contains(['*', '?', '[', ']', '\\']) {
-        return Cow::Borrowed(value);
-    }
-    let mut out = String::with_capacity(value.len() * 2);
-    for c in value.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    Cow::Owned(out)
 }
 
 fn equals(actual: &Actual<'_>, expected: &Expected, params: &Params<'_, '_>) -> bool {
