@@ -23,6 +23,10 @@ export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
 export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
 worker-build --release
 # worker-build keeps the wasm "name" section (about 170 KB); the runtime does not need it.
-"$WASM_OPT_BIN" build/index_bg.wasm -o build/index_bg.wasm --strip-debug --strip-producers --all-features
+# The feature flags are the ones worker-build itself passes: others (--all-features) change
+# the encoding of imports and workerd then refuses to compile the module.
+"$WASM_OPT_BIN" build/index_bg.wasm -o build/index_bg.wasm --strip-debug --strip-producers \
+  --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory \
+  --enable-multivalue --enable-reference-types --enable-exception-handling
 printf 'build: build/index_bg.wasm is %s bytes, %s gzipped\n' \
   "$(wc -c < build/index_bg.wasm)" "$(gzip -9 -c build/index_bg.wasm | wc -c)"
