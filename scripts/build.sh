@@ -13,7 +13,7 @@ flock 9
 # wrangler runs this on every `wrangler dev` start: skip the ~20 s wasm-bindgen + wasm-opt pass
 # when nothing that goes into the wasm changed since the last build.
 if [ -f build/index.js ] && [ -f build/index_bg.wasm ] && \
-   [ -z "$(find src Cargo.toml Cargo.lock -newer build/index_bg.wasm -print -quit)" ]; then
+   [ -z "$(find src Cargo.toml Cargo.lock scripts/build.sh -newer build/index_bg.wasm -print -quit)" ]; then
   echo "build: build/ is up to date"
   exit 0
 fi

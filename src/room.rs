@@ -36,6 +36,10 @@ pub struct Attachment {
     /// Values of the `revoke_by` session paths, for revocation by user.
     #[serde(default)]
     pub revoke_keys: Vec<(String, Value)>,
+    /// The room closed this socket and told the others already; its close handler must not
+    /// announce the departure again. Kept in the attachment, so it survives hibernation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub departed: bool,
 }
 
 /// The parts of the handshake request that rules read, kept for revalidation.
@@ -225,6 +229,7 @@ mod tests {
             request: RequestFacts::default(),
             expires_at_ms: None,
             revoke_keys: vec![("passport.user".into(), json!("u-42"))],
+            departed: false,
         }
     }
 

@@ -479,6 +479,9 @@ function onFrame(raw) {
     }
     case "leave": {
       const peer = conn.peers.get(frame.id);
+      // A leave for a socket we do not list (already gone, or never announced) changes
+      // nothing; announcing it would print a raw connection id.
+      if (!peer || peer.self) break;
       conn.peers.delete(frame.id);
       if (conn.target === frame.id) setTarget(null);
       renderPresence();

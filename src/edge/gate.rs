@@ -154,6 +154,7 @@ fn attachment_for(
         },
         expires_at_ms: admission.expires_at_ms,
         revoke_keys: admission.revoke_keys.clone(),
+        departed: false,
     })
 }
 

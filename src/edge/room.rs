@@ -200,12 +200,8 @@ impl Room {
         // Expiry on time, without waiting for KV.
         for member in self.members() {
             if member.attachment.expires_at_ms.is_some_and(|at| at <= now) {
-                self.leave(&member.attachment.id);
-                Self::close(
-                    &member.socket,
-                    Refusal::SessionExpired.close_code(),
-                    Refusal::SessionExpired.reason(),
-                );
+                let expired = Refusal::SessionExpired;
+                self.expel(&member, expired.close_code(), expired.reason());
             }
         }
         let interval = i64::from(settings.config.room.revalidate_seconds) * 1000;
@@ -272,10 +268,19 @@ impl Room {
                     "detail": detail,
                     "sid": util::sid_tag(&a.sid),
                 }));
-                self.leave(&a.id);
-                Self::close(&member.socket, refusal.close_code(), refusal.reason());
+                self.expel(member, refusal.close_code(), refusal.reason());
             }
         }
+    }
+
+    /// Closes a member's socket from the room's side: the others hear `leave` now, and the
+    /// socket's own close handler, which runs when the client answers, stays quiet.
+    fn expel(&self, member: &Member, code: u16, reason: &str) {
+        let mut attachment = member.attachment.clone();
+        attachment.departed = true;
+        let _ = member.socket.serialize_attachment(&attachment);
+        self.leave(&attachment.id);
+        Self::close(&member.socket, code, reason);
     }
 
     /// Tells everyone else that `id` left.
@@ -302,12 +307,8 @@ impl Room {
                 if !sids.contains(&member.attachment.sid) {
                     sids.push(member.attachment.sid.clone());
                 }
-                self.leave(&member.attachment.id);
-                Self::close(
-                    &member.socket,
-                    Refusal::SessionRevoked.close_code(),
-                    Refusal::SessionRevoked.reason(),
-                );
+                let revoked = Refusal::SessionRevoked;
+                self.expel(&member, revoked.close_code(), revoked.reason());
             }
         }
         self.after_departure().await;
@@ -342,8 +343,11 @@ impl Room {
                 limits.rate_limit_window_ms,
             );
         if !allowed {
-            self.leave(&me.id);
-            Self::close(socket, 1008, "rate limit exceeded");
+            let member = Member {
+                socket: socket.clone(),
+                attachment: me,
+            };
+            self.expel(&member, 1008, "rate limit exceeded");
             return;
         }
         match protocol::parse_client_frame(text, limits.max_message_bytes) {
@@ -420,7 +424,9 @@ impl DurableObject for Room {
         _was_clean: bool,
     ) -> Result<()> {
         if let Ok(Some(me)) = ws.deserialize_attachment::<Attachment>() {
-            self.leave(&me.id);
+            if !me.departed {
+                self.leave(&me.id);
+            }
         }
         // Complete the closing handshake; 1005/1006 cannot be sent back, so answer 1000.
         let code = u16::try_from(code)
@@ -434,7 +440,9 @@ impl DurableObject for Room {
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
         if let Ok(Some(me)) = ws.deserialize_attachment::<Attachment>() {
-            self.leave(&me.id);
+            if !me.departed {
+                self.leave(&me.id);
+            }
         }
         Self::close(&ws, 1011, "socket error");
         self.after_departure().await;
