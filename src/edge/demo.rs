@@ -72,6 +72,12 @@ async fn read_login(mut req: Request) -> Option<Login> {
 
 async fn login(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
     let previous = current_sid(&req, settings);
+    // Over https the cookie is Secure, as express-session's `cookie.secure` would make it.
+    let secure = if req.url()?.scheme() == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
     let Some(login) = read_login(req).await else {
         return json_response(
             &json!({"error": "send {\"name\": \"ada\", \"roles\": [\"chat\"]}"}),
@@ -122,7 +128,7 @@ async fn login(req: Request, env: &Env, settings: &Settings) -> Result<Response>
         .await
         .map_err(kv_error)?;
     let cookie = format!(
-        "{}={}; Path=/; Expires={}; HttpOnly; SameSite=Lax",
+        "{}={}; Path=/; Expires={}; HttpOnly{secure}; SameSite=Lax",
         config.cookie_name,
         settings.secrets.cookie_value(&sid),
         format_http_date(expires)

@@ -14,16 +14,13 @@ use worker::{event, Context, Env, Request, Response, Result};
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let settings = match util::settings(&env) {
         Ok(s) => s,
-        Err(message) => {
-            // Never fail open: no handshake is admitted with a config we could not read.
-            util::log_json(&serde_json::json!({
-                "sessiongate": "config_invalid",
-                "error": message,
-            }));
+        // Never fail open: no handshake is admitted with a config that could not be read. The
+        // reason was logged once, when this isolate compiled the config.
+        Err(_) => {
             return Response::error(
                 "sessiongate: configuration invalid (see the Worker's logs)",
                 500,
-            );
+            )
         }
     };
     let path = req.path();

@@ -27,6 +27,10 @@ pub fn settings(env: &Env) -> std::result::Result<Rc<Settings>, String> {
             return done.clone();
         }
         let compiled = compile(env);
+        if let Err(message) = &compiled {
+            // One clear line per isolate; every request then answers 500.
+            log_json(&serde_json::json!({"sessiongate": "config_invalid", "error": message}));
+        }
         *cell.borrow_mut() = Some(compiled.clone());
         compiled
     })
