@@ -21,7 +21,7 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
     if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
         return None;
     }
-    if hour > 23 || minute > 59 || second > 60 {
+    if hour > 23 || minute > 59 || second > 59 {
         return None;
     }
     let mut i = 19;
@@ -186,6 +186,14 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339_ms(bad), None, "{bad}");
         }
+    }
+
+    /// Regression (found by fuzz/rfc3339): a leap second was accepted, which `Date.parse`
+    /// rejects, and "9999-12-31T23:59:60Z" parsed to year 10000, which does not format back.
+    #[test]
+    fn regression_leap_second_is_rejected_like_date_parse() {
+        assert_eq!(parse_rfc3339_ms("2026-01-01T00:00:60Z"), None);
+        assert_eq!(parse_rfc3339_ms("9999-12-31T23:59:60Z"), None);
     }
 
     #[test]

@@ -370,6 +370,70 @@ fn matches_placeholder_value_with_glob_characters_cannot_widen_the_glob() {
     ));
 }
 
+#[test]
+fn matches_placeholder_cannot_be_reached_by_an_escape_or_a_class() {
+    // `\{org}` would let the escape swallow the value's first char, `[{room}]` would make a
+    // value like `a-z` a range: both are config errors, never a wider glob.
+    for (pattern, message) in [
+        ("\\{org}-*", "glob ends with a lone '\\'"),
+        ("[{room}]", "unclosed '[' in glob"),
+        ("x[{org}-z]", "unclosed '[' in glob"),
+    ] {
+        let value = route_rules(json!({"require": [{"session": "user.team", "matches": pattern}]}));
+        let errors = sessiongate::config::Config::from_value(&value)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            errors.contains("routes[0].require[0].matches: bad glob") && errors.contains(message),
+            "{pattern}: {errors}"
+        );
+    }
+    // An escape that ends before the placeholder is fine: `\*` is a literal star.
+    let s = sess(json!({"user": {"team": "*acme"}}));
+    assert!(holds_with(
+        json!({"session": "user.team", "matches": "\\*{org}"}),
+        &s,
+        &Req::ws("/ws/acme/x")
+    ));
+    assert!(!holds_with(
+        json!({"session": "user.team", "matches": "\\*{org}"}),
+        &s,
+        &Req::ws("/ws/beta/x")
+    ));
+}
+
+#[test]
+fn literal_braces_in_rule_values_without_placeholders_are_unescaped() {
+    // `{{` / `}}` are literal braces with or without a placeholder next to them.
+    let s = sess(json!({"v": "{x}", "list": ["{x}"]}));
+    let req = Req::ws("/ws/a/b");
+    assert!(
+        holds_with(json!({"session": "v", "equals": "{{x}}"}), &s, &req),
+        "equals"
+    );
+    assert!(
+        holds_with(json!({"session": "v", "in": ["{{x}}"]}), &s, &req),
+        "in"
+    );
+    assert!(
+        holds_with(json!({"session": "list", "contains": "{{x}}"}), &s, &req),
+        "contains"
+    );
+    assert!(
+        holds_with(json!({"session": "v", "contains": "{{"}), &s, &req),
+        "contains in a string"
+    );
+    assert!(
+        holds_with(json!({"session": "v", "matches": "{{*}}"}), &s, &req),
+        "matches"
+    );
+    assert!(!holds_with(
+        json!({"session": "v", "equals": "{{{{x}}}}"}),
+        &s,
+        &req
+    ));
+}
+
 // ---------------------------------------------------------------------- gt gte lt lte
 
 #[test]

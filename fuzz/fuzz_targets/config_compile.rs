@@ -31,10 +31,17 @@ fn block_on<F: Future>(f: F) -> F::Output {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else { return };
-    let Ok(config) = Config::from_value(&value) else { return };
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    let Ok(config) = Config::from_value(&value) else {
+        return;
+    };
     let secrets = Secrets::new(&["k"]).unwrap();
-    let cookie = format!("connect.sid={}", secrets.cookie_value("XYxA01K1Js0u7JYkqNzvolwuNnbFxjpG"));
+    let cookie = format!(
+        "connect.sid={}",
+        secrets.cookie_value("XYxA01K1Js0u7JYkqNzvolwuNnbFxjpG")
+    );
     let headers = vec![
         ("upgrade".to_owned(), "websocket".to_owned()),
         ("origin".to_owned(), "https://gate.example.com".to_owned()),
@@ -42,7 +49,20 @@ fuzz_target!(|data: &[u8]| {
         ("x-team".to_owned(), "blue*[a-z]".to_owned()),
     ];
     for path in ["/ws/rooms/lobby", "/ws/a/b/c", "/", "/ws/%2A/x%5B"] {
-        let req = Handshake { method: "GET", path, query: "n=5&q=a+b", headers: &headers, own_origin: "https://gate.example.com" };
-        let _ = block_on(decide(&req, &OneSession, &secrets, &config, 1_795_651_200_000, &mut ()));
+        let req = Handshake {
+            method: "GET",
+            path,
+            query: "n=5&q=a+b",
+            headers: &headers,
+            own_origin: "https://gate.example.com",
+        };
+        let _ = block_on(decide(
+            &req,
+            &OneSession,
+            &secrets,
+            &config,
+            1_795_651_200_000,
+            &mut (),
+        ));
     }
 });

@@ -13,11 +13,18 @@ fn secrets() -> &'static Secrets {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(input) = std::str::from_utf8(data) else { return };
+    let Ok(input) = std::str::from_utf8(data) else {
+        return;
+    };
     let secrets = secrets();
     if let Some(sid) = secrets.unsign_cookie(input) {
-        let rest = input.strip_prefix(SIGNED_PREFIX).expect("verified without the s: prefix");
-        assert!(rest.starts_with(sid), "sid {sid:?} is not a prefix of {rest:?}");
+        let rest = input
+            .strip_prefix(SIGNED_PREFIX)
+            .expect("verified without the s: prefix");
+        assert!(
+            rest.starts_with(sid),
+            "sid {sid:?} is not a prefix of {rest:?}"
+        );
         assert!(!sid.is_empty(), "empty sid verified");
         assert_eq!(rest.len(), sid.len() + 1 + SIGNATURE_LEN);
         assert_eq!(&rest[sid.len()..sid.len() + 1], ".");
