@@ -95,6 +95,9 @@ pub struct Config {
     pub rules: RuleSet,
     pub routes: Vec<Route>,
     pub room: RoomSettings,
+    /// Every session path the config reads (rules, `expose`, `revoke_by`, `cookie.expires`):
+    /// the handshake decodes only these.
+    pub session_paths: crate::session::PathSet,
 }
 
 /// One problem, at a key path.
@@ -816,7 +819,19 @@ impl Config {
         if !c.errors.is_empty() {
             return Err(ConfigErrors(c.errors));
         }
+        let mut session_paths = crate::session::PathSet::default();
+        for path in expose.iter().chain(&revoke_by) {
+            session_paths.insert(path);
+        }
+        for set in std::iter::once(&rules).chain(routes.iter().map(|r| &r.rules)) {
+            for c in set.require.iter().chain(&set.include).chain(&set.exclude) {
+                if let Subject::Session(path) = &c.subject {
+                    session_paths.insert(path);
+                }
+            }
+        }
         Ok(Config {
+            session_paths,
             cookie_name,
             key_prefix,
             allowed_origins,

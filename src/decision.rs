@@ -345,7 +345,7 @@ pub async fn decide<S: SessionStore, T: Trace>(
     };
 
     // 7. session
-    let session = match Session::from_json(&stored) {
+    let session = match Session::from_json_paths(&stored, &config.session_paths) {
         Ok(s) => s,
         Err(e) => {
             trace.step("session", false, &e.to_string());
@@ -424,14 +424,13 @@ pub fn check_rules<T: Trace>(
     ctx: &RuleContext<'_>,
     trace: &mut T,
 ) -> Result<(), String> {
+    // The route's scope is named only when something is reported: no formatting per handshake.
     let scopes = [
-        (String::new(), &config.rules),
-        (
-            format!("routes[{route_index}]."),
-            &config.routes[route_index].rules,
-        ),
+        (None, &config.rules),
+        (Some(route_index), &config.routes[route_index].rules),
     ];
-    for (prefix, rules) in scopes {
+    let prefix = |scope: Option<usize>| scope.map_or_else(String::new, |i| format!("routes[{i}]."));
+    for (scope, rules) in scopes {
         let result = rules.check(ctx, |o| {
             if !trace.enabled() {
                 return;
@@ -439,11 +438,15 @@ pub fn check_rules<T: Trace>(
             // An exclude condition passes when it does not hold.
             let passed = o.held != (o.kind == RuleKind::Exclude);
             let held = if o.held { "held" } else { "did not hold" };
-            let name = format!("{prefix}{}[{}]", o.kind.as_str(), o.index);
+            let name = format!("{}{}[{}]", prefix(scope), o.kind.as_str(), o.index);
             trace.step(&name, passed, &format!("{} ({held})", o.text));
         });
         if let Err(RuleFailure { kind, index, text }) = result {
-            return Err(format!("{prefix}{}[{index}] ({text})", kind.as_str()));
+            return Err(format!(
+                "{}{}[{index}] ({text})",
+                prefix(scope),
+                kind.as_str()
+            ));
         }
     }
     Ok(())
@@ -462,7 +465,7 @@ pub fn recheck(
     now_ms: i64,
 ) -> Result<(), (Refusal, Option<String>)> {
     let stored = stored.ok_or((Refusal::SessionRevoked, None))?;
-    let session = Session::from_json(stored)
+    let session = Session::from_json_paths(stored, &config.session_paths)
         .map_err(|e| (Refusal::UnreadableSession, Some(e.to_string())))?;
     if session.is_expired(now_ms) {
         return Err((Refusal::SessionExpired, None));
