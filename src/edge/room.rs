@@ -164,14 +164,21 @@ impl Room {
     async fn schedule(&self, settings: &Settings, now: i64) -> Result<()> {
         let members = self.members();
         let interval = u64::from(settings.config.room.revalidate_seconds) * 1000;
-        let last = self
-            .state
-            .storage()
+        // The interval runs from the first revalidation, or from when the room first got a
+        // socket: sockets joining later must not push the next revalidation back.
+        let storage = self.state.storage();
+        let last = match storage
             .get::<i64>(LAST_REVALIDATION_KEY)
             .await
             .ok()
             .flatten()
-            .unwrap_or(now);
+        {
+            Some(last) => last,
+            None => {
+                storage.put(LAST_REVALIDATION_KEY, now).await?;
+                now
+            }
+        };
         let next_revalidation = if members.is_empty() || interval == 0 {
             None
         } else {
@@ -187,7 +194,14 @@ impl Room {
         .chain(next_revalidation)
         .min();
         match next {
-            Some(at) => self.state.storage().set_alarm(at.max(now + 1)).await,
+            Some(at) => {
+                // An absolute time: worker's `From<i64>` would read the number as an offset.
+                let when = worker::js_sys::Date::new(&(at.max(now + 1) as f64).into());
+                self.state
+                    .storage()
+                    .set_alarm(worker::ScheduledTime::new(when))
+                    .await
+            }
             None => self.state.storage().delete_alarm().await,
         }
     }

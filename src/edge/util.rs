@@ -101,10 +101,9 @@ pub fn refuse(refusal: Refusal, deny_with: DenyWith) -> Result<Response> {
     let mut response = Response::error(refusal.reason(), refusal.status())?;
     match refusal {
         Refusal::StoreUnavailable => response.headers_mut().set("Retry-After", "5")?,
-        Refusal::NotUpgrade => {
-            response.headers_mut().set("Upgrade", "websocket")?;
-            response.headers_mut().set("Connection", "Upgrade")?;
-        }
+        // RFC 9110 asks a 426 to name the protocol. No `Connection: Upgrade`: workerd would
+        // then take the answer to a POST for a WebSocket upgrade and fail it.
+        Refusal::NotUpgrade => response.headers_mut().set("Upgrade", "websocket")?,
         _ => {}
     }
     Ok(response)
