@@ -288,12 +288,9 @@ fn insert_path(out: &mut Map<String, Value>, path: &str, value: Value) {
         let entry = current
             .entry(segment.to_owned())
             .or_insert_with(|| Value::Object(Map::new()));
-        if !entry.is_object() {
-            // An earlier, shorter path already exposed this whole value.
-            return;
-        }
         match entry {
             Value::Object(map) => current = map,
+            // An earlier, shorter path already exposed this whole value.
             _ => return,
         }
     }

@@ -27,6 +27,8 @@ pub enum SecretsError {
     Empty,
     /// The secret at this index is the empty string, which signs nothing worth trusting.
     EmptySecret(usize),
+    /// The value starts like a JSON array but is not an array of strings.
+    NotAList,
 }
 
 impl std::fmt::Display for SecretsError {
@@ -34,6 +36,9 @@ impl std::fmt::Display for SecretsError {
         match self {
             SecretsError::Empty => write!(f, "no session secret configured"),
             SecretsError::EmptySecret(i) => write!(f, "session secret #{i} is empty"),
+            SecretsError::NotAList => {
+                write!(f, "starts with '[' but is not a JSON array of strings")
+            }
         }
     }
 }
@@ -83,7 +88,7 @@ impl Secrets {
                 Ok(list) => Secrets::new(&list),
                 // A value that looks like an array but is not one must not silently become a
                 // single secret "[...": that would lock every user out with a confusing 401.
-                Err(_) => Err(SecretsError::Empty),
+                Err(_) => Err(SecretsError::NotAList),
             }
         } else {
             Secrets::new(&[raw])
