@@ -445,6 +445,18 @@ describe("404, 426, 503", () => {
     assert.equal(line.status, 503);
     assert.ok(!gate.output().includes(sid), "the raw sid appears in the Worker's logs");
   });
+
+  it("500 and a clear log line when the projected session would not fit the 2 KB attachment", async () => {
+    const s = await gate.newSession({ name: "N".repeat(3000) }); // user.name is exposed
+    const r = await refuse(ws(`/ws/rooms/${roomName()}`), { cookie: s.cookie, origin: gate.origin });
+    assert.equal(r.status, 500);
+    assert.match(r.body, /session projection too large/);
+    const line = await gate.waitLog((l) => l.sessiongate === "room" && /budget/.test(l.error ?? ""), { what: "attachment budget line" });
+    assert.match(line.error, /over the 2048-byte budget/);
+    // A normal session still gets in afterwards: nothing was left half-accepted.
+    const ok = await gate.newSession();
+    await admit(ws(`/ws/rooms/${roomName()}`), { cookie: ok.cookie, origin: gate.origin });
+  });
 });
 
 /* ----------------------------------------------------------------- close mode */
