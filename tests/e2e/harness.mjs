@@ -128,14 +128,14 @@ export function freePort() {
  * Starts `wrangler dev --env test` on a free port with a fresh persistence directory and the
  * e2e secrets, waits until it answers HTTP, and opens the same KV through getPlatformProxy.
  */
-export async function startGate(name) {
+export async function startGate(name, options = {}) {
   // `wrangler dev` runs scripts/build.sh and then reads build/. Another build running at the
   // same moment (another engineer, another test suite) can leave it reading a half-written
   // wasm ("WasmModuleObject::Compile(): unknown import kind"): wrangler then exits before
   // "Ready on". Such a start is retried; anything else fails at once.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startGateOnce(name, attempt);
+      return await startGateOnce(name, attempt, options);
     } catch (e) {
       if (!e.exitedBeforeReady || attempt >= 3) throw e;
       process.stderr.write(`# e2e: wrangler exited before "Ready on" (attempt ${attempt}), retrying: see ${e.logFile}\n`);
@@ -144,12 +144,16 @@ export async function startGate(name) {
   }
 }
 
-async function startGateOnce(name, attempt) {
+/**
+ * options.sessionSecrets: the SESSION_SECRETS value to give the Worker (default: the two test
+ * secrets as a JSON array); options.extraArgs: more `wrangler dev` arguments (e.g. `--var`).
+ */
+async function startGateOnce(name, attempt, { sessionSecrets = JSON.stringify([SECRET_NEW, SECRET_OLD]), extraArgs = [] } = {}) {
   mkdirSync(ARTIFACTS, { recursive: true });
   const temp = mkdtempSync(join(tmpdir(), `sessiongate-e2e-${name}-`));
   const persistDir = join(temp, "state");
   const envFile = join(temp, "e2e.env");
-  writeFileSync(envFile, `SESSION_SECRETS=${JSON.stringify([SECRET_NEW, SECRET_OLD])}\nADMIN_TOKEN=${ADMIN_TOKEN}\n`);
+  writeFileSync(envFile, `SESSION_SECRETS=${sessionSecrets}\nADMIN_TOKEN=${ADMIN_TOKEN}\n`);
   const port = await freePort();
   const inspectorPort = await freePort();
   // One log per file and run, named after the run's process (the `node --test` runner that
@@ -175,6 +179,7 @@ async function startGateOnce(name, attempt) {
       "--persist-to", persistDir,
       "--env-file", envFile,
       "--show-interactive-dev-session=false",
+      ...extraArgs,
     ],
     {
       cwd: ROOT,
