@@ -2,7 +2,8 @@
 //   node benches/handshakes.mjs [count=300] [concurrency=8]
 // Three kinds of request on the same gate, in one run, so they compare like with like:
 //   admitted  cookie + signature + KV read + rules + Durable Object hand-off + welcome frame,
-//             first into a new room each time, then into 20 existing rooms
+//             into a new room each time, into 20 rooms that empty in between, and into 20
+//             rooms that stay occupied
 //   refused   401 before any KV read (no cookie): the gate's cheapest path through the Worker
 //   static    GET / from static assets: wrangler's proxy and workerd alone, no Worker code
 // Local throughput is bounded by wrangler's proxy and Miniflare, not by the gate.
@@ -55,6 +56,9 @@ try {
   // A new room per handshake (a Durable Object starts, registers in the directory, sets its
   // alarm), then handshakes into 25 rooms that already exist.
   await run("admitted", count, (i) => handshake(`${gate.wsBase}/ws/rooms/bench-${i}`, { cookie: sessions[i], origin }));
+  // Into 20 existing rooms that empty between handshakes (they stay in the revocation
+  // directory for 30 s after emptying, so refilling them costs no directory request).
+  await run("admitted", count, (i) => handshake(`${gate.wsBase}/ws/rooms/warm-${i % 20}`, { cookie: sessions[i], origin }));
   // The same into 20 rooms that each keep one socket open, so no room empties between
   // handshakes (an emptied room leaves the revocation directory, a refilled one rejoins).
   const anchors = [];

@@ -1,8 +1,9 @@
 //! The directory of occupied rooms, for revocation.
 //!
 //! Revoking a session must reach every room where it has a socket. A room registers here when
-//! its first socket arrives and leaves when its last one goes, so the directory costs one
-//! write per room occupancy change, not per handshake. A revocation asks the directory for the
+//! its first socket arrives and leaves 30 s after its last one goes (an alarm), so the
+//! directory costs a write per change of occupancy, not per handshake, and a room that
+//! empties and fills again does not pay it at all. A revocation asks the directory for the
 //! occupied rooms and asks each of them, in parallel, to close the matching sockets. A stale
 //! entry (a room evicted without leaving) only costs one wasted request, after which the room
 //! leaves again.

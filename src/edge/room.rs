@@ -20,7 +20,10 @@ use super::util::{self, Settings};
 pub const REVOKE_PATH: &str = "/_room/revoke";
 
 const LAST_REVALIDATION_KEY: &str = "last_revalidation_ms";
+/// Present while the room is listed in the directory.
 const ROOM_NAME_KEY: &str = "room_name";
+/// How long an empty room stays listed before it leaves the directory.
+const IDLE_UNLIST_MS: i64 = 30_000;
 
 #[durable_object]
 pub struct Room {
@@ -136,11 +139,18 @@ impl Room {
         for member in &members {
             Self::send(&member.socket, &joined);
         }
-        if members.is_empty() {
-            self.state
-                .storage()
-                .put(ROOM_NAME_KEY, &admission.room)
-                .await?;
+        // The room stays in the revocation directory for a while after it empties, so a room
+        // that empties and fills again does not pay two directory requests each time.
+        let storage = self.state.storage();
+        if members.is_empty()
+            && storage
+                .get::<String>(ROOM_NAME_KEY)
+                .await
+                .ok()
+                .flatten()
+                .is_none()
+        {
+            storage.put(ROOM_NAME_KEY, &admission.room).await?;
             super::directory::register(&self.env, &admission.room, true).await;
         }
         self.schedule(&settings, util::now_ms()).await?;
@@ -159,14 +169,28 @@ impl Room {
         }));
     }
 
-    /// Sets the alarm to the earliest session expiry or the next revalidation, or clears it
-    /// when the room is empty (no work while nobody is there).
+    /// Sets the alarm to the earliest session expiry or the next revalidation. An empty room
+    /// gets one last alarm that takes it off the directory, then none: no work while nobody
+    /// is there.
     async fn schedule(&self, settings: &Settings, now: i64) -> Result<()> {
         let members = self.members();
+        let storage = self.state.storage();
+        if members.is_empty() {
+            let listed = storage
+                .get::<String>(ROOM_NAME_KEY)
+                .await
+                .ok()
+                .flatten()
+                .is_some();
+            return if listed {
+                self.set_alarm_at(now + IDLE_UNLIST_MS).await
+            } else {
+                storage.delete_alarm().await
+            };
+        }
         let interval = u64::from(settings.config.room.revalidate_seconds) * 1000;
         // The interval runs from the first revalidation, or from when the room first got a
         // socket: sockets joining later must not push the next revalidation back.
-        let storage = self.state.storage();
         let last = match storage
             .get::<i64>(LAST_REVALIDATION_KEY)
             .await
@@ -179,11 +203,7 @@ impl Room {
                 now
             }
         };
-        let next_revalidation = if members.is_empty() || interval == 0 {
-            None
-        } else {
-            Some((last + interval as i64).max(now))
-        };
+        let next_revalidation = (interval > 0).then(|| (last + interval as i64).max(now));
         let next = protocol::next_alarm_ms(
             members.iter().map(|m| m.attachment.expires_at_ms),
             members.len(),
@@ -194,16 +214,18 @@ impl Room {
         .chain(next_revalidation)
         .min();
         match next {
-            Some(at) => {
-                // An absolute time: worker's `From<i64>` would read the number as an offset.
-                let when = worker::js_sys::Date::new(&(at.max(now + 1) as f64).into());
-                self.state
-                    .storage()
-                    .set_alarm(worker::ScheduledTime::new(when))
-                    .await
-            }
-            None => self.state.storage().delete_alarm().await,
+            Some(at) => self.set_alarm_at(at.max(now + 1)).await,
+            None => storage.delete_alarm().await,
         }
+    }
+
+    async fn set_alarm_at(&self, at_ms: i64) -> Result<()> {
+        // An absolute time: worker's `From<i64>` would read the number as an offset from now.
+        let when = worker::js_sys::Date::new(&(at_ms as f64).into());
+        self.state
+            .storage()
+            .set_alarm(worker::ScheduledTime::new(when))
+            .await
     }
 
     async fn on_alarm(&self) -> Result<()> {
@@ -211,6 +233,10 @@ impl Room {
             return Ok(());
         };
         let now = util::now_ms();
+        if self.members().is_empty() {
+            // The idle alarm: nobody came back. No alarm is set again: an empty room does no work.
+            return self.unlist().await;
+        }
         // Expiry on time, without waiting for KV.
         for member in self.members() {
             if member.attachment.expires_at_ms.is_some_and(|at| at <= now) {
@@ -329,15 +355,22 @@ impl Room {
         Response::from_json(&json!({"closed": closed, "sids": sids}))
     }
 
-    /// When the last socket has gone, the room leaves the directory and stops its alarm.
+    /// When the last socket has gone, the only alarm left is the one that takes the room off
+    /// the directory if nobody comes back.
     async fn after_departure(&self) {
-        if !self.members().is_empty() {
-            return;
+        if let Ok(settings) = self.settings() {
+            let _ = self.schedule(&settings, util::now_ms()).await;
         }
-        if let Ok(Some(name)) = self.state.storage().get::<String>(ROOM_NAME_KEY).await {
+    }
+
+    /// Takes an empty room off the directory.
+    async fn unlist(&self) -> Result<()> {
+        let storage = self.state.storage();
+        if let Some(name) = storage.get::<String>(ROOM_NAME_KEY).await.ok().flatten() {
             super::directory::register(&self.env, &name, false).await;
+            storage.delete(ROOM_NAME_KEY).await?;
         }
-        let _ = self.state.storage().delete_alarm().await;
+        Ok(())
     }
 
     fn on_message(&self, socket: &WebSocket, text: &str, settings: &Settings) {
