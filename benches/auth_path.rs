@@ -231,6 +231,10 @@ fn summary(fx: &Fixture) {
         block_on(fx.store.load(black_box(&fx.store.key)))
     });
     let session = ns_per_op(200_000, 5, || Session::from_json(black_box(SESSION)));
+    // What decide() runs: only the paths the config reads.
+    let picked = ns_per_op(200_000, 5, || {
+        Session::from_json_paths(black_box(SESSION), &fx.config.session_paths)
+    });
     let value = ns_per_op(200_000, 5, || {
         serde_json::from_str::<serde_json::Value>(black_box(SESSION)).map(|_| ())
     });
@@ -300,6 +304,7 @@ fn summary(fx: &Fixture) {
         "store load (String clone, ~{}B)    {load:8.1} ns/op",
         SESSION.len()
     );
+    println!("Session::from_json_paths (decide's) {picked:8.1} ns/op");
     println!("Session::from_json (incl. drop)     {session:8.1} ns/op");
     println!("  serde_json::Value parse+drop      {value:8.1} ns/op");
     println!("  of which drop of the Map          {drop_session:8.1} ns/op");
@@ -310,8 +315,8 @@ fn summary(fx: &Fixture) {
     println!("3 rules (RuleSet::check)            {rules:8.1} ns/op");
     println!(
         "stage sum                           {:8.1} ns/op (rest of decide: {:.1} ns)",
-        route_match + find + unsign + load + session + rules,
-        full - (route_match + find + unsign + load + session + rules)
+        route_match + find + unsign + load + picked + rules,
+        full - (route_match + find + unsign + load + picked + rules)
     );
 }
 
