@@ -131,7 +131,11 @@ impl Room {
         let pair = WebSocketPair::new()?;
         let socket = pair.server;
         self.state.accept_web_socket(&socket);
-        socket.serialize_attachment(&admission.attachment)?;
+        if let Err(e) = socket.serialize_attachment(&admission.attachment) {
+            // Never keep an accepted socket the room cannot speak for.
+            Self::close(&socket, 1011, "internal error");
+            return Err(e);
+        }
         let me = &admission.attachment;
         let peers: Vec<Value> = members.iter().map(|m| m.attachment.peer()).collect();
         Self::send(&socket, &protocol::welcome(me, &peers));
@@ -139,10 +143,25 @@ impl Room {
         for member in &members {
             Self::send(&member.socket, &joined);
         }
-        // The room stays in the revocation directory for a while after it empties, so a room
-        // that empties and fills again does not pay two directory requests each time.
+        // From here on the socket is in the room: bookkeeping that fails is logged, and the
+        // socket is still handed back (an error now would leave a member the client never got).
+        if let Err(e) = self
+            .after_arrival(&settings, &admission.room, members.is_empty())
+            .await
+        {
+            util::log_json(
+                &json!({"sessiongate": "room", "room": admission.room, "error": format!("after accept: {e}")}),
+            );
+        }
+        Response::from_websocket(pair.client)
+    }
+
+    /// Lists the room in the revocation directory when its first socket arrives and sets the
+    /// alarm. The room stays listed for a while after it empties, so a room that empties and
+    /// fills again does not pay two directory requests each time.
+    async fn after_arrival(&self, settings: &Settings, room: &str, was_empty: bool) -> Result<()> {
         let storage = self.state.storage();
-        if members.is_empty()
+        if was_empty
             && storage
                 .get::<String>(ROOM_NAME_KEY)
                 .await
@@ -150,11 +169,10 @@ impl Room {
                 .flatten()
                 .is_none()
         {
-            storage.put(ROOM_NAME_KEY, &admission.room).await?;
-            super::directory::register(&self.env, &admission.room, true).await;
+            storage.put(ROOM_NAME_KEY, room).await?;
+            super::directory::register(&self.env, room, true).await;
         }
-        self.schedule(&settings, util::now_ms()).await?;
-        Response::from_websocket(pair.client)
+        self.schedule(settings, util::now_ms()).await
     }
 
     fn log_refusal(&self, admission: &RoomAdmission, refusal: Refusal) {
