@@ -43,7 +43,10 @@ impl Session {
     }
 
     /// Decodes only the `paths` of a stored session (what a config can read), skipping the
-    /// rest without building it: the handshake's hot path. The JSON is still checked whole.
+    /// rest without building it: the handshake's hot path. The JSON is still checked whole,
+    /// as syntax: a number beyond f64's range in a skipped field (which `JSON.parse` reads as
+    /// Infinity, and express-session never writes) is not an error here, unlike
+    /// [`Session::from_json`]. fuzz/session_paths checks the two agree otherwise.
     pub fn from_json_paths(json: &str, paths: &PathSet) -> Result<Session, SessionError> {
         let mut de = serde_json::Deserializer::from_str(json);
         let picked = Pick(paths)
