@@ -11,11 +11,11 @@
 //   tests/artifacts/browser/*.png          screenshots at the key moments (1280x800)
 //   tests/artifacts/browser/console.log    every page's console output and page errors
 
+import { freePort } from "../support/net.mjs";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -42,17 +42,6 @@ let consoleLog = null;
 
 /* ------------------------------------------------------------------ helpers */
 
-function freePort() {
-  return new Promise((ok, fail) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", fail);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => ok(port));
-    });
-  });
-}
 
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 

@@ -9,11 +9,11 @@
 // line per decision there). Every wrangler started here is killed with its whole process group
 // when the test process exits, even on a crash.
 
+import { freePort } from "../support/net.mjs";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -110,17 +110,6 @@ function workerdChildren() {
   return pids;
 }
 
-export function freePort() {
-  return new Promise((ok, fail) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", fail);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => ok(port));
-    });
-  });
-}
 
 /* ------------------------------------------------------------------ the gate */
 
