@@ -847,6 +847,14 @@ impl Config {
         })
     }
 
+    /// The KV key of a session: `key_prefix + sid`, as the Express app's store writes it.
+    pub fn session_key(&self, sid: &str) -> String {
+        let mut key = String::with_capacity(self.key_prefix.len() + sid.len());
+        key.push_str(&self.key_prefix);
+        key.push_str(sid);
+        key
+    }
+
     /// Header names and whether the query string matter to the rules of a route (global ones
     /// included): what a socket keeps so the Room can re-run the rules later.
     pub fn request_subjects(&self, route: usize) -> (Vec<&str>, bool) {

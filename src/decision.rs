@@ -315,9 +315,7 @@ pub async fn decide<S: SessionStore, T: Trace>(
     };
 
     // 6. store
-    let mut key = String::with_capacity(config.key_prefix.len() + sid.len());
-    key.push_str(&config.key_prefix);
-    key.push_str(sid);
+    let key = config.session_key(sid);
     let stored = match store.load(&key).await {
         Ok(stored) => stored,
         Err(e) => {

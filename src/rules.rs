@@ -289,10 +289,6 @@ pub struct RuleOutcome<'c> {
 }
 
 impl RuleSet {
-    pub fn is_empty(&self) -> bool {
-        self.require.is_empty() && self.include.is_empty() && self.exclude.is_empty()
-    }
-
     /// Checks the set, reporting every evaluated condition to `observe`. Stops at the first
     /// condition that decides a denial.
     pub fn check<'c>(

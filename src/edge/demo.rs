@@ -100,7 +100,7 @@ async fn login(req: Request, env: &Env, settings: &Settings) -> Result<Response>
     let kv = env.kv("SESSIONS")?;
     if let Some(old) = previous {
         // Signing in again replaces the session, as req.session.regenerate() would.
-        kv.delete(&format!("{}{old}", config.key_prefix))
+        kv.delete(&config.session_key(&old))
             .await
             .map_err(kv_error)?;
     }
@@ -121,7 +121,7 @@ async fn login(req: Request, env: &Env, settings: &Settings) -> Result<Response>
         "passport": {"user": user_id},
         "user": user,
     });
-    kv.put(&format!("{}{sid}", config.key_prefix), session.to_string())
+    kv.put(&config.session_key(&sid), session.to_string())
         .map_err(kv_error)?
         .expiration_ttl((MAX_AGE_MS / 1000) as u64)
         .execute()
@@ -142,7 +142,7 @@ async fn logout(req: Request, env: &Env, settings: &Settings) -> Result<Response
     if let Some(sid) = current_sid(&req, settings) {
         let config = &settings.config;
         env.kv("SESSIONS")?
-            .delete(&format!("{}{sid}", config.key_prefix))
+            .delete(&config.session_key(&sid))
             .await
             .map_err(kv_error)?;
         // Sockets of this session close now rather than at the next revalidation.
@@ -164,10 +164,7 @@ async fn me(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
         return not_signed_in();
     };
     let store = sessions(env, settings)?;
-    let stored = match store
-        .load(&format!("{}{sid}", settings.config.key_prefix))
-        .await
-    {
+    let stored = match store.load(&settings.config.session_key(&sid)).await {
         Ok(Some(s)) => s,
         Ok(None) => return not_signed_in(),
         Err(_) => return json_response(&json!({"error": "session store unavailable"}), 503),

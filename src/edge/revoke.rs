@@ -77,7 +77,7 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
             }
         }
         for sid in &sids {
-            kv.delete(&format!("{}{}", settings.config.key_prefix, sid))
+            kv.delete(&settings.config.session_key(sid))
                 .await
                 .map_err(|e| worker::Error::RustError(e.to_string()))?;
             deleted += 1;

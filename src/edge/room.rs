@@ -292,7 +292,7 @@ impl Room {
         sids.dedup();
         let config = &settings.config;
         let reads = sids.iter().map(|sid| {
-            let key = format!("{}{}", config.key_prefix, sid);
+            let key = config.session_key(sid);
             let store = &store;
             async move { (*sid, store.load(&key).await) }
         });
