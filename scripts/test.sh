@@ -8,6 +8,11 @@ bash scripts/setup.sh --browser
 export PATH="$HOME/.cargo/bin:$PATH"
 export CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_SEND_METRICS=false
 
+echo "== lints: fmt, clippy on the native and the wasm target"
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --target wasm32-unknown-unknown --lib -- -D warnings
+
 echo "== native: cargo test"
 cargo test --locked
 
