@@ -78,6 +78,13 @@ pub struct Config {
     /// comes from a non-browser client that holds the cookie itself: allowed by default
     /// (still needs a valid session). Set false to require an Origin.
     pub allow_missing_origin: bool,
+    /// Allow the origin the request was addressed to (scheme and `Host`). Safe on Cloudflare:
+    /// a request reaches the Worker only through a hostname routed to it (workers.dev, a
+    /// custom domain, a route), and a browser always sets `Host` to the page it connects to
+    /// and `Origin` to the page it runs, so a foreign page never matches. Default true; set
+    /// false to pin the allowed origins to exactly `allowed_origins` (for instance when
+    /// another Worker forwards requests with URLs of its own choosing).
+    pub allow_own_origin: bool,
     /// Session paths the Room (and every peer) sees. Default none.
     pub expose: Vec<String>,
     /// Default answer to a refused handshake; routes may override. Default `status`.
@@ -140,6 +147,7 @@ const TOP_KEYS: &[&str] = &[
     "key_prefix",
     "allowed_origins",
     "allow_missing_origin",
+    "allow_own_origin",
     "expose",
     "revoke_by",
     "deny_with",
@@ -681,6 +689,13 @@ impl Config {
             }
         }
         let allow_missing_origin = c.boolean(map, "allow_missing_origin", "").unwrap_or(true);
+        let allow_own_origin = c.boolean(map, "allow_own_origin", "").unwrap_or(true);
+        if !allow_own_origin && allowed_origins.is_empty() {
+            c.error(
+                "allow_own_origin",
+                "false with no allowed_origins would refuse every browser: list the public origin(s) in allowed_origins",
+            );
+        }
         let expose = c.dot_paths(map, "expose").unwrap_or_default();
         let revoke_by = c
             .dot_paths(map, "revoke_by")
@@ -836,6 +851,7 @@ impl Config {
             key_prefix,
             allowed_origins,
             allow_missing_origin,
+            allow_own_origin,
             expose,
             revoke_by,
             deny_with,

@@ -312,7 +312,8 @@ pub fn check_bounds(
 
 /// Is this origin allowed by the config (or the gate's own)?
 pub fn origin_allowed(config: &Config, origin: &str, own_origin: &str) -> bool {
-    origin == own_origin || config.allowed_origins.iter().any(|g| g.is_match(origin))
+    (config.allow_own_origin && origin == own_origin)
+        || config.allowed_origins.iter().any(|g| g.is_match(origin))
 }
 
 /// Decides one handshake. `now_ms` is the current Unix time in milliseconds.

@@ -360,12 +360,36 @@ fn foreign_origin_is_403_before_the_cookie() {
 }
 
 #[test]
-fn own_origin_is_always_allowed() {
+fn own_origin_is_allowed_by_default() {
     let gate = Gate::new(
         json!({"allowed_origins": ["https://other.example"], "routes": [{"path": "/ws/rooms/:room"}]}),
     );
     gate.admit(&Req::ws("/ws/rooms/lobby").header("Origin", OWN_ORIGIN));
     gate.admit(&Req::ws("/ws/rooms/lobby").header("Origin", "https://other.example"));
+}
+
+/// Hostile run finding 8: the gate's own origin comes from the request's Host. Pinned, only
+/// `allowed_origins` count, whatever Host the request names.
+#[test]
+fn allow_own_origin_false_pins_the_origins_to_the_list() {
+    let gate = Gate::new(json!({
+        "allow_own_origin": false,
+        "allowed_origins": ["https://app.example.com"],
+        "routes": [{"path": "/ws/rooms/:room"}]
+    }));
+    let d = gate.deny(&Req::ws("/ws/rooms/lobby").header("Origin", OWN_ORIGIN));
+    assert_eq!(d.refusal, Refusal::OriginNotAllowed);
+    gate.admit(&Req::ws("/ws/rooms/lobby").header("Origin", "https://app.example.com"));
+    let errors = sessiongate::config::Config::from_value(&json!({
+        "allow_own_origin": false,
+        "routes": [{"path": "/ws/rooms/:room"}]
+    }))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        errors.contains("allow_own_origin: false with no allowed_origins"),
+        "{errors}"
+    );
 }
 
 #[test]
