@@ -92,6 +92,9 @@ pub struct Config {
     /// KV `cacheTtl` in seconds (at least 30). Default none: every read is fresh, which is
     /// what revocation wants.
     pub cache_ttl: Option<u32>,
+    /// Longest KV TTL the session store endpoints give a session, in seconds (at least 60).
+    /// Default none: until `cookie.expires`, and no expiry for a browser-session cookie.
+    pub store_max_ttl_seconds: Option<u64>,
     /// `POST /demo/login` and friends. NEVER in production. Default false.
     pub demo_login: bool,
     /// Session paths a revocation may name (`{"session": {"field": "passport.user", ...}}`);
@@ -152,6 +155,7 @@ const TOP_KEYS: &[&str] = &[
     "revoke_by",
     "deny_with",
     "cache_ttl",
+    "store_max_ttl_seconds",
     "demo_login",
     "require",
     "include",
@@ -705,6 +709,7 @@ impl Config {
             .integer(map, "cache_ttl", "", 30, 365 * 86_400)
             .map(|n| n as u32);
         let demo_login = c.boolean(map, "demo_login", "").unwrap_or(false);
+        let store_max_ttl_seconds = c.integer(map, "store_max_ttl_seconds", "", 60, 365 * 86_400);
 
         let mut room = defaults.clone();
         if let Some(n) = c.integer(map, "max_message_bytes", "", 1, 1024 * 1024) {
@@ -856,6 +861,7 @@ impl Config {
             revoke_by,
             deny_with,
             cache_ttl,
+            store_max_ttl_seconds,
             demo_login,
             rules,
             routes,
