@@ -118,7 +118,10 @@ describe("DELETE: a logout reaches open sockets at once", () => {
     const again = await gate.storeRequest("DELETE", s.sid);
     assert.equal(again.status, 200);
     assert.equal(json(again).closed, 0);
-    assert.ok(!gate.output().includes(s.sid), "the sid appears in the Worker's logs");
+    // No line of the Worker's holds the sid. (wrangler's own access log prints each request's
+    // URL, and this endpoint's URL holds the sid: see the README.)
+    const leaking = gate.output().split("\n").filter((l) => l.includes(s.sid) && !/^\[wrangler:info\] DELETE \/_sessiongate\/sessions\//.test(l));
+    assert.deepEqual(leaking.map((l) => l.slice(0, 80)), [], "the sid appears in the Worker's logs");
   });
 });
 
