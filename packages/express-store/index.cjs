@@ -472,9 +472,10 @@ class Gate {
 
   async put(op, sid, body, expires) {
     // The write is counted against the one-per-second rule when it starts, so concurrent
-    // touches of one session do not all go; the expiry is remembered only once it succeeded.
-    const previous = this.written.get(sid);
-    this.written.set(sid, { expires: previous ? previous.expires : undefined, at: Date.now() });
+    // touches of one session do not all go. Until it succeeded the gate's copy is unknown: if
+    // it fails, the next touch a second later writes the session again (repairing a failed set
+    // that express-session could no longer report, or retrying a failed touch).
+    this.written.set(sid, { expires: undefined, at: Date.now() });
     const res = await this.client.request(op, 'PUT', sid, body);
     if (res.status === 404) throw statusError(op, 404, res.gateMessage, res.attempts);
     const answer = parseJson(res.text, op);
@@ -679,7 +680,7 @@ function mirror(store, options) {
       // A store without touch stays without: express-session then never touches, as before.
       if (name === 'touch') return typeof target.touch === 'function' ? own.touch : undefined;
       const value = Reflect.get(target, name, target);
-      if (typeof value !== 'function') return value;
+      if (typeof value !== 'function' || name === 'constructor') return value;
       const cached = bound.get(name);
       if (cached && cached.fn === value) return cached.wrapper;
       const self = THROUGH_MIRROR.has(name) ? () => proxy : () => target;

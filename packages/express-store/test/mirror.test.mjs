@@ -225,6 +225,7 @@ test('the mirror is the wrapped store for everything but writes', async () => {
   assert.notEqual(store.destroy, memory.destroy);
   assert.notEqual(store.touch, memory.touch);
   assert.equal(store.on, store.on, 'stable method identity');
+  assert.equal(store.constructor, session.MemoryStore);
   assert.equal('touch' in store, true);
 
   // Assignments land on the wrapped store (express-session sets store.generate).

@@ -123,6 +123,27 @@ test('a failed touch reaches the callback and is tried again a second later', as
   assert.equal(gate.sessions.get(SID).expires, T0 + 3000 + 3600_000);
 });
 
+test('a failed set is written again by the next touch a second later', async (t) => {
+  t.mock.timers.enable({ apis: ['Date'], now: T0 });
+  const store = storeFor();
+  await store.set(SID, at(3600_000, { user: 'ada', n: 1 }));
+  t.mock.timers.tick(5000);
+  gate.mode = 503;
+  await assert.rejects(store.set(SID, at(3600_000, { user: 'ada', n: 2 })), { code: 'UNAVAILABLE' });
+  gate.mode = 'ok';
+  // The expiry barely moved (a 1 h session, 5 s later): only the failed write makes it go.
+  t.mock.timers.tick(1000);
+  await store.touch(SID, at(3600_000, { user: 'ada', n: 2 }));
+  assert.deepEqual(
+    gate.requests.map((r) => `${r.method} ${r.status}`),
+    ['PUT 200', 'PUT 503', 'PUT 200'],
+  );
+  assert.equal(JSON.parse(gate.sessions.get(SID).text).n, 2);
+  t.mock.timers.tick(1000);
+  await store.touch(SID, at(3600_000, { user: 'ada', n: 2 }));
+  assert.equal(gate.count('PUT'), 3, 'and then throttled again');
+});
+
 test('a set always writes, whatever the throttle', async (t) => {
   t.mock.timers.enable({ apis: ['Date'], now: T0 });
   const store = storeFor();
