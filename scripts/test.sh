@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every test: the native core (cargo test), then the Worker end to end under `wrangler dev`
+# Every test: the sessiongate-store package against a fake gate, the native core (cargo test),
+# then the Worker end to end under `wrangler dev`
 # (real WebSocket clients, the real express-session), then the demo in headless Chromium.
 # Installs whatever is missing first (scripts/setup.sh --browser).
 set -euo pipefail
@@ -7,6 +8,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh --browser
 export PATH="$HOME/.cargo/bin:$PATH"
 export CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_SEND_METRICS=false
+
+echo "== sessiongate-store (npm package, against a fake gate)"
+node --test --test-reporter=spec packages/express-store/test/
 
 echo "== native: cargo test"
 cargo test --locked
