@@ -61,6 +61,33 @@ pub struct Route {
     pub room: Template,
     pub rules: RuleSet,
     pub deny_with: DenyWith,
+    /// What the Room does with the sockets it holds (`app = "chat"`, the default).
+    pub app: RoomApp,
+}
+
+/// The behaviour of a route's Room: its protocol with the clients. The engine around it
+/// (admission, limits, expiry, revalidation, revocation) is the same for every app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomApp {
+    /// Presence and chat: `welcome`/`join`/`leave`, `broadcast` and direct `send`.
+    #[default]
+    Chat,
+    /// A shared counter: every socket sees one number that any of them may add to.
+    Counter,
+}
+
+impl RoomApp {
+    /// Every app, with its config name: what error messages list.
+    pub const ALL: [(RoomApp, &'static str); 2] =
+        [(RoomApp::Chat, "chat"), (RoomApp::Counter, "counter")];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomApp::Chat => "chat",
+            RoomApp::Counter => "counter",
+        }
+    }
 }
 
 /// The compiled configuration. Defaults are the secure ones.
@@ -167,7 +194,15 @@ const TOP_KEYS: &[&str] = &[
     "max_connections_per_session",
     "max_connections_per_room",
 ];
-const ROUTE_KEYS: &[&str] = &["path", "room", "require", "include", "exclude", "deny_with"];
+const ROUTE_KEYS: &[&str] = &[
+    "path",
+    "room",
+    "require",
+    "include",
+    "exclude",
+    "deny_with",
+    "app",
+];
 const RATE_KEYS: &[&str] = &["messages", "per_seconds"];
 const SUBJECTS: &[&str] = &["session", "param", "query", "header"];
 const OPERATORS: &[&str] = &[
@@ -288,6 +323,22 @@ impl Checker {
             }
         }
         Some(paths)
+    }
+
+    fn room_app(&mut self, map: &Map<String, Value>, at: &str) -> Option<RoomApp> {
+        let name = self.string(map, "app", at)?;
+        let found = RoomApp::ALL
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(app, _)| *app);
+        if found.is_none() {
+            let names: Vec<String> = RoomApp::ALL.iter().map(|(_, n)| format!("{n:?}")).collect();
+            self.error(
+                join(at, "app"),
+                format!("expected one of {}, found {name:?}", names.join(", ")),
+            );
+        }
+        found
     }
 
     fn deny_with(&mut self, map: &Map<String, Value>, at: &str) -> Option<DenyWith> {
@@ -826,12 +877,14 @@ impl Config {
             }
             let route_rules = c.rule_set(route, &at, &params);
             let route_deny = c.deny_with(route, &at).unwrap_or(deny_with);
+            let app = c.room_app(route, &at).unwrap_or_default();
             if let Some(room) = room_template {
                 routes.push(Route {
                     path: path.clone(),
                     room,
                     rules: route_rules,
                     deny_with: route_deny,
+                    app,
                 });
             }
         }
@@ -1072,6 +1125,23 @@ mod tests {
         assert_eq!(c.room.max_connections_per_room, 3);
         assert_eq!(c.routes[0].deny_with, DenyWith::Close);
         assert_eq!(c.routes[1].deny_with, DenyWith::Status);
+        assert_eq!(c.routes[0].app, RoomApp::Chat);
+    }
+
+    #[test]
+    fn route_app_is_chat_by_default_and_unknown_apps_are_listed() {
+        let c = Config::from_value(&json!({
+            "routes": [{"path": "/a"}, {"path": "/b", "app": "counter"}]
+        }))
+        .unwrap();
+        assert_eq!(
+            (c.routes[0].app, c.routes[1].app),
+            (RoomApp::Chat, RoomApp::Counter)
+        );
+        assert_eq!(
+            errors(json!({"routes": [{"path": "/a", "app": "game"}]})),
+            ["routes[0].app: expected one of \"chat\", \"counter\", found \"game\""]
+        );
         assert_eq!(
             errors(json!({"rate_limit": {"mesages": 5}, "routes": [{"path": "/a"}]})),
             vec!["rate_limit.mesages: unknown key (did you mean \"messages\"?)"]
