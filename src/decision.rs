@@ -1,7 +1,8 @@
 //! The handshake decision: everything the gate decides, except the KV read itself, which goes
 //! through the small [`SessionStore`] trait.
 //!
-//! Checks run in this order, and the first that fails decides (statuses from the design):
+//! Checks run in this order, and the first that fails decides (README.md, "How a handshake is
+//! decided", lists the same statuses with the close codes of `deny_with = "close"`):
 //!
 //! | check | fails when | status |
 //! | --- | --- | --- |
@@ -111,7 +112,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// The HTTP status of the design's table.
+    /// The HTTP status README.md's "How a handshake is decided" gives this refusal.
     pub fn status(self) -> u16 {
         match self {
             Refusal::NoRoute => 404,

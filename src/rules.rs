@@ -24,7 +24,8 @@ pub trait HeaderLookup {
     fn header(&self, lower_case_name: &str) -> Option<Cow<'_, str>>;
 }
 
-/// A list of `(name, value)` pairs, as tests and the CLI hold headers.
+/// A list of `(name, value)` pairs: how the CLI, the tests and a socket's attachment (which the
+/// Room re-checks the rules with) hold headers.
 impl HeaderLookup for [(String, String)] {
     fn header(&self, lower_case_name: &str) -> Option<Cow<'_, str>> {
         self.iter()
@@ -78,9 +79,10 @@ pub enum Operator {
     NotEquals(Expected),
     In(Vec<Expected>),
     Contains(Expected),
-    /// A glob, compiled once; with placeholders, compiled per check with the parameters'
-    /// values as literal text.
+    /// A glob without placeholders, compiled once.
     Matches(Glob),
+    /// A glob with `{param}` placeholders, compiled per check with the parameters' values as
+    /// literal text.
     MatchesTemplate(Template),
     Gt(f64),
     Gte(f64),
@@ -88,7 +90,8 @@ pub enum Operator {
     Lte(f64),
 }
 
-/// One condition, with the text it was written as for logs and traces.
+/// One condition, with a text for logs and traces: subject, operator and the value as JSON
+/// (`session user.role equals "admin"`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
     pub subject: Subject,
@@ -257,8 +260,8 @@ pub struct RuleSet {
     pub exclude: Vec<Condition>,
 }
 
-/// Why a rule set refused: the condition that decided it (for `include`, the first one, since
-/// none held). `index` is None when an include list had no condition that held.
+/// Why a rule set refused: the condition that decided it. When no `include` condition held,
+/// `index` is 0 and `text` counts them and quotes the first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleFailure {
     pub kind: RuleKind,
