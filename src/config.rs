@@ -897,7 +897,7 @@ impl Config {
             session_paths.insert(path);
         }
         for set in std::iter::once(&rules).chain(routes.iter().map(|r| &r.rules)) {
-            for c in set.require.iter().chain(&set.include).chain(&set.exclude) {
+            for (_, _, c) in set.conditions() {
                 if let Subject::Session(path) = &c.subject {
                     session_paths.insert(path);
                 }
@@ -937,7 +937,7 @@ impl Config {
         let mut query = false;
         let sets = [&self.rules, &self.routes[route].rules];
         for set in sets {
-            for c in set.require.iter().chain(&set.include).chain(&set.exclude) {
+            for (_, _, c) in set.conditions() {
                 match &c.subject {
                     Subject::Header(h) if !headers.contains(&h.as_str()) => {
                         headers.push(h.as_str())
@@ -965,6 +965,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::RuleKind;
     use serde_json::json;
 
     fn errors(value: Value) -> Vec<String> {
@@ -1080,6 +1081,36 @@ mod tests {
                 "routes[0].require[9].param: no path parameter \"room\" (route has: none)",
             ]
         );
+    }
+
+    #[test]
+    fn conditions_are_listed_in_order_with_their_list_and_index() {
+        let c = Config::from_value(&json!({"routes": [{"path": "/a",
+            "exclude": [{"header": "X-A", "exists": true}],
+            "require": [{"session": "a", "exists": true}, {"query": "q", "equals": 1}],
+            "include": [{"session": "b", "gt": 2}]
+        }]}))
+        .unwrap();
+        let listed: Vec<(RuleKind, usize, &str)> = c.routes[0]
+            .rules
+            .conditions()
+            .map(|(kind, i, c)| (kind, i, c.text.as_str()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (RuleKind::Require, 0, "session a exists true"),
+                (RuleKind::Require, 1, "query q equals 1"),
+                (RuleKind::Include, 0, "session b gt 2"),
+                (RuleKind::Exclude, 0, "header x-a exists true"),
+            ]
+        );
+        assert_eq!(c.request_subjects(0), (vec!["x-a"], true));
+        let mut paths = crate::session::PathSet::default();
+        for path in ["passport.user", "a", "b"] {
+            paths.insert(path);
+        }
+        assert_eq!(c.session_paths, paths);
     }
 
     #[test]

@@ -279,6 +279,19 @@ pub struct RuleOutcome<'c> {
 }
 
 impl RuleSet {
+    /// Every condition with its list and its index there: `require`, then `include`, then
+    /// `exclude`. For what reads the conditions without checking them (which session paths,
+    /// headers and query the rules need).
+    pub fn conditions(&self) -> impl Iterator<Item = (RuleKind, usize, &Condition)> {
+        [
+            (RuleKind::Require, &self.require),
+            (RuleKind::Include, &self.include),
+            (RuleKind::Exclude, &self.exclude),
+        ]
+        .into_iter()
+        .flat_map(|(kind, list)| list.iter().enumerate().map(move |(i, c)| (kind, i, c)))
+    }
+
     /// Checks the set, reporting every evaluated condition to `observe`. Stops at the first
     /// condition that decides a denial.
     pub fn check<'c>(
