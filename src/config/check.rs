@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use super::{Config, ConfigError, ConfigErrors, DenyWith, RoomApp, RoomSettings, Route};
 use crate::glob::Glob;
 use crate::route::{PathPattern, Template};
-use crate::rules::{Condition, Expected, Operator, RuleSet, Subject};
+use crate::rules::{self, json_kind, suggestion, Condition, RuleErrorAt, RuleSet, Subject};
 
 const TOP_KEYS: &[&str] = &[
     "cookie_name",
@@ -40,19 +40,6 @@ const ROUTE_KEYS: &[&str] = &[
     "app",
 ];
 const RATE_KEYS: &[&str] = &["messages", "per_seconds"];
-const SUBJECTS: &[&str] = &["session", "param", "query", "header"];
-const OPERATORS: &[&str] = &[
-    "exists",
-    "equals",
-    "not_equals",
-    "in",
-    "contains",
-    "matches",
-    "gt",
-    "gte",
-    "lt",
-    "lte",
-];
 
 /// Collects errors while walking the table.
 #[derive(Default)]
@@ -71,7 +58,7 @@ impl Checker {
     fn unknown_keys(&mut self, map: &Map<String, Value>, known: &[&str], at: &str) {
         for key in map.keys() {
             if !known.contains(&key.as_str()) {
-                let hint = suggestion(key, known)
+                let hint = suggestion(key, known.iter().copied())
                     .map(|s| format!(" (did you mean \"{s}\"?)"))
                     .unwrap_or_default();
                 self.error(join(at, key), format!("unknown key{hint}"));
@@ -85,7 +72,7 @@ impl Checker {
             other => {
                 self.error(
                     join(at, key),
-                    format!("expected a string, found {}", kind(other)),
+                    format!("expected a string, found {}", json_kind(other)),
                 );
                 None
             }
@@ -98,7 +85,7 @@ impl Checker {
             other => {
                 self.error(
                     join(at, key),
-                    format!("expected true or false, found {}", kind(other)),
+                    format!("expected true or false, found {}", json_kind(other)),
                 );
                 None
             }
@@ -137,7 +124,7 @@ impl Checker {
             other => {
                 self.error(
                     join(at, key),
-                    format!("expected an array, found {}", kind(other)),
+                    format!("expected an array, found {}", json_kind(other)),
                 );
                 None
             }
@@ -203,309 +190,44 @@ impl Checker {
             };
             for (i, item) in items.iter().enumerate() {
                 let here = format!("{}[{i}]", join(at, key));
-                if let Some(condition) = self.condition(item, &here, params) {
-                    list.push(condition);
+                match Condition::compile(item, params) {
+                    Ok(condition) => list.push(condition),
+                    Err(errors) => self.rule_errors(&here, errors),
                 }
             }
         }
         set
     }
 
-    fn condition(&mut self, item: &Value, at: &str, params: &[&str]) -> Option<Condition> {
-        let Value::Object(map) = item else {
-            self.error(at, format!("expected a table like {{ session = \"passport.user\", exists = true }}, found {}", kind(item)));
-            return None;
-        };
-        let subjects: Vec<&String> = map
-            .keys()
-            .filter(|k| SUBJECTS.contains(&k.as_str()))
-            .collect();
-        let operators: Vec<&String> = map
-            .keys()
-            .filter(|k| OPERATORS.contains(&k.as_str()))
-            .collect();
-        let mut ok = true;
-        for key in map.keys() {
-            if SUBJECTS.contains(&key.as_str()) || OPERATORS.contains(&key.as_str()) {
-                continue;
-            }
-            ok = false;
-            let (what, known) = if subjects.is_empty() && suggestion(key, SUBJECTS).is_some() {
-                ("subject", SUBJECTS)
-            } else {
-                ("operator", OPERATORS)
-            };
-            let hint = suggestion(key, known)
-                .map(|s| format!(" (did you mean \"{s}\"?)"))
-                .unwrap_or_default();
-            self.error(at, format!("unknown {what} \"{key}\"{hint}"));
-        }
-        if subjects.len() != 1 {
-            ok = false;
-            if subjects.is_empty() {
-                self.error(
-                    at,
-                    "needs exactly one subject: session, param, query or header",
-                );
-            } else {
-                self.error(
-                    at,
-                    format!(
-                        "has {} subjects; each condition checks exactly one",
-                        subjects.len()
-                    ),
-                );
-            }
-        }
-        if operators.len() != 1 {
-            if operators.is_empty() {
-                if ok {
-                    self.error(at, "needs exactly one operator: exists, equals, not_equals, in, contains, matches, gt, gte, lt or lte");
-                }
-            } else {
-                self.error(
-                    at,
-                    format!(
-                        "has {} operators; write one condition per operator",
-                        operators.len()
-                    ),
-                );
-            }
-            ok = false;
-        }
-        if !ok {
-            return None;
-        }
-        let subject_key = subjects[0].as_str();
-        let operator_key = operators[0].as_str();
-        let subject_at = join(at, subject_key);
-        let subject_name = match &map[subject_key] {
-            Value::String(s) if !s.is_empty() => s.clone(),
-            other => {
-                self.error(
-                    subject_at,
-                    format!("expected a non-empty string, found {}", kind(other)),
-                );
-                return None;
-            }
-        };
-        let subject = match subject_key {
-            "session" => {
-                if subject_name.split('.').any(str::is_empty) {
-                    self.error(subject_at, format!("bad dot path {subject_name:?}"));
-                    return None;
-                }
-                Subject::Session(subject_name)
-            }
-            "param" => {
-                if !params.contains(&subject_name.as_str()) {
-                    self.error(
-                        subject_at,
-                        format!(
-                            "no path parameter {subject_name:?} (route has: {})",
-                            list_or_none(params)
-                        ),
-                    );
-                    return None;
-                }
-                Subject::Param(subject_name)
-            }
-            "query" => Subject::Query(subject_name),
-            _ => Subject::Header(subject_name.to_ascii_lowercase()),
-        };
-        let op_at = join(at, operator_key);
-        let raw = &map[operator_key];
-        let operator = match operator_key {
-            "exists" => match raw {
-                Value::Bool(b) => Operator::Exists(*b),
-                other => {
-                    self.error(
-                        op_at,
-                        format!("expected true or false, found {}", kind(other)),
-                    );
-                    return None;
-                }
-            },
-            "equals" => Operator::Equals(self.expected(raw, &op_at, params)?),
-            "not_equals" => Operator::NotEquals(self.expected(raw, &op_at, params)?),
-            "contains" => Operator::Contains(self.expected(raw, &op_at, params)?),
-            "in" => match raw {
-                Value::Array(items) if !items.is_empty() => {
-                    let mut list = Vec::with_capacity(items.len());
-                    for (i, v) in items.iter().enumerate() {
-                        list.push(self.expected(v, &format!("{op_at}[{i}]"), params)?);
-                    }
-                    Operator::In(list)
-                }
-                other => {
-                    self.error(
-                        op_at,
-                        format!("expected a non-empty array, found {}", kind(other)),
-                    );
-                    return None;
-                }
-            },
-            "matches" => {
-                let Value::String(pattern) = raw else {
-                    self.error(
-                        op_at,
-                        format!("expected a glob string, found {}", kind(raw)),
-                    );
-                    return None;
-                };
-                let template = self.template(pattern, &op_at, params)?;
-                let compiled = if template.has_placeholders() {
-                    template
-                        .check_glob()
-                        .map(|()| Operator::MatchesTemplate(template))
-                } else {
-                    Glob::new(&literal_text(&template)).map(Operator::Matches)
-                };
-                match compiled {
-                    Ok(operator) => operator,
-                    Err(e) => {
-                        self.error(op_at, format!("bad glob {pattern:?}: {e}"));
-                        return None;
-                    }
-                }
-            }
-            _ => match raw.as_f64() {
-                Some(n) if raw.is_number() && n.is_finite() => match operator_key {
-                    "gt" => Operator::Gt(n),
-                    "gte" => Operator::Gte(n),
-                    "lt" => Operator::Lt(n),
-                    _ => Operator::Lte(n),
-                },
-                _ => {
-                    self.error(op_at, format!("expected a number, found {}", kind(raw)));
-                    return None;
-                }
-            },
-        };
-        let text = format!("{} {} {}", subject_key_text(&subject), operator_key, raw);
-        Some(Condition {
-            subject,
-            operator,
-            text,
-        })
-    }
-
-    fn expected(&mut self, raw: &Value, at: &str, params: &[&str]) -> Option<Expected> {
-        match raw {
-            Value::String(s) => {
-                let template = self.template(s, at, params)?;
-                Some(if template.has_placeholders() {
-                    Expected::Template(template)
-                } else {
-                    // `{{` and `}}` mean literal braces here as next to a placeholder.
-                    Expected::Json(Value::String(literal_text(&template)))
-                })
-            }
-            Value::Null => {
-                self.error(
-                    at,
-                    "null is not a value to compare with (use exists = false)",
-                );
-                None
-            }
-            other => Some(Expected::Json(other.clone())),
+    /// Reports each problem of a rule condition or template at its key below `at`.
+    fn rule_errors(&mut self, at: &str, errors: Vec<RuleErrorAt>) {
+        for e in errors {
+            self.error(join(at, &e.at), e.error.to_string());
         }
     }
 
     fn template(&mut self, text: &str, at: &str, params: &[&str]) -> Option<Template> {
-        match Template::new(text) {
-            Ok(t) => {
-                let mut ok = true;
-                for name in t.placeholders() {
-                    if !params.contains(&name) {
-                        ok = false;
-                        self.error(
-                            at,
-                            format!(
-                                "placeholder {{{name}}} names no path parameter (route has: {})",
-                                list_or_none(params)
-                            ),
-                        );
-                    }
+        match rules::template(text, params) {
+            Ok(t) => Some(t),
+            Err(errors) => {
+                for e in errors {
+                    self.error(at, e.to_string());
                 }
-                ok.then_some(t)
-            }
-            Err(e) => {
-                self.error(at, format!("{e} in {text:?}"));
                 None
             }
         }
     }
 }
 
-/// The text of a template without placeholders (its `{{` and `}}` unescaped).
-fn literal_text(template: &Template) -> String {
-    template
-        .render(&crate::route::Params::default())
-        .map(|t| t.into_owned())
-        .unwrap_or_default()
-}
-
-fn subject_key_text(subject: &Subject) -> String {
-    subject.to_string()
-}
-
-fn list_or_none(params: &[&str]) -> String {
-    if params.is_empty() {
-        "none".to_owned()
-    } else {
-        params.join(", ")
-    }
-}
-
+/// `at.key`, where either may be empty.
 fn join(at: &str, key: &str) -> String {
-    if at.is_empty() {
+    if key.is_empty() {
+        at.to_owned()
+    } else if at.is_empty() {
         key.to_owned()
     } else {
         format!("{at}.{key}")
     }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "a table",
-    }
-}
-
-/// The known key closest to a misspelled one: one it abbreviates, or one at most two edits away.
-fn suggestion<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
-    // An abbreviation ("eq" for "equals") beats any typo; otherwise the nearest typo.
-    let score = |k: &str| {
-        if key.len() >= 2 && k.starts_with(key) {
-            Some(0)
-        } else {
-            Some(edit_distance(key, k)).filter(|d| *d <= 2)
-        }
-    };
-    known
-        .iter()
-        .filter_map(|k| score(k).map(|s| (s, *k)))
-        .min_by_key(|(s, _)| *s)
-        .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut row = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            row.push((prev[j] + cost).min(prev[j + 1] + 1).min(row[j] + 1));
-        }
-        prev = row;
-    }
-    prev[b.len()]
 }
 
 /// A cookie name is an RFC 6265 token.
@@ -541,7 +263,7 @@ pub(super) fn config(value: &Value) -> Result<Config, ConfigErrors> {
     let Value::Object(map) = value else {
         return Err(ConfigErrors(vec![ConfigError {
             path: String::new(),
-            message: format!("SESSIONGATE must be a table, found {}", kind(value)),
+            message: format!("SESSIONGATE must be a table, found {}", json_kind(value)),
         }]));
     };
     let mut c = Checker::default();
@@ -565,7 +287,7 @@ pub(super) fn config(value: &Value) -> Result<Config, ConfigErrors> {
         for (i, item) in items.iter().enumerate() {
             let at = format!("allowed_origins[{i}]");
             let Value::String(origin) = item else {
-                c.error(at, format!("expected a string, found {}", kind(item)));
+                c.error(at, format!("expected a string, found {}", json_kind(item)));
                 continue;
             };
             if let Some(problem) = origin_problem(origin) {
@@ -631,7 +353,7 @@ pub(super) fn config(value: &Value) -> Result<Config, ConfigErrors> {
             "rate_limit",
             format!(
                 "expected a table like {{ messages = 30, per_seconds = 10 }}, found {}",
-                kind(other)
+                json_kind(other)
             ),
         ),
     }
@@ -650,7 +372,7 @@ pub(super) fn config(value: &Value) -> Result<Config, ConfigErrors> {
     for (i, item) in route_items.iter().enumerate() {
         let at = format!("routes[{i}]");
         let Value::Object(route) = item else {
-            c.error(at, format!("expected a table, found {}", kind(item)));
+            c.error(at, format!("expected a table, found {}", json_kind(item)));
             compiled_paths.push(None);
             continue;
         };

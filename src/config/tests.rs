@@ -36,7 +36,10 @@ fn unknown_operator_names_its_key_path() {
     ]}));
     assert_eq!(
         e,
-        vec!["routes[1].require[0]: unknown operator \"eq\" (did you mean \"equals\"?)"]
+        vec![
+            "routes[1].require[0]: unknown operator \"eq\" (did you mean \"equals\"?; operators: \
+             exists, equals, not_equals, in, contains, matches, gt, gte, lt, lte)"
+        ]
     );
 }
 
@@ -108,7 +111,8 @@ fn conditions_need_one_subject_and_one_operator() {
             "routes[0].require[1]: has 2 subjects; each condition checks exactly one",
             "routes[0].require[2]: needs exactly one operator: exists, equals, not_equals, in, contains, matches, gt, gte, lt or lte",
             "routes[0].require[3]: has 2 operators; write one condition per operator",
-            "routes[0].require[4]: unknown subject \"sesion\" (did you mean \"session\"?)",
+            "routes[0].require[4]: unknown subject \"sesion\" (did you mean \"session\"?; subjects: \
+             session, param, query, header)",
             "routes[0].require[4]: needs exactly one subject: session, param, query or header",
             "routes[0].require[5]: expected a table like { session = \"passport.user\", exists = true }, found a string",
             "routes[0].require[6].session: bad dot path \"a..b\"",

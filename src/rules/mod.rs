@@ -10,6 +10,21 @@
 //!
 //! Values are compared as JSON. A string equals a number or boolean when it is that value's
 //! JSON text, because path parameters, query strings and headers are always strings.
+//!
+//! This file says what a condition means. `names.rs` holds the subject and operator tables,
+//! and `compile.rs` turns a condition's config table into a [`Condition`]: adding an operator
+//! is a line in [`OperatorName`]'s table, an [`Operator`] variant, and the arms the compiler
+//! then asks for in `compile.rs` and in [`Condition::holds`].
+
+mod compile;
+mod names;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use compile::{json_kind, template};
+pub use compile::{RuleError, RuleErrorAt};
+pub(crate) use names::suggestion;
+pub use names::{OperatorName, SubjectName};
 
 use std::borrow::Cow;
 
@@ -53,14 +68,28 @@ pub enum Subject {
     Header(String),
 }
 
+impl Subject {
+    /// The key it is written with.
+    pub fn name(&self) -> SubjectName {
+        match self {
+            Subject::Session(_) => SubjectName::Session,
+            Subject::Param(_) => SubjectName::Param,
+            Subject::Query(_) => SubjectName::Query,
+            Subject::Header(_) => SubjectName::Header,
+        }
+    }
+
+    /// The path, parameter, query parameter or header name it looks at.
+    pub fn key(&self) -> &str {
+        match self {
+            Subject::Session(k) | Subject::Param(k) | Subject::Query(k) | Subject::Header(k) => k,
+        }
+    }
+}
+
 impl std::fmt::Display for Subject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Subject::Session(p) => write!(f, "session {p}"),
-            Subject::Param(p) => write!(f, "param {p}"),
-            Subject::Query(p) => write!(f, "query {p}"),
-            Subject::Header(p) => write!(f, "header {p}"),
-        }
+        write!(f, "{} {}", self.name().as_str(), self.key())
     }
 }
 
@@ -88,6 +117,24 @@ pub enum Operator {
     Gte(f64),
     Lt(f64),
     Lte(f64),
+}
+
+impl Operator {
+    /// The key it is written with.
+    pub fn name(&self) -> OperatorName {
+        match self {
+            Operator::Exists(_) => OperatorName::Exists,
+            Operator::Equals(_) => OperatorName::Equals,
+            Operator::NotEquals(_) => OperatorName::NotEquals,
+            Operator::In(_) => OperatorName::In,
+            Operator::Contains(_) => OperatorName::Contains,
+            Operator::Matches(_) | Operator::MatchesTemplate(_) => OperatorName::Matches,
+            Operator::Gt(_) => OperatorName::Gt,
+            Operator::Gte(_) => OperatorName::Gte,
+            Operator::Lt(_) => OperatorName::Lt,
+            Operator::Lte(_) => OperatorName::Lte,
+        }
+    }
 }
 
 /// One condition, with a text for logs and traces: subject, operator and the value as JSON
