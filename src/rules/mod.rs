@@ -346,46 +346,30 @@ impl RuleSet {
         ctx: &RuleContext<'_>,
         mut observe: impl FnMut(RuleOutcome<'c>),
     ) -> Result<(), RuleFailure> {
-        for (index, c) in self.require.iter().enumerate() {
+        let mut evaluate = |kind, index, c: &'c Condition| {
             let held = c.holds(ctx);
             observe(RuleOutcome {
-                kind: RuleKind::Require,
+                kind,
                 index,
                 text: &c.text,
                 held,
             });
-            if !held {
+            held
+        };
+        for (index, c) in self.require.iter().enumerate() {
+            if !evaluate(RuleKind::Require, index, c) {
                 return Err(failure(RuleKind::Require, index, c));
             }
         }
         for (index, c) in self.exclude.iter().enumerate() {
-            let held = c.holds(ctx);
-            observe(RuleOutcome {
-                kind: RuleKind::Exclude,
-                index,
-                text: &c.text,
-                held,
-            });
-            if held {
+            if evaluate(RuleKind::Exclude, index, c) {
                 return Err(failure(RuleKind::Exclude, index, c));
             }
         }
         if let Some(first) = self.include.first() {
-            let mut any = false;
-            for (index, c) in self.include.iter().enumerate() {
-                let held = c.holds(ctx);
-                observe(RuleOutcome {
-                    kind: RuleKind::Include,
-                    index,
-                    text: &c.text,
-                    held,
-                });
-                if held {
-                    any = true;
-                    break;
-                }
-            }
-            if !any {
+            // `any` stops at the first that holds: the trace shows no condition after it.
+            let mut include = self.include.iter().enumerate();
+            if !include.any(|(index, c)| evaluate(RuleKind::Include, index, c)) {
                 return Err(RuleFailure {
                     kind: RuleKind::Include,
                     index: 0,
