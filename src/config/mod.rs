@@ -6,10 +6,12 @@
 //! "eq"`); a misspelled key is an error, never silently ignored, and an invalid config is
 //! never used (the Worker answers 500 rather than fail open).
 //!
-//! This file holds what a compiled config is; `check.rs` walks the table and builds it, and
-//! `tests.rs` pins the messages.
+//! This file holds what a compiled config is; `check.rs` walks the table and builds it, with
+//! `read.rs` reading single values, and `tests.rs` pins the messages. Rule conditions compile
+//! in [`crate::rules`], beside the operators they make.
 
 mod check;
+mod read;
 #[cfg(test)]
 mod tests;
 
