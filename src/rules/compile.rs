@@ -243,7 +243,8 @@ fn subject(name: SubjectName, raw: &Value, params: &[&str]) -> Result<Subject, R
     })
 }
 
-/// The operator's value compiled; its problems are at the operator's key.
+/// The operator's value compiled; its problems are at the operator's key (`in[i]` for a value of
+/// `in`).
 fn operator(
     name: OperatorName,
     raw: &Value,
