@@ -36,7 +36,7 @@ pub fn find<'h>(header: &'h str, name: &str) -> Option<Cow<'h, str>> {
 }
 
 /// Every cookie in the header, in first-occurrence order, as `cookie.parse` returns them.
-/// Used by tests and the CLI; the handshake path uses [`find`].
+/// Used by the tests and the `cookie_header` fuzz target; the handshake and the CLI use [`find`].
 pub fn parse_all(header: &str) -> Vec<(&str, Cow<'_, str>)> {
     let mut out: Vec<(&str, Cow<'_, str>)> = Vec::new();
     for_each_pair(header, |key, raw| {

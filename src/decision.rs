@@ -7,7 +7,8 @@
 //! 3. [`check_session`]: from what the store answered and the clock to the admission, or a
 //!    refusal (store, session, expiry, rules, room). Revalidation ([`recheck`]) reuses it.
 //!
-//! Checks run in this order, and the first that fails decides:
+//! Checks run in this order, and the first that fails decides (README.md, "How a handshake is
+//! decided", lists the same statuses with the close codes of `deny_with = "close"`):
 //!
 //! | check | fails when | status |
 //! | --- | --- | --- |
@@ -118,7 +119,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// The HTTP status of the design's table.
+    /// The HTTP status README.md's "How a handshake is decided" gives this refusal.
     pub fn status(self) -> u16 {
         match self {
             Refusal::NoRoute => 404,

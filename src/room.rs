@@ -8,7 +8,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-/// Hibernation attachments must stay small; workerd allows more, but the design budget is 2 KB.
+/// Hibernation attachments must stay small; workerd allows more, but sessiongate keeps each under
+/// 2 KB (README.md, "The Room").
 pub const ATTACHMENT_BUDGET: usize = 2048;
 
 /// What the Room keeps with each socket (its hibernation attachment). Everything needed to

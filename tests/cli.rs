@@ -98,7 +98,7 @@ fn check_config_lists_every_error_and_exits_2() {
     for want in [
         "cookie_nam: unknown key (did you mean \"cookie_name\"?)",
         "deny_with: expected \"status\" or \"close\", found \"drop\"",
-        "routes[0].require[0]: unknown operator \"eq\" (did you mean \"equals\"?)",
+        "routes[0].require[0]: unknown operator \"eq\" (did you mean \"equals\"?; operators: exists,",
         "routes[0].room: placeholder {rom} names no path parameter (route has: room)",
     ] {
         assert!(err.contains(want), "missing {want:?} in\n{err}");

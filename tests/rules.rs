@@ -197,7 +197,8 @@ fn equals_with_param_placeholder() {
         &s,
         &Req::ws("/ws/acme/x")
     ));
-    // (Literal braces in a value WITHOUT placeholders: see tests/known_bugs.rs.)
+    // (Literal braces in a value WITHOUT placeholders: see
+    // literal_braces_in_rule_values_without_placeholders_are_unescaped.)
 }
 
 // --------------------------------------------------------------------------------- in

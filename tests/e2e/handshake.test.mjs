@@ -1,5 +1,6 @@
 // The handshake end to end under `wrangler dev --env test`: admission, the room protocol, every
-// refusal of the design's table (deny_with = "status" and "close"), secret rotation, limits.
+// refusal README.md's "How a handshake is decided" lists (deny_with = "status" and "close"),
+// secret rotation, limits.
 //
 //   node --test --test-concurrency=1 tests/e2e/
 

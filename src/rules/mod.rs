@@ -10,6 +10,21 @@
 //!
 //! Values are compared as JSON. A string equals a number or boolean when it is that value's
 //! JSON text, because path parameters, query strings and headers are always strings.
+//!
+//! This file says what a condition means. `names.rs` holds the subject and operator tables,
+//! and `compile.rs` turns a condition's config table into a [`Condition`]: adding an operator
+//! is a line in [`OperatorName`]'s table, an [`Operator`] variant, and the arms the compiler
+//! then asks for in `compile.rs` and in [`Condition::holds`].
+
+mod compile;
+mod names;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use compile::{json_kind, template};
+pub use compile::{RuleError, RuleErrorAt};
+pub(crate) use names::suggestion;
+pub use names::{OperatorName, SubjectName};
 
 use std::borrow::Cow;
 
@@ -24,7 +39,8 @@ pub trait HeaderLookup {
     fn header(&self, lower_case_name: &str) -> Option<Cow<'_, str>>;
 }
 
-/// A list of `(name, value)` pairs, as tests and the CLI hold headers.
+/// A list of `(name, value)` pairs: how the CLI, the tests and a socket's attachment (which the
+/// Room re-checks the rules with) hold headers.
 impl HeaderLookup for [(String, String)] {
     fn header(&self, lower_case_name: &str) -> Option<Cow<'_, str>> {
         self.iter()
@@ -52,14 +68,28 @@ pub enum Subject {
     Header(String),
 }
 
+impl Subject {
+    /// The key it is written with.
+    pub fn name(&self) -> SubjectName {
+        match self {
+            Subject::Session(_) => SubjectName::Session,
+            Subject::Param(_) => SubjectName::Param,
+            Subject::Query(_) => SubjectName::Query,
+            Subject::Header(_) => SubjectName::Header,
+        }
+    }
+
+    /// The path, parameter, query parameter or header name it looks at.
+    pub fn key(&self) -> &str {
+        match self {
+            Subject::Session(k) | Subject::Param(k) | Subject::Query(k) | Subject::Header(k) => k,
+        }
+    }
+}
+
 impl std::fmt::Display for Subject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Subject::Session(p) => write!(f, "session {p}"),
-            Subject::Param(p) => write!(f, "param {p}"),
-            Subject::Query(p) => write!(f, "query {p}"),
-            Subject::Header(p) => write!(f, "header {p}"),
-        }
+        write!(f, "{} {}", self.name().as_str(), self.key())
     }
 }
 
@@ -78,9 +108,10 @@ pub enum Operator {
     NotEquals(Expected),
     In(Vec<Expected>),
     Contains(Expected),
-    /// A glob, compiled once; with placeholders, compiled per check with the parameters'
-    /// values as literal text.
+    /// A glob without placeholders, compiled once.
     Matches(Glob),
+    /// A glob with `{param}` placeholders, compiled per check with the parameters' values as
+    /// literal text.
     MatchesTemplate(Template),
     Gt(f64),
     Gte(f64),
@@ -88,7 +119,26 @@ pub enum Operator {
     Lte(f64),
 }
 
-/// One condition, with the text it was written as for logs and traces.
+impl Operator {
+    /// The key it is written with.
+    pub fn name(&self) -> OperatorName {
+        match self {
+            Operator::Exists(_) => OperatorName::Exists,
+            Operator::Equals(_) => OperatorName::Equals,
+            Operator::NotEquals(_) => OperatorName::NotEquals,
+            Operator::In(_) => OperatorName::In,
+            Operator::Contains(_) => OperatorName::Contains,
+            Operator::Matches(_) | Operator::MatchesTemplate(_) => OperatorName::Matches,
+            Operator::Gt(_) => OperatorName::Gt,
+            Operator::Gte(_) => OperatorName::Gte,
+            Operator::Lt(_) => OperatorName::Lt,
+            Operator::Lte(_) => OperatorName::Lte,
+        }
+    }
+}
+
+/// One condition, with a text for logs and traces: subject, operator and the value as JSON
+/// (`session user.role equals "admin"`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
     pub subject: Subject,
@@ -257,8 +307,8 @@ pub struct RuleSet {
     pub exclude: Vec<Condition>,
 }
 
-/// Why a rule set refused: the condition that decided it (for `include`, the first one, since
-/// none held). `index` is None when an include list had no condition that held.
+/// Why a rule set refused: the condition that decided it. When no `include` condition held,
+/// `index` is 0 and `text` counts them and quotes the first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleFailure {
     pub kind: RuleKind,
@@ -276,6 +326,19 @@ pub struct RuleOutcome<'c> {
 }
 
 impl RuleSet {
+    /// Every condition with its list and its index there: `require`, then `include`, then
+    /// `exclude`. For what reads the conditions without checking them (which session paths,
+    /// headers and query the rules need).
+    pub fn conditions(&self) -> impl Iterator<Item = (RuleKind, usize, &Condition)> {
+        [
+            (RuleKind::Require, &self.require),
+            (RuleKind::Include, &self.include),
+            (RuleKind::Exclude, &self.exclude),
+        ]
+        .into_iter()
+        .flat_map(|(kind, list)| list.iter().enumerate().map(move |(i, c)| (kind, i, c)))
+    }
+
     /// Checks the set, reporting every evaluated condition to `observe`. Stops at the first
     /// condition that decides a denial.
     pub fn check<'c>(
@@ -283,46 +346,30 @@ impl RuleSet {
         ctx: &RuleContext<'_>,
         mut observe: impl FnMut(RuleOutcome<'c>),
     ) -> Result<(), RuleFailure> {
-        for (index, c) in self.require.iter().enumerate() {
+        let mut evaluate = |kind, index, c: &'c Condition| {
             let held = c.holds(ctx);
             observe(RuleOutcome {
-                kind: RuleKind::Require,
+                kind,
                 index,
                 text: &c.text,
                 held,
             });
-            if !held {
+            held
+        };
+        for (index, c) in self.require.iter().enumerate() {
+            if !evaluate(RuleKind::Require, index, c) {
                 return Err(failure(RuleKind::Require, index, c));
             }
         }
         for (index, c) in self.exclude.iter().enumerate() {
-            let held = c.holds(ctx);
-            observe(RuleOutcome {
-                kind: RuleKind::Exclude,
-                index,
-                text: &c.text,
-                held,
-            });
-            if held {
+            if evaluate(RuleKind::Exclude, index, c) {
                 return Err(failure(RuleKind::Exclude, index, c));
             }
         }
         if let Some(first) = self.include.first() {
-            let mut any = false;
-            for (index, c) in self.include.iter().enumerate() {
-                let held = c.holds(ctx);
-                observe(RuleOutcome {
-                    kind: RuleKind::Include,
-                    index,
-                    text: &c.text,
-                    held,
-                });
-                if held {
-                    any = true;
-                    break;
-                }
-            }
-            if !any {
+            // `any` stops at the first that holds: the trace shows no condition after it.
+            let mut include = self.include.iter().enumerate();
+            if !include.any(|(index, c)| evaluate(RuleKind::Include, index, c)) {
                 return Err(RuleFailure {
                     kind: RuleKind::Include,
                     index: 0,
