@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
-# Every test: the native core (cargo test), then the Worker end to end under `wrangler dev`
-# (real WebSocket clients, the real express-session), then the demo in headless Chromium.
+# Every test: lints on both targets, the sessiongate-store package against a fake gate, the
+# native core (cargo test), then the Worker end to end under `wrangler dev` (real WebSocket
+# clients, the real express-session, connect-redis on a real redis-server), then the demo in
+# headless Chromium.
 # Installs whatever is missing first (scripts/setup.sh --browser).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --browser
 export PATH="$HOME/.cargo/bin:$PATH"
 export CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_SEND_METRICS=false
+
+echo "== lints: fmt, clippy on the native and the wasm target"
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --target wasm32-unknown-unknown --lib -- -D warnings
+
+echo "== sessiongate-store (npm package, against a fake gate)"
+node --test --test-reporter=spec packages/express-store/test/
 
 echo "== native: cargo test"
 cargo test --locked

@@ -61,6 +61,33 @@ pub struct Route {
     pub room: Template,
     pub rules: RuleSet,
     pub deny_with: DenyWith,
+    /// What the Room does with the sockets it holds (`app = "chat"`, the default).
+    pub app: RoomApp,
+}
+
+/// The behaviour of a route's Room: its protocol with the clients. The engine around it
+/// (admission, limits, expiry, revalidation, revocation) is the same for every app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomApp {
+    /// Presence and chat: `welcome`/`join`/`leave`, `broadcast` and direct `send`.
+    #[default]
+    Chat,
+    /// A shared counter: every socket sees one number that any of them may add to.
+    Counter,
+}
+
+impl RoomApp {
+    /// Every app, with its config name: what error messages list.
+    pub const ALL: [(RoomApp, &'static str); 2] =
+        [(RoomApp::Chat, "chat"), (RoomApp::Counter, "counter")];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomApp::Chat => "chat",
+            RoomApp::Counter => "counter",
+        }
+    }
 }
 
 /// The compiled configuration. Defaults are the secure ones.
@@ -78,6 +105,13 @@ pub struct Config {
     /// comes from a non-browser client that holds the cookie itself: allowed by default
     /// (still needs a valid session). Set false to require an Origin.
     pub allow_missing_origin: bool,
+    /// Allow the origin the request was addressed to (scheme and `Host`). Safe on Cloudflare:
+    /// a request reaches the Worker only through a hostname routed to it (workers.dev, a
+    /// custom domain, a route), and a browser always sets `Host` to the page it connects to
+    /// and `Origin` to the page it runs, so a foreign page never matches. Default true; set
+    /// false to pin the allowed origins to exactly `allowed_origins` (for instance when
+    /// another Worker forwards requests with URLs of its own choosing).
+    pub allow_own_origin: bool,
     /// Session paths the Room (and every peer) sees. Default none.
     pub expose: Vec<String>,
     /// Default answer to a refused handshake; routes may override. Default `status`.
@@ -85,6 +119,9 @@ pub struct Config {
     /// KV `cacheTtl` in seconds (at least 30). Default none: every read is fresh, which is
     /// what revocation wants.
     pub cache_ttl: Option<u32>,
+    /// Longest KV TTL the session store endpoints give a session, in seconds (at least 60).
+    /// Default none: until `cookie.expires`, and no expiry for a browser-session cookie.
+    pub store_max_ttl_seconds: Option<u64>,
     /// `POST /demo/login` and friends. NEVER in production. Default false.
     pub demo_login: bool,
     /// Session paths a revocation may name (`{"session": {"field": "passport.user", ...}}`);
@@ -140,10 +177,12 @@ const TOP_KEYS: &[&str] = &[
     "key_prefix",
     "allowed_origins",
     "allow_missing_origin",
+    "allow_own_origin",
     "expose",
     "revoke_by",
     "deny_with",
     "cache_ttl",
+    "store_max_ttl_seconds",
     "demo_login",
     "require",
     "include",
@@ -155,7 +194,15 @@ const TOP_KEYS: &[&str] = &[
     "max_connections_per_session",
     "max_connections_per_room",
 ];
-const ROUTE_KEYS: &[&str] = &["path", "room", "require", "include", "exclude", "deny_with"];
+const ROUTE_KEYS: &[&str] = &[
+    "path",
+    "room",
+    "require",
+    "include",
+    "exclude",
+    "deny_with",
+    "app",
+];
 const RATE_KEYS: &[&str] = &["messages", "per_seconds"];
 const SUBJECTS: &[&str] = &["session", "param", "query", "header"];
 const OPERATORS: &[&str] = &[
@@ -276,6 +323,22 @@ impl Checker {
             }
         }
         Some(paths)
+    }
+
+    fn room_app(&mut self, map: &Map<String, Value>, at: &str) -> Option<RoomApp> {
+        let name = self.string(map, "app", at)?;
+        let found = RoomApp::ALL
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(app, _)| *app);
+        if found.is_none() {
+            let names: Vec<String> = RoomApp::ALL.iter().map(|(_, n)| format!("{n:?}")).collect();
+            self.error(
+                join(at, "app"),
+                format!("expected one of {}, found {name:?}", names.join(", ")),
+            );
+        }
+        found
     }
 
     fn deny_with(&mut self, map: &Map<String, Value>, at: &str) -> Option<DenyWith> {
@@ -681,6 +744,13 @@ impl Config {
             }
         }
         let allow_missing_origin = c.boolean(map, "allow_missing_origin", "").unwrap_or(true);
+        let allow_own_origin = c.boolean(map, "allow_own_origin", "").unwrap_or(true);
+        if !allow_own_origin && allowed_origins.is_empty() {
+            c.error(
+                "allow_own_origin",
+                "false with no allowed_origins would refuse every browser: list the public origin(s) in allowed_origins",
+            );
+        }
         let expose = c.dot_paths(map, "expose").unwrap_or_default();
         let revoke_by = c
             .dot_paths(map, "revoke_by")
@@ -690,6 +760,7 @@ impl Config {
             .integer(map, "cache_ttl", "", 30, 365 * 86_400)
             .map(|n| n as u32);
         let demo_login = c.boolean(map, "demo_login", "").unwrap_or(false);
+        let store_max_ttl_seconds = c.integer(map, "store_max_ttl_seconds", "", 60, 365 * 86_400);
 
         let mut room = defaults.clone();
         if let Some(n) = c.integer(map, "max_message_bytes", "", 1, 1024 * 1024) {
@@ -806,12 +877,14 @@ impl Config {
             }
             let route_rules = c.rule_set(route, &at, &params);
             let route_deny = c.deny_with(route, &at).unwrap_or(deny_with);
+            let app = c.room_app(route, &at).unwrap_or_default();
             if let Some(room) = room_template {
                 routes.push(Route {
                     path: path.clone(),
                     room,
                     rules: route_rules,
                     deny_with: route_deny,
+                    app,
                 });
             }
         }
@@ -836,10 +909,12 @@ impl Config {
             key_prefix,
             allowed_origins,
             allow_missing_origin,
+            allow_own_origin,
             expose,
             revoke_by,
             deny_with,
             cache_ttl,
+            store_max_ttl_seconds,
             demo_login,
             rules,
             routes,
@@ -1050,6 +1125,23 @@ mod tests {
         assert_eq!(c.room.max_connections_per_room, 3);
         assert_eq!(c.routes[0].deny_with, DenyWith::Close);
         assert_eq!(c.routes[1].deny_with, DenyWith::Status);
+        assert_eq!(c.routes[0].app, RoomApp::Chat);
+    }
+
+    #[test]
+    fn route_app_is_chat_by_default_and_unknown_apps_are_listed() {
+        let c = Config::from_value(&json!({
+            "routes": [{"path": "/a"}, {"path": "/b", "app": "counter"}]
+        }))
+        .unwrap();
+        assert_eq!(
+            (c.routes[0].app, c.routes[1].app),
+            (RoomApp::Chat, RoomApp::Counter)
+        );
+        assert_eq!(
+            errors(json!({"routes": [{"path": "/a", "app": "game"}]})),
+            ["routes[0].app: expected one of \"chat\", \"counter\", found \"game\""]
+        );
         assert_eq!(
             errors(json!({"rate_limit": {"mesages": 5}, "routes": [{"path": "/a"}]})),
             vec!["rate_limit.mesages: unknown key (did you mean \"messages\"?)"]

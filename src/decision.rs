@@ -6,7 +6,10 @@
 //! | check | fails when | status |
 //! | --- | --- | --- |
 //! | route | no route pattern matches the path | 404 |
-//! | upgrade | not a `GET` with `Upgrade: websocket` | 426 |
+//! | upgrade | not a `GET` with `Upgrade: websocket` and `Connection: upgrade` | 426 |
+//! | upgrade | `Sec-WebSocket-Version` is not 13 | 426 |
+//! | upgrade | `Sec-WebSocket-Key` does not decode to 16 bytes | 400 |
+//! | bounds | a path parameter over 256 bytes, or a query (1,024) or header (256) the rules read and the Room would keep | 414 / 431 |
 //! | origin | `Origin` is neither the gate's own nor allowed | 403 |
 //! | cookie | no session cookie | 401 |
 //! | signature | no `s:` prefix, or a bad signature | 401 |
@@ -58,6 +61,7 @@ pub struct Handshake<'a> {
 pub enum Check {
     Route,
     Upgrade,
+    Bounds,
     Origin,
     Cookie,
     Signature,
@@ -70,6 +74,7 @@ impl Check {
     pub fn as_str(self) -> &'static str {
         match self {
             Check::Route => "route",
+            Check::Bounds => "bounds",
             Check::Upgrade => "upgrade",
             Check::Origin => "origin",
             Check::Cookie => "cookie",
@@ -86,7 +91,12 @@ impl Check {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     NoRoute,
+    ParamTooLong,
+    QueryTooLong,
+    HeaderTooLong,
     NotUpgrade,
+    UnsupportedVersion,
+    BadHandshake,
     OriginNotAllowed,
     MissingCookie,
     BadSignature,
@@ -105,7 +115,10 @@ impl Refusal {
     pub fn status(self) -> u16 {
         match self {
             Refusal::NoRoute => 404,
-            Refusal::NotUpgrade => 426,
+            Refusal::ParamTooLong | Refusal::QueryTooLong => 414,
+            Refusal::HeaderTooLong => 431,
+            Refusal::NotUpgrade | Refusal::UnsupportedVersion => 426,
+            Refusal::BadHandshake => 400,
             Refusal::OriginNotAllowed | Refusal::RuleDenied => 403,
             Refusal::MissingCookie
             | Refusal::BadSignature
@@ -123,11 +136,28 @@ impl Refusal {
         4000 + self.status()
     }
 
+    /// Can this refusal be answered with a socket (`deny_with = "close"`)? Not when there is
+    /// no valid WebSocket handshake to accept: the platform would fail the upgrade.
+    pub fn can_close(self) -> bool {
+        !matches!(
+            self,
+            Refusal::NoRoute
+                | Refusal::NotUpgrade
+                | Refusal::UnsupportedVersion
+                | Refusal::BadHandshake
+        )
+    }
+
     /// The short reason sent to the client (never which rule failed).
     pub fn reason(self) -> &'static str {
         match self {
             Refusal::NoRoute => "no route",
+            Refusal::ParamTooLong => "path parameter too long",
+            Refusal::QueryTooLong => "query too long",
+            Refusal::HeaderTooLong => "header too long",
             Refusal::NotUpgrade => "websocket upgrade required",
+            Refusal::UnsupportedVersion => "unsupported websocket version",
+            Refusal::BadHandshake => "bad websocket handshake",
             Refusal::OriginNotAllowed => "origin not allowed",
             Refusal::MissingCookie => "missing cookie",
             Refusal::BadSignature => "bad signature",
@@ -210,9 +240,80 @@ impl Trace for TraceLines {
     }
 }
 
+/// Longest percent-decoded path parameter, in bytes. Parameters name rooms and are kept with
+/// every socket; the attachment has a 2 KB budget.
+pub const MAX_PARAM_BYTES: usize = 256;
+/// Longest query string kept for revalidation (only when the route's rules read the query).
+pub const MAX_QUERY_BYTES: usize = 1024;
+/// Longest value of a header the rules read (and the Room keeps for revalidation).
+pub const MAX_HEADER_BYTES: usize = 256;
+
+/// Is this a complete RFC 6455 client handshake (section 4.2.1)? A `GET`, `Upgrade` naming
+/// `websocket`, `Connection` naming `upgrade`, `Sec-WebSocket-Version: 13` and a
+/// `Sec-WebSocket-Key` that is the base64 of 16 bytes.
+pub fn websocket_handshake(method: &str, headers: &dyn HeaderLookup) -> Result<(), Refusal> {
+    let has_token = |name: &str, token: &str| {
+        headers
+            .header(name)
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    if !method.eq_ignore_ascii_case("GET")
+        || !has_token("upgrade", "websocket")
+        || !has_token("connection", "upgrade")
+    {
+        return Err(Refusal::NotUpgrade);
+    }
+    if headers
+        .header("sec-websocket-version")
+        .as_deref()
+        .map(str::trim)
+        != Some("13")
+    {
+        return Err(Refusal::UnsupportedVersion);
+    }
+    let key = headers.header("sec-websocket-key");
+    let key = key.as_deref().map(str::trim).unwrap_or("");
+    // 16 bytes are 24 base64 characters, the last two `==`.
+    use base64::Engine;
+    let decoded = (key.len() == 24)
+        .then(|| base64::engine::general_purpose::STANDARD.decode(key).ok())
+        .flatten();
+    if decoded.is_none_or(|bytes| bytes.len() != 16) {
+        return Err(Refusal::BadHandshake);
+    }
+    Ok(())
+}
+
+/// Bounds what a client controls before it reaches the Room: path parameters always, the
+/// query and headers only where the route's rules read them (that is when they are kept).
+pub fn check_bounds(
+    config: &Config,
+    route_index: usize,
+    params: &crate::route::Params<'_, '_>,
+    query: &str,
+    headers: &dyn HeaderLookup,
+) -> Result<(), Refusal> {
+    if params.iter().any(|(_, v)| v.len() > MAX_PARAM_BYTES) {
+        return Err(Refusal::ParamTooLong);
+    }
+    let (header_names, uses_query) = config.request_subjects(route_index);
+    if uses_query && query.len() > MAX_QUERY_BYTES {
+        return Err(Refusal::QueryTooLong);
+    }
+    if header_names.iter().any(|name| {
+        headers
+            .header(name)
+            .is_some_and(|v| v.len() > MAX_HEADER_BYTES)
+    }) {
+        return Err(Refusal::HeaderTooLong);
+    }
+    Ok(())
+}
+
 /// Is this origin allowed by the config (or the gate's own)?
 pub fn origin_allowed(config: &Config, origin: &str, own_origin: &str) -> bool {
-    origin == own_origin || config.allowed_origins.iter().any(|g| g.is_match(origin))
+    (config.allow_own_origin && origin == own_origin)
+        || config.allowed_origins.iter().any(|g| g.is_match(origin))
 }
 
 /// Decides one handshake. `now_ms` is the current Unix time in milliseconds.
@@ -249,22 +350,30 @@ pub async fn decide<S: SessionStore, T: Trace>(
     trace.step("route", true, route.path.as_str());
     let at = Some(route_index);
 
-    // 2. upgrade
-    let upgrade = req.headers.header("upgrade");
-    let is_upgrade = req.method.eq_ignore_ascii_case("GET")
-        && upgrade
-            .as_deref()
-            .is_some_and(|u| u.trim().eq_ignore_ascii_case("websocket"));
+    // 2. upgrade: the whole RFC 6455 client handshake, so that no socket is accepted (and
+    // no `join` announced) for a handshake the platform would then fail.
+    let upgrade = websocket_handshake(req.method, req.headers);
     trace.step(
         "upgrade",
-        is_upgrade,
-        upgrade.as_deref().unwrap_or("no Upgrade header"),
+        upgrade.is_ok(),
+        upgrade.map_or_else(Refusal::reason, |()| "RFC 6455 handshake"),
     );
-    if !is_upgrade {
-        return deny(Refusal::NotUpgrade, Check::Upgrade, at, None, None);
+    if let Err(refusal) = upgrade {
+        return deny(refusal, Check::Upgrade, at, None, None);
     }
 
-    // 3. origin
+    // 3. bounds: everything the client controls that the Room would keep with the socket.
+    let bounds = check_bounds(config, route_index, &params, req.query, req.headers);
+    trace.step(
+        "bounds",
+        bounds.is_ok(),
+        bounds.map_or_else(Refusal::reason, |()| "parameters, query and headers"),
+    );
+    if let Err(refusal) = bounds {
+        return deny(refusal, Check::Bounds, at, None, None);
+    }
+
+    // 4. origin
     match req.headers.header("origin") {
         Some(origin) => {
             let ok = origin_allowed(config, &origin, req.own_origin);
@@ -291,7 +400,7 @@ pub async fn decide<S: SessionStore, T: Trace>(
         }
     }
 
-    // 4. cookie, 5. signature
+    // 5. cookie, 6. signature
     let cookie_header = req.headers.header("cookie");
     let raw = cookie_header
         .as_deref()
@@ -314,7 +423,7 @@ pub async fn decide<S: SessionStore, T: Trace>(
         return deny(Refusal::BadSignature, Check::Signature, at, None, None);
     };
 
-    // 6. store
+    // 7. store
     let key = config.session_key(sid);
     let stored = match store.load(&key).await {
         Ok(stored) => stored,
@@ -342,7 +451,7 @@ pub async fn decide<S: SessionStore, T: Trace>(
         return deny(Refusal::UnknownSession, Check::Session, at, None, Some(sid));
     };
 
-    // 7. session
+    // 8. session
     let session = match Session::from_json_paths(&stored, &config.session_paths) {
         Ok(s) => s,
         Err(e) => {
@@ -368,7 +477,7 @@ pub async fn decide<S: SessionStore, T: Trace>(
         return deny(Refusal::SessionExpired, Check::Session, at, None, Some(sid));
     }
 
-    // 8. rules
+    // 9. rules
     let ctx = RuleContext {
         session: &session,
         params: &params,

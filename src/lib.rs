@@ -3,7 +3,7 @@
 //! The crate is split in two:
 //!
 //! * a pure core ([`cookie`], [`signature`], [`session`], [`config`], [`rules`], [`route`],
-//!   [`decision`], [`room`]) that has no `worker` dependency, so `cargo test` runs it natively,
+//!   [`decision`], [`room`], [`store_api`]) that has no `worker` dependency, so `cargo test` runs it natively,
 //!   the `sessiongate` CLI links it, and every decision is testable without a socket;
 //! * the Worker layer (`edge`, only on `wasm32`) that adapts `worker::Request`, `Env`,
 //!   `KvStore` and Durable Object state to the core and does the I/O.
@@ -17,6 +17,7 @@ pub mod route;
 pub mod rules;
 pub mod session;
 pub mod signature;
+pub mod store_api;
 pub mod time;
 
 #[cfg(target_arch = "wasm32")]

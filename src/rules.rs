@@ -223,25 +223,12 @@ fn contains(actual: &Actual<'_>, expected: &Expected, params: &Params<'_, '_>) -
     }
 }
 
-/// The first value of `name` in a query string, decoded as `URLSearchParams` does (`+` is a
-/// space; a broken escape keeps the raw text).
+/// The first value of `name` in a query string, exactly as WHATWG `URLSearchParams.get` reads
+/// it: pairs split on `&`, `+` is a space, percent escapes decode to bytes (a broken escape
+/// stays as it is), and bytes that are not UTF-8 become U+FFFD.
 pub fn query_param<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>> {
     let query = query.strip_prefix('?').unwrap_or(query);
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (decode_query(key) == name).then(|| decode_query(value))
-    })
-}
-
-fn decode_query(raw: &str) -> Cow<'_, str> {
-    if !raw.contains(['+', '%']) {
-        return Cow::Borrowed(raw);
-    }
-    let spaced = raw.replace('+', " ");
-    match crate::cookie::percent_decode(&spaced) {
-        Some(decoded) => Cow::Owned(decoded),
-        None => Cow::Owned(spaced),
-    }
+    form_urlencoded::parse(query.as_bytes()).find_map(|(key, value)| (key == name).then_some(value))
 }
 
 /// Which list a condition sits in.

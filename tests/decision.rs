@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use serde_json::json;
 use sessiongate::config::DenyWith;
-use sessiongate::decision::{Check, Decision, Refusal};
+use sessiongate::decision::{self, Check, Decision, Refusal};
 
 fn rooms() -> serde_json::Value {
     json!({"routes": [{"path": "/ws/rooms/:room", "room": "{room}"}]})
@@ -110,6 +110,7 @@ fn trace_shows_checks_in_design_order() {
         [
             "route",
             "upgrade",
+            "bounds",
             "origin",
             "cookie",
             "signature",
@@ -178,6 +179,148 @@ fn non_upgrade_is_426_before_origin_and_cookie() {
     assert_eq!(gate.store.reads.get(), 0);
 }
 
+/// Hostile run finding 6: only the method and `Upgrade` were checked, so the Room accepted
+/// (and announced) sockets for handshakes the platform then failed.
+#[test]
+fn rfc6455_handshake_needs_connection_upgrade_version_13_and_a_16_byte_key() {
+    let gate = Gate::new(rooms());
+    let base = Req::ws("/ws/rooms/lobby");
+    for (req, refusal) in [
+        (base.clone().without("Connection"), Refusal::NotUpgrade),
+        (
+            base.clone().header("Connection", "close"),
+            Refusal::NotUpgrade,
+        ),
+        (
+            base.clone().without("Sec-WebSocket-Version"),
+            Refusal::UnsupportedVersion,
+        ),
+        (
+            base.clone().header("Sec-WebSocket-Version", "8"),
+            Refusal::UnsupportedVersion,
+        ),
+        (
+            base.clone().header("Sec-WebSocket-Version", "13, 8"),
+            Refusal::UnsupportedVersion,
+        ),
+        (
+            base.clone().without("Sec-WebSocket-Key"),
+            Refusal::BadHandshake,
+        ),
+        (
+            base.clone().header("Sec-WebSocket-Key", ""),
+            Refusal::BadHandshake,
+        ),
+        // 15 and 17 bytes, base64url instead of base64, no padding, not base64 at all.
+        (
+            base.clone()
+                .header("Sec-WebSocket-Key", "AAAAAAAAAAAAAAAAAAAA"),
+            Refusal::BadHandshake,
+        ),
+        (
+            base.clone()
+                .header("Sec-WebSocket-Key", "AAAAAAAAAAAAAAAAAAAAAAA="),
+            Refusal::BadHandshake,
+        ),
+        (
+            base.clone()
+                .header("Sec-WebSocket-Key", "_____________________w=="),
+            Refusal::BadHandshake,
+        ),
+        (
+            base.clone()
+                .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ"),
+            Refusal::BadHandshake,
+        ),
+        (
+            base.clone()
+                .header("Sec-WebSocket-Key", "not a key at all!!!!!!=="),
+            Refusal::BadHandshake,
+        ),
+    ] {
+        let d = gate.deny(&req);
+        assert_eq!(
+            (d.refusal, d.check),
+            (refusal, Check::Upgrade),
+            "{:?}",
+            req.headers
+        );
+        // None of these can be answered with a socket, whatever deny_with says.
+        assert!(!d.refusal.can_close());
+    }
+    assert_eq!(gate.store.reads.get(), 0);
+    // Token lists and case, as browsers and proxies send them.
+    gate.admit(&base.clone().header("Connection", "keep-alive, Upgrade"));
+    gate.admit(&base.clone().header("Upgrade", "WebSocket"));
+    gate.admit(
+        &base
+            .clone()
+            .header("Sec-WebSocket-Key", " +/+/+/+/+/+/+/+/+/+/+w== "),
+    );
+    assert_eq!(Refusal::UnsupportedVersion.status(), 426);
+    assert_eq!(Refusal::BadHandshake.status(), 400);
+}
+
+/// Hostile run finding 2: a room name of ~1,900 characters made the attachment exceed 2 KB
+/// and the Room answered 500. Parameters are bounded before anything reaches the Room.
+#[test]
+fn long_path_parameter_is_414_before_origin_and_cookie_not_a_500_from_the_room() {
+    let gate = Gate::new(rooms());
+    let limit = decision::MAX_PARAM_BYTES;
+    gate.admit(&Req::ws(&format!("/ws/rooms/{}", "a".repeat(limit))));
+    for path in [
+        format!("/ws/rooms/{}", "a".repeat(limit + 1)),
+        format!("/ws/rooms/{}", "a".repeat(1_900)),
+        // 86 snowmen are 258 bytes once decoded (the bound is on what the Room keeps).
+        format!("/ws/rooms/{}", "%E2%98%83".repeat(86)),
+        format!("/ws/rooms/{}", "%E2%98%83".repeat(700)),
+    ] {
+        let d = gate.deny(
+            &Req::ws(&path)
+                .header("Origin", "https://evil.example")
+                .without("Cookie"),
+        );
+        assert_eq!((d.refusal, d.check), (Refusal::ParamTooLong, Check::Bounds));
+        assert_eq!((d.refusal.status(), d.refusal.close_code()), (414, 4414));
+        assert!(d.refusal.can_close());
+    }
+    gate.admit(&Req::ws(&format!("/ws/rooms/{}", "%E2%98%83".repeat(85))));
+    assert_eq!(gate.store.reads.get(), 2);
+}
+
+#[test]
+fn long_query_is_414_only_where_the_rules_read_the_query() {
+    let gate = Gate::new(json!({"routes": [
+        {"path": "/ws/q/:room", "require": [{"query": "v", "gte": 2}]},
+        {"path": "/ws/plain/:room"}
+    ]}));
+    let long = format!("v=3&pad={}", "x".repeat(decision::MAX_QUERY_BYTES));
+    let d = gate.deny(&Req::ws("/ws/q/a").query(&long));
+    assert_eq!(
+        (d.refusal, d.check, d.refusal.status()),
+        (Refusal::QueryTooLong, Check::Bounds, 414)
+    );
+    gate.admit(&Req::ws("/ws/q/a").query("v=3"));
+    // Not kept, so not bounded here (the platform bounds the URL).
+    gate.admit(&Req::ws("/ws/plain/a").query(&long));
+}
+
+#[test]
+fn long_header_is_431_only_where_the_rules_read_it() {
+    let gate = Gate::new(json!({"routes": [
+        {"path": "/ws/h/:room", "require": [{"header": "x-client", "exists": true}]},
+        {"path": "/ws/plain/:room"}
+    ]}));
+    let long = "t".repeat(decision::MAX_HEADER_BYTES + 1);
+    let d = gate.deny(&Req::ws("/ws/h/a").header("X-Client", &long));
+    assert_eq!(
+        (d.refusal, d.check, d.refusal.status()),
+        (Refusal::HeaderTooLong, Check::Bounds, 431)
+    );
+    gate.admit(&Req::ws("/ws/h/a").header("X-Client", &long[1..]));
+    gate.admit(&Req::ws("/ws/plain/a").header("X-Client", &long));
+}
+
 #[test]
 fn upgrade_header_and_method_are_case_insensitive() {
     let gate = Gate::new(rooms());
@@ -217,12 +360,36 @@ fn foreign_origin_is_403_before_the_cookie() {
 }
 
 #[test]
-fn own_origin_is_always_allowed() {
+fn own_origin_is_allowed_by_default() {
     let gate = Gate::new(
         json!({"allowed_origins": ["https://other.example"], "routes": [{"path": "/ws/rooms/:room"}]}),
     );
     gate.admit(&Req::ws("/ws/rooms/lobby").header("Origin", OWN_ORIGIN));
     gate.admit(&Req::ws("/ws/rooms/lobby").header("Origin", "https://other.example"));
+}
+
+/// Hostile run finding 8: the gate's own origin comes from the request's Host. Pinned, only
+/// `allowed_origins` count, whatever Host the request names.
+#[test]
+fn allow_own_origin_false_pins_the_origins_to_the_list() {
+    let gate = Gate::new(json!({
+        "allow_own_origin": false,
+        "allowed_origins": ["https://app.example.com"],
+        "routes": [{"path": "/ws/rooms/:room"}]
+    }));
+    let d = gate.deny(&Req::ws("/ws/rooms/lobby").header("Origin", OWN_ORIGIN));
+    assert_eq!(d.refusal, Refusal::OriginNotAllowed);
+    gate.admit(&Req::ws("/ws/rooms/lobby").header("Origin", "https://app.example.com"));
+    let errors = sessiongate::config::Config::from_value(&json!({
+        "allow_own_origin": false,
+        "routes": [{"path": "/ws/rooms/:room"}]
+    }))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        errors.contains("allow_own_origin: false with no allowed_origins"),
+        "{errors}"
+    );
 }
 
 #[test]
@@ -501,6 +668,48 @@ fn store_error_is_not_reached_without_a_valid_signature() {
     );
 }
 
+/// Hostile run finding 4: with the KV binding missing the gate answered 503 with the global
+/// `deny_with` before anything else. The store is asked last, and its refusal uses the
+/// route's `deny_with`; every earlier refusal keeps its own answer.
+#[test]
+fn store_that_cannot_be_opened_answers_after_the_signature_with_the_routes_deny_with() {
+    let gate = Gate {
+        config: config(json!({
+            "deny_with": "status",
+            "routes": [{"path": "/ws/close/:room", "deny_with": "close"}]
+        })),
+        secrets: sessiongate::signature::Secrets::new(&[SECRET]).unwrap(),
+        store: FailingStore,
+        now: NOW,
+    };
+    let d = gate.deny(&Req::ws("/ws/close/a"));
+    assert_eq!(
+        (d.refusal, d.deny_with),
+        (Refusal::StoreUnavailable, DenyWith::Close)
+    );
+    for (req, refusal) in [
+        (Req::ws("/nope"), Refusal::NoRoute),
+        (
+            Req::ws("/ws/close/a").without("Upgrade"),
+            Refusal::NotUpgrade,
+        ),
+        (
+            Req::ws("/ws/close/a").header("Origin", "https://evil.example"),
+            Refusal::OriginNotAllowed,
+        ),
+        (
+            Req::ws("/ws/close/a").without("Cookie"),
+            Refusal::MissingCookie,
+        ),
+        (
+            Req::ws("/ws/close/a").cookie("connect.sid=s%3Ajunk.sig"),
+            Refusal::BadSignature,
+        ),
+    ] {
+        assert_eq!(gate.deny(&req).refusal, refusal);
+    }
+}
+
 #[test]
 fn failing_rule_is_403_and_names_the_rule_for_logs_only() {
     let gate = Gate::new(json!({"routes": [{"path": "/ws/rooms/:room",
@@ -593,7 +802,12 @@ fn deny_with_global_and_per_route() {
 fn refusal_status_and_close_code_mapping() {
     let table = [
         (Refusal::NoRoute, 404),
+        (Refusal::ParamTooLong, 414),
+        (Refusal::QueryTooLong, 414),
+        (Refusal::HeaderTooLong, 431),
         (Refusal::NotUpgrade, 426),
+        (Refusal::UnsupportedVersion, 426),
+        (Refusal::BadHandshake, 400),
         (Refusal::OriginNotAllowed, 403),
         (Refusal::MissingCookie, 401),
         (Refusal::BadSignature, 401),
@@ -629,6 +843,7 @@ fn check_names() {
     let names: Vec<&str> = [
         Check::Route,
         Check::Upgrade,
+        Check::Bounds,
         Check::Origin,
         Check::Cookie,
         Check::Signature,
@@ -644,6 +859,7 @@ fn check_names() {
         [
             "route",
             "upgrade",
+            "bounds",
             "origin",
             "cookie",
             "signature",

@@ -395,3 +395,31 @@ fn express_session_stored_json_parses_with_its_expiry() {
         assert_eq!(session.fields(), raw.as_object().unwrap());
     }
 }
+
+// ---------------------------------------------------------------------------------- query
+
+/// Hostile run finding 5: `a=%41%zz` read as `%41%zz` (URLSearchParams: `A%zz`) and `%E0%A4`
+/// stayed raw (URLSearchParams: U+FFFD). A `query` rule sees exactly what
+/// `new URLSearchParams(query).get(name)` returns in Node.
+#[test]
+fn query_rules_read_queries_as_urlsearchparams_does() {
+    let vectors = match load(include_str!("vectors/query.json")) {
+        Value::Array(items) => items,
+        other => panic!("query.json is not an array: {other}"),
+    };
+    assert!(vectors.len() >= 30, "expected the full query vector list");
+    let mut checked = 0;
+    for v in &vectors {
+        let query = s(v, "query");
+        for (name, want) in v["get"].as_object().expect("get is an object") {
+            let got = sessiongate::rules::query_param(query, name);
+            assert_eq!(
+                got.as_deref(),
+                want.as_str(),
+                "URLSearchParams({query:?}).get({name:?})"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 200);
+}

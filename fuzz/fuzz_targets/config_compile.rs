@@ -44,6 +44,9 @@ fuzz_target!(|data: &[u8]| {
     );
     let headers = vec![
         ("upgrade".to_owned(), "websocket".to_owned()),
+        ("connection".to_owned(), "Upgrade".to_owned()),
+        ("sec-websocket-version".to_owned(), "13".to_owned()),
+        ("sec-websocket-key".to_owned(), "dGhlIHNhbXBsZSBub25jZQ==".to_owned()),
         ("origin".to_owned(), "https://gate.example.com".to_owned()),
         ("cookie".to_owned(), cookie),
         ("x-team".to_owned(), "blue*[a-z]".to_owned()),

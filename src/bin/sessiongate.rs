@@ -280,8 +280,15 @@ mod cli {
             Err(e) => return usage(&e.to_string()),
         };
         let sid = "explain-session-id";
+        // A browser's handshake (RFC 6455 section 1.3's sample key).
         let mut headers: Vec<(String, String)> = vec![
             ("upgrade".into(), "websocket".into()),
+            ("connection".into(), "Upgrade".into()),
+            ("sec-websocket-version".into(), "13".into()),
+            (
+                "sec-websocket-key".into(),
+                "dGhlIHNhbXBsZSBub25jZQ==".into(),
+            ),
             (
                 "cookie".into(),
                 format!("{}={}", config.cookie_name, secrets.cookie_value(sid)),

@@ -163,7 +163,7 @@ async fn me(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
     let Some(sid) = current_sid(&req, settings) else {
         return not_signed_in();
     };
-    let store = sessions(env, settings)?;
+    let store = sessions(env, settings);
     let stored = match store.load(&settings.config.session_key(&sid)).await {
         Ok(Some(s)) => s,
         Ok(None) => return not_signed_in(),

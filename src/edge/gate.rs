@@ -11,14 +11,33 @@ use worker::{Env, Headers, KvStore, Request, Response, Result};
 use super::util::{self, Settings};
 
 /// Header that carries an admission from the Worker to the Room. Durable Objects are reachable
-/// only through the binding, and the Worker overwrites any client-sent copy.
+/// only through the binding, and the Worker strips every client-sent `x-sessiongate-*` header.
 pub const ADMISSION_HEADER: &str = "x-sessiongate-admission";
+const INTERNAL_HEADER_PREFIX: &str = "x-sessiongate-";
 
 /// The room's view of an admission: the socket's attachment-to-be and how to refuse.
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct RoomAdmission {
     pub room: String,
     pub attachment: Attachment,
+}
+
+impl RoomAdmission {
+    /// The header value: base64url of the JSON. Header values must be ASCII; the runtime warns
+    /// about any other byte and prints the whole value, which holds the sid.
+    pub fn encode(&self) -> std::result::Result<String, serde_json::Error> {
+        use base64::Engine;
+        let json = serde_json::to_vec(self)?;
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
+    }
+
+    pub fn decode(value: &str) -> Option<RoomAdmission> {
+        use base64::Engine;
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(value)
+            .ok()?;
+        serde_json::from_slice(&json).ok()
+    }
 }
 
 struct WorkerHeaders<'a>(&'a Headers);
@@ -29,15 +48,18 @@ impl crate::rules::HeaderLookup for WorkerHeaders<'_> {
     }
 }
 
-/// Sessions in Workers KV.
+/// Sessions in Workers KV. A binding that cannot be opened is kept as its error and reported
+/// by the first read, so a handshake meets it only after route, upgrade, bounds, origin,
+/// cookie and signature have passed, and is answered with its route's `deny_with`.
 pub struct KvSessions {
-    pub kv: KvStore,
+    pub kv: std::result::Result<KvStore, String>,
     pub cache_ttl: Option<u32>,
 }
 
 impl SessionStore for KvSessions {
     async fn load(&self, key: &str) -> std::result::Result<Option<String>, StoreError> {
-        let mut get = self.kv.get(key);
+        let kv = self.kv.as_ref().map_err(|e| StoreError(e.clone()))?;
+        let mut get = kv.get(key);
         if let Some(ttl) = self.cache_ttl {
             get = get.cache_ttl(u64::from(ttl));
         }
@@ -45,11 +67,13 @@ impl SessionStore for KvSessions {
     }
 }
 
-pub fn sessions(env: &Env, settings: &Settings) -> Result<KvSessions> {
-    Ok(KvSessions {
-        kv: env.kv("SESSIONS")?,
+pub fn sessions(env: &Env, settings: &Settings) -> KvSessions {
+    KvSessions {
+        kv: env
+            .kv("SESSIONS")
+            .map_err(|e| format!("KV binding SESSIONS: {e}")),
         cache_ttl: settings.config.cache_ttl,
-    })
+    }
 }
 
 pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
@@ -65,16 +89,7 @@ pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Resp
         headers: &headers,
         own_origin: &own_origin,
     };
-    // A KV binding that cannot even be opened is the store failing: 503, never admit.
-    let store = match sessions(env, settings) {
-        Ok(store) => store,
-        Err(e) => {
-            util::log_json(
-                &json!({"sessiongate": "decision", "decision": "deny", "status": 503, "reason": "session store unavailable", "detail": e.to_string()}),
-            );
-            return util::refuse(Refusal::StoreUnavailable, config.deny_with);
-        }
-    };
+    let store = sessions(env, settings);
     let decision = decide(
         &handshake,
         &store,
@@ -92,8 +107,8 @@ pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Resp
             let route = denial.route.map(|i| config.routes[i].path.as_str());
             // The store's error may quote the key, which holds the sid: log only its tag.
             let detail = match (&denial.detail, &denial.sid) {
-                (Some(d), Some(sid)) => Some(d.replace(sid.as_str(), "<sid>")),
-                (d, _) => d.clone(),
+                (Some(d), Some(sid)) => Some(util::clip(&d.replace(sid.as_str(), "<sid>"))),
+                (d, _) => d.as_deref().map(util::clip),
             };
             util::log_json(&json!({
                 "sessiongate": "decision",
@@ -112,10 +127,25 @@ pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Resp
                 "sessiongate": "decision",
                 "decision": "admit",
                 "route": config.routes[admission.route].path.as_str(),
-                "room": admission.room,
+                "room": util::clip(&admission.room),
                 "sid": util::sid_tag(&admission.sid),
             }));
             let attachment = attachment_for(&admission, settings, &handshake)?;
+            // Client input is bounded already, so what overflows is the projected session:
+            // the config exposes too much. 500, one short line, never an admit.
+            if let Err(too_large) = attachment.check_size() {
+                util::log_json(&json!({
+                    "sessiongate": "config",
+                    "room": util::clip(&admission.room),
+                    "error": too_large.to_string(),
+                    "session_bytes": attachment.session.to_string().len(),
+                    "sid": util::sid_tag(&admission.sid),
+                }));
+                return Response::error(
+                    "sessiongate: session projection too large (see the Worker's logs)",
+                    500,
+                );
+            }
             forward(req, env, admission.room, attachment).await
         }
     }
@@ -169,8 +199,20 @@ async fn forward(
         .id_from_name(&room)?
         .get_stub()?;
     let mut forwarded = req.clone_mut()?;
-    let admission = serde_json::to_string(&RoomAdmission { room, attachment })
+    let admission = RoomAdmission { room, attachment }
+        .encode()
         .map_err(|e| worker::Error::RustError(e.to_string()))?;
-    forwarded.headers_mut()?.set(ADMISSION_HEADER, &admission)?;
+    let headers = forwarded.headers_mut()?;
+    // The Room trusts only what the gate sets: drop every client-sent internal header, and
+    // the cookie, which the Room never needs (it holds the sid in the clear).
+    let internal: Vec<String> = headers
+        .keys()
+        .filter(|name| name.starts_with(INTERNAL_HEADER_PREFIX))
+        .collect();
+    for name in internal {
+        headers.delete(&name)?;
+    }
+    headers.delete("cookie")?;
+    headers.set(ADMISSION_HEADER, &admission)?;
     stub.fetch_with_request(forwarded).await
 }

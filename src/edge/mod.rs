@@ -6,6 +6,7 @@ mod directory;
 mod gate;
 mod revoke;
 mod room;
+mod store_api;
 mod util;
 
 use worker::{event, Context, Env, Request, Response, Result};
@@ -26,6 +27,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let path = req.path();
     if path == revoke::PATH {
         return revoke::handle(req, &env, &settings).await;
+    }
+    if path.starts_with(crate::store_api::PATH_PREFIX) {
+        return store_api::handle(req, &env, &settings).await;
     }
     if let Some(action) = path.strip_prefix("/demo/") {
         if settings.config.demo_login {

@@ -2,7 +2,7 @@
 //! now. Authorized by the `ADMIN_TOKEN` Worker secret; without it the endpoint does not exist.
 
 use crate::room::RevokeTarget;
-use crate::signature::constant_time_str_eq;
+use crate::signature::bearer_matches;
 use serde_json::{json, Value};
 use worker::{Env, Method, Request, RequestInit, Response, Result};
 
@@ -41,7 +41,7 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
     }
     let presented = req.headers().get("authorization")?.unwrap_or_default();
     let bearer = presented.strip_prefix("Bearer ").unwrap_or("");
-    if !constant_time_str_eq(bearer, &token) {
+    if !bearer_matches(bearer, &token) {
         util::log_json(&json!({"sessiongate": "revoke", "error": "bad or missing token"}));
         let mut response = json_response(&json!({"error": "unauthorized"}), 401)?;
         response.headers_mut().set("WWW-Authenticate", "Bearer")?;
@@ -87,10 +87,11 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
         "sessiongate": "revoke",
         "closed": outcome.closed,
         "rooms": outcome.rooms,
+        "failed": outcome.failed,
         "deleted": deleted,
     }));
     json_response(
-        &json!({"closed": outcome.closed, "rooms": outcome.rooms, "deleted": deleted}),
+        &json!({"closed": outcome.closed, "rooms": outcome.rooms, "failed": outcome.failed, "deleted": deleted}),
         200,
     )
 }
@@ -105,6 +106,8 @@ fn bad_request() -> Result<Response> {
 pub struct Outcome {
     pub closed: u64,
     pub rooms: usize,
+    /// Rooms that did not answer: their sockets may still be open.
+    pub failed: usize,
     pub sids: Vec<String>,
 }
 
@@ -133,6 +136,7 @@ pub async fn revoke(env: &Env, target: &RevokeTarget) -> Result<Outcome> {
     let mut outcome = Outcome {
         closed: 0,
         rooms: rooms.len(),
+        failed: 0,
         sids: Vec::new(),
     };
     for result in futures_util::future::join_all(calls).await {
@@ -150,7 +154,12 @@ pub async fn revoke(env: &Env, target: &RevokeTarget) -> Result<Outcome> {
                     }
                 }
             }
-            Err(e) => util::log_json(&json!({"sessiongate": "revoke", "error": e.to_string()})),
+            Err(e) => {
+                outcome.failed += 1;
+                util::log_json(
+                    &json!({"sessiongate": "revoke", "error": util::clip(&e.to_string())}),
+                );
+            }
         }
     }
     Ok(outcome)

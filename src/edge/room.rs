@@ -91,7 +91,7 @@ impl Room {
         let Some(raw) = req.headers().get(ADMISSION_HEADER)? else {
             return Response::error("rooms are reached through the gate", 400);
         };
-        let Ok(admission) = serde_json::from_str::<RoomAdmission>(&raw) else {
+        let Some(admission) = RoomAdmission::decode(&raw) else {
             return Response::error("bad admission", 400);
         };
         let config = &settings.config;
@@ -116,9 +116,10 @@ impl Room {
             return util::refuse(Refusal::TooManyForSession, deny_with);
         }
         if let Err(too_large) = admission.attachment.check_size() {
+            // The gate checks this before forwarding; this is the last line of defence.
             util::log_json(&json!({
                 "sessiongate": "room",
-                "room": admission.room,
+                "room": util::clip(&admission.room),
                 "error": too_large.to_string(),
                 "sid": util::sid_tag(sid),
             }));
@@ -150,7 +151,7 @@ impl Room {
             .await
         {
             util::log_json(
-                &json!({"sessiongate": "room", "room": admission.room, "error": format!("after accept: {e}")}),
+                &json!({"sessiongate": "room", "room": util::clip(&admission.room), "error": format!("after accept: {e}")}),
             );
         }
         Response::from_websocket(pair.client)
@@ -179,7 +180,7 @@ impl Room {
         util::log_json(&json!({
             "sessiongate": "decision",
             "decision": "deny",
-            "room": admission.room,
+            "room": util::clip(&admission.room),
             "status": refusal.status(),
             "reason": refusal.reason(),
             "check": "limits",
@@ -256,12 +257,16 @@ impl Room {
             return self.unlist().await;
         }
         // Expiry on time, without waiting for KV.
-        for member in self.members() {
-            if member.attachment.expires_at_ms.is_some_and(|at| at <= now) {
-                let expired = Refusal::SessionExpired;
-                self.expel(&member, expired.close_code(), expired.reason());
-            }
-        }
+        let members = self.members();
+        let expired: Vec<usize> = (0..members.len())
+            .filter(|&i| {
+                members[i]
+                    .attachment
+                    .expires_at_ms
+                    .is_some_and(|at| at <= now)
+            })
+            .collect();
+        self.expel(&members, &expired, Refusal::SessionExpired);
         let interval = i64::from(settings.config.room.revalidate_seconds) * 1000;
         let storage = self.state.storage();
         let last = storage
@@ -284,9 +289,7 @@ impl Room {
         if members.is_empty() {
             return;
         }
-        let Ok(store) = sessions(&self.env, settings) else {
-            return;
-        };
+        let store = sessions(&self.env, settings);
         let mut sids: Vec<&str> = members.iter().map(|m| m.attachment.sid.as_str()).collect();
         sids.sort_unstable();
         sids.dedup();
@@ -300,7 +303,8 @@ impl Room {
             .await
             .into_iter()
             .collect();
-        for member in &members {
+        let mut refused: Vec<(usize, Refusal)> = Vec::new();
+        for (i, member) in members.iter().enumerate() {
             let a = &member.attachment;
             let stored = match results.get(a.sid.as_str()) {
                 Some(Ok(stored)) => stored.as_deref(),
@@ -326,24 +330,58 @@ impl Room {
                     "detail": detail,
                     "sid": util::sid_tag(&a.sid),
                 }));
-                self.expel(member, refusal.close_code(), refusal.reason());
+                refused.push((i, refusal));
+            }
+        }
+        // One pass per kind of close, so a room that loses many sockets at once is listed once.
+        let mut kinds: Vec<Refusal> = Vec::new();
+        for (_, refusal) in &refused {
+            if !kinds.contains(refusal) {
+                kinds.push(*refusal);
+            }
+        }
+        for kind in kinds {
+            let victims: Vec<usize> = refused
+                .iter()
+                .filter(|(_, r)| *r == kind)
+                .map(|(i, _)| *i)
+                .collect();
+            self.expel(&members, &victims, kind);
+        }
+    }
+
+    /// Closes the sockets of `members[victims]` from the room's side with the refusal's close
+    /// code: each is marked departed first (so nothing it still sends reaches anyone, and its
+    /// close handler stays quiet), then every remaining member hears one `leave` per victim.
+    /// One listing of the room however many go at once.
+    fn expel(&self, members: &[Member], victims: &[usize], refusal: Refusal) {
+        self.expel_with(members, victims, refusal.close_code(), refusal.reason());
+    }
+
+    fn expel_with(&self, members: &[Member], victims: &[usize], code: u16, reason: &str) {
+        if victims.is_empty() {
+            return;
+        }
+        let mut leaves = Vec::with_capacity(victims.len());
+        for &i in victims {
+            let member = &members[i];
+            let mut attachment = member.attachment.clone();
+            attachment.departed = true;
+            let _ = member.socket.serialize_attachment(&attachment);
+            Self::close(&member.socket, code, reason);
+            leaves.push(protocol::leave(&attachment.id));
+        }
+        for (i, member) in members.iter().enumerate() {
+            if !victims.contains(&i) {
+                for text in &leaves {
+                    Self::send(&member.socket, text);
+                }
             }
         }
     }
 
-    /// Closes a member's socket from the room's side: the others hear `leave` now, and the
-    /// socket's own close handler, which runs when the client answers, stays quiet.
-    fn expel(&self, member: &Member, code: u16, reason: &str) {
-        let mut attachment = member.attachment.clone();
-        attachment.departed = true;
-        let _ = member.socket.serialize_attachment(&attachment);
-        self.leave(&attachment.id);
-        Self::close(&member.socket, code, reason);
-    }
-
-    /// Tells everyone else that `id` left.
+    /// Tells everyone else that `id` left (its own close handler: the client went away).
     fn leave(&self, id: &str) {
-        self.rates.borrow_mut().remove(id);
         let text = protocol::leave(id);
         for member in self.members() {
             if member.attachment.id != id {
@@ -357,18 +395,19 @@ impl Room {
             Ok(t) => t,
             Err(_) => return Response::error("bad revocation", 400),
         };
-        let mut closed = 0;
+        let members = self.members();
+        let victims: Vec<usize> = (0..members.len())
+            .filter(|&i| members[i].attachment.matches_revocation(&target))
+            .collect();
         let mut sids: Vec<String> = Vec::new();
-        for member in self.members() {
-            if member.attachment.matches_revocation(&target) {
-                closed += 1;
-                if !sids.contains(&member.attachment.sid) {
-                    sids.push(member.attachment.sid.clone());
-                }
-                let revoked = Refusal::SessionRevoked;
-                self.expel(&member, revoked.close_code(), revoked.reason());
+        for &i in &victims {
+            let sid = &members[i].attachment.sid;
+            if !sids.contains(sid) {
+                sids.push(sid.clone());
             }
         }
+        self.expel(&members, &victims, Refusal::SessionRevoked);
+        let closed = victims.len();
         self.after_departure().await;
         Response::from_json(&json!({"closed": closed, "sids": sids}))
     }
@@ -391,11 +430,20 @@ impl Room {
         Ok(())
     }
 
-    fn on_message(&self, socket: &WebSocket, text: &str, settings: &Settings) {
+    /// Every client frame, text or binary, counts against the socket's rate limit. A socket the
+    /// room has closed (or is closing) is heard no more: frames it had already queued are
+    /// dropped, so a flood cannot outlive the limit that stopped it.
+    fn on_frame(&self, socket: &WebSocket, text: Option<&str>, settings: &Settings) {
+        if !is_open(socket) {
+            return;
+        }
         let Ok(Some(me)) = socket.deserialize_attachment::<Attachment>() else {
             Self::close(socket, 1011, "lost connection state");
             return;
         };
+        if me.departed {
+            return;
+        }
         let limits = &settings.config.room;
         let allowed = self
             .rates
@@ -408,13 +456,19 @@ impl Room {
                 limits.rate_limit_window_ms,
             );
         if !allowed {
-            let member = Member {
-                socket: socket.clone(),
-                attachment: me,
-            };
-            self.expel(&member, 1008, "rate limit exceeded");
+            let members = self.members();
+            if let Some(i) = members.iter().position(|m| m.attachment.id == me.id) {
+                self.expel_with(&members, &[i], 1008, "rate limit exceeded");
+            }
             return;
         }
+        let Some(text) = text else {
+            Self::send(
+                socket,
+                &protocol::error(&protocol::FrameError::Binary.reason()),
+            );
+            return;
+        };
         match protocol::parse_client_frame(text, limits.max_message_bytes) {
             Err(e) => Self::send(socket, &protocol::error(&e.reason())),
             Ok(ClientFrame::Broadcast { data }) => {
@@ -472,11 +526,8 @@ impl DurableObject for Room {
             return Ok(());
         };
         match message {
-            WebSocketIncomingMessage::String(text) => self.on_message(&ws, &text, &settings),
-            WebSocketIncomingMessage::Binary(_) => Self::send(
-                &ws,
-                &protocol::error(&protocol::FrameError::Binary.reason()),
-            ),
+            WebSocketIncomingMessage::String(text) => self.on_frame(&ws, Some(&text), &settings),
+            WebSocketIncomingMessage::Binary(_) => self.on_frame(&ws, None, &settings),
         }
         Ok(())
     }
@@ -489,6 +540,7 @@ impl DurableObject for Room {
         _was_clean: bool,
     ) -> Result<()> {
         if let Ok(Some(me)) = ws.deserialize_attachment::<Attachment>() {
+            self.rates.borrow_mut().remove(&me.id);
             if !me.departed {
                 self.leave(&me.id);
             }
@@ -505,6 +557,7 @@ impl DurableObject for Room {
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
         if let Ok(Some(me)) = ws.deserialize_attachment::<Attachment>() {
+            self.rates.borrow_mut().remove(&me.id);
             if !me.departed {
                 self.leave(&me.id);
             }

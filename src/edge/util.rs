@@ -88,6 +88,16 @@ pub fn sid_tag(sid: &str) -> String {
     hex(&sha2::Sha256::digest(sid.as_bytes())[..4])
 }
 
+/// A client-controlled text as it may appear in a log line: at most 64 characters, so a line
+/// stays short whatever the input.
+pub fn clip(text: &str) -> String {
+    const MAX_CHARS: usize = 64;
+    match text.char_indices().nth(MAX_CHARS) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!("{}... ({} bytes)", &text[..cut], text.len()),
+    }
+}
+
 pub fn log_json(value: &serde_json::Value) {
     worker::console_log!("{}", value);
 }
@@ -96,8 +106,7 @@ pub fn log_json(value: &serde_json::Value) {
 /// that is accepted and closed at once with 4000 + status and the short reason.
 pub fn refuse(refusal: Refusal, deny_with: DenyWith) -> Result<Response> {
     // A request that is not a WebSocket upgrade cannot be answered with a socket.
-    if deny_with == DenyWith::Close && refusal != Refusal::NotUpgrade && refusal != Refusal::NoRoute
-    {
+    if deny_with == DenyWith::Close && refusal.can_close() {
         let pair = WebSocketPair::new()?;
         pair.server.accept()?;
         pair.server
@@ -110,6 +119,8 @@ pub fn refuse(refusal: Refusal, deny_with: DenyWith) -> Result<Response> {
         // RFC 9110 asks a 426 to name the protocol. No `Connection: Upgrade`: workerd would
         // then take the answer to a POST for a WebSocket upgrade and fail it.
         Refusal::NotUpgrade => response.headers_mut().set("Upgrade", "websocket")?,
+        // RFC 6455 4.4: name the version this server speaks.
+        Refusal::UnsupportedVersion => response.headers_mut().set("Sec-WebSocket-Version", "13")?,
         _ => {}
     }
     Ok(response)

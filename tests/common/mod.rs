@@ -105,6 +105,12 @@ impl Req {
             headers: vec![
                 ("Upgrade".into(), "websocket".into()),
                 ("Connection".into(), "Upgrade".into()),
+                ("Sec-WebSocket-Version".into(), "13".into()),
+                // RFC 6455 section 1.3's sample nonce.
+                (
+                    "Sec-WebSocket-Key".into(),
+                    "dGhlIHNhbXBsZSBub25jZQ==".into(),
+                ),
                 ("Origin".into(), OWN_ORIGIN.into()),
                 ("Cookie".into(), cookie_for(SECRET, SID)),
             ],

@@ -194,6 +194,60 @@ describe("admission and the room protocol", () => {
   });
 });
 
+describe("hostile run regressions", () => {
+  it("rate limit leak: of a burst of 100 frames peers get at most the limit, nothing after the close", async () => {
+    const room = `/ws/rooms/${roomName()}`;
+    const ada = await gate.newSession();
+    const bob = await gate.newSession({ user: "u-7", name: "Bob" });
+    const a = await admit(ws(room), { cookie: ada.cookie });
+    const b = await admit(ws(room), { cookie: bob.cookie });
+    await a.waitType("join");
+    for (let i = 0; i < 100; i++) a.send({ type: "broadcast", data: i });
+    const info = await a.waitClose(5000);
+    assert.equal(info.code, 1008);
+    await b.waitType("leave", (f) => f.id === a.id);
+    await b.ping(); // every frame Ada sent before has reached Bob by now
+    const got = b.raw.map((t) => JSON.parse(t)).filter((f) => f.type === "message" && f.from?.id === a.id);
+    assert.ok(got.length <= 10, `peers got ${got.length} of 100 frames against a limit of 10`);
+  });
+
+  it("rate limit leak: binary frames count, 40 of them close the socket with 1008", async () => {
+    const s = await gate.newSession();
+    const a = await admit(ws(`/ws/rooms/${roomName()}`), { cookie: s.cookie });
+    for (let i = 0; i < 40; i++) a.ws.send(Buffer.from([i]));
+    const info = await a.waitClose(5000);
+    assert.deepEqual({ code: info.code, reason: info.reason }, { code: 1008, reason: "rate limit exceeded" });
+    const errors = a.raw.filter((t) => t.includes("binary frames are not supported"));
+    assert.ok(errors.length <= 10, `${errors.length} error frames: frames after the limit were still answered`);
+  });
+
+  it("a long room name is 414 (4414 in close mode), not a 500 from the Room, and the log stays short", async () => {
+    const s = await gate.newSession();
+    for (const name of ["r".repeat(1900), "%E2%98%83".repeat(700)]) {
+      const r = await refuse(ws(`/ws/rooms/${name}`), { cookie: s.cookie });
+      assert.equal(r.status, 414);
+      assert.equal(r.body, "path parameter too long");
+    }
+    const closed = await openSocket(ws(`/ws/close/${"r".repeat(1900)}`), { cookie: s.cookie });
+    const info = await closed.conn.waitClose(5000);
+    assert.deepEqual({ code: info.code, reason: info.reason }, { code: 4414, reason: "path parameter too long" });
+    await admit(ws(`/ws/rooms/${"r".repeat(256)}`), { cookie: s.cookie });
+    // The Worker's own lines (wrangler's access log repeats the URL as sent, which is not ours).
+    const long = gate.logLines().map((l) => JSON.stringify(l)).filter((l) => l.length > 400);
+    assert.deepEqual(long.map((l) => l.slice(0, 120)), [], "Worker log lines over 400 characters");
+  });
+
+  it("the sid reaches no log line, with non-ASCII sessions and room names (the admission is ASCII)", async () => {
+    const s = await gate.newSession({ name: "Zoë ☃", roles: ["chat", "ünïcode"] });
+    const conn = await admit(ws(`/ws/rooms/${encodeURIComponent("☃-" + roomName())}`), { cookie: s.cookie });
+    assert.equal(conn.welcomeFrame.session.user.name, "Zoë ☃");
+    await conn.ping();
+    await gate.waitLog((l) => l.decision === "admit" && /☃/.test(l.room ?? ""), { what: "the admit line" });
+    assert.ok(!gate.output().includes(s.sid), "the sid appears in wrangler's output");
+    assert.ok(!/non-ASCII|ByteString/i.test(gate.output()), "the runtime warned about a header value");
+  });
+});
+
 /* ---------------------------------------------------------------- refusals: 401 */
 
 describe("401: no valid session", () => {
@@ -451,8 +505,9 @@ describe("404, 426, 503", () => {
     const r = await refuse(ws(`/ws/rooms/${roomName()}`), { cookie: s.cookie, origin: gate.origin });
     assert.equal(r.status, 500);
     assert.match(r.body, /session projection too large/);
-    const line = await gate.waitLog((l) => l.sessiongate === "room" && /budget/.test(l.error ?? ""), { what: "attachment budget line" });
+    const line = await gate.waitLog((l) => l.sessiongate === "config" && /budget/.test(l.error ?? ""), { what: "attachment budget line" });
     assert.match(line.error, /over the 2048-byte budget/);
+    assert.ok(line.session_bytes > 3000, "the line says how big the projected session is");
     // A normal session still gets in afterwards: nothing was left half-accepted.
     const ok = await gate.newSession();
     await admit(ws(`/ws/rooms/${roomName()}`), { cookie: ok.cookie, origin: gate.origin });

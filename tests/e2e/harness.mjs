@@ -28,6 +28,7 @@ export const ARTIFACTS = join(ROOT, "tests/artifacts");
 export const SECRET_NEW = "e2e new secret";
 export const SECRET_OLD = "e2e old secret";
 export const ADMIN_TOKEN = "e2e-admin-token";
+export const STORE_TOKEN = "e2e-store-token";
 export const COOKIE_NAME = "connect.sid";
 export const KEY_PREFIX = "sess:";
 
@@ -135,16 +136,17 @@ export async function startGate(name, options = {}) {
 
 /**
  * options.sessionSecrets: the SESSION_SECRETS value to give the Worker (default: the two test
- * secrets as a JSON array); options.extraArgs: more `wrangler dev` arguments (e.g. `--var`;
- * note that `--var SESSIONGATE:...` replaces the table with a string, which the gate refuses);
+ * secrets as a JSON array); options.storeToken: STORE_TOKEN (default STORE_TOKEN, null leaves
+ * it unset); options.extraArgs: more `wrangler dev` arguments (e.g. `--var`; note that
+ * `--var SESSIONGATE:...` replaces the table with a string, which the gate refuses);
  * options.env: the wrangler.toml environment (default "test"; "soak" for benches/soak.mjs).
  */
-async function startGateOnce(name, attempt, { sessionSecrets = JSON.stringify([SECRET_NEW, SECRET_OLD]), extraArgs = [], env = "test" } = {}) {
+async function startGateOnce(name, attempt, { sessionSecrets = JSON.stringify([SECRET_NEW, SECRET_OLD]), storeToken = STORE_TOKEN, extraArgs = [], env = "test" } = {}) {
   mkdirSync(ARTIFACTS, { recursive: true });
   const temp = mkdtempSync(join(tmpdir(), `sessiongate-e2e-${name}-`));
   const persistDir = join(temp, "state");
   const envFile = join(temp, "e2e.env");
-  writeFileSync(envFile, `SESSION_SECRETS=${sessionSecrets}\nADMIN_TOKEN=${ADMIN_TOKEN}\n`);
+  writeFileSync(envFile, `SESSION_SECRETS=${sessionSecrets}\nADMIN_TOKEN=${ADMIN_TOKEN}\n${storeToken ? `STORE_TOKEN=${storeToken}\n` : ""}`);
   const port = await freePort();
   const inspectorPort = await freePort();
   // One log per file and run, named after the run's process (the `node --test` runner that
@@ -363,6 +365,13 @@ function sessionHelpers() {
       const record = sessionRecord(fields);
       await this.putSession(sid, record);
       return { sid, cookie: signedCookie(sid), record };
+    },
+    /** A request to /_sessiongate/sessions/<sid> with the store token (null: no header). */
+    storeRequest(method, sid, { body, token = STORE_TOKEN, headers = {} } = {}) {
+      const all = { ...headers };
+      if (token !== null) all.authorization = `Bearer ${token}`;
+      if (body !== undefined) all["content-type"] = "application/json";
+      return httpRequest(method, `${this.base}/_sessiongate/sessions/${sid}`, { headers: all, body });
     },
     /** POST /_sessiongate/revoke. */
     revoke(body, { token = ADMIN_TOKEN } = {}) {

@@ -1,8 +1,9 @@
 // Generates test vectors from the real npm packages (versions pinned in
 // /package.json). Run from the repo root:  node tests/vectors/generate.mjs
 //
-// signature.json and cookie.json are deterministic. express_session.json is
-// not (session ids are random); it is generated once and committed.
+// signature.json, cookie.json and query.json are deterministic. express_session.json is
+// not (session ids are random); it is generated once and committed. To regenerate only the
+// deterministic ones:  node tests/vectors/generate.mjs signature cookie query
 
 import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
@@ -350,6 +351,27 @@ async function genExpressSession() {
   return out;
 }
 
-write('signature.json', genSignature());
-write('cookie.json', genCookie());
-write('express_session.json', await genExpressSession());
+// ---------------------------------------------------------------- query
+// What a rule `{ query = NAME, ... }` sees: `new URLSearchParams(query).get(NAME)` (null when
+// absent), as browsers and Node read a query string.
+function genQuery() {
+  const queries = [
+    'v=2', '?v=2', 'v=%32', 'v=1&v=3', 'a=%41%zz', 'a=%E0%A4', 'a=%E0%A4%A', 'a=%', 'a=%%41',
+    'a=b+c', 'a=b%2Bc', 'a+b=c', 'a%20b=c', '%61=x', 'a', 'a=', '=a', '&&a=1&&', 'a=1=2',
+    'a=%F0%9F%98%80', 'a=%ED%A0%80', 'a=%C3%28', 'a=%FF', 'a=\u2603', 'a=%E2%98%83',
+    'A=1&a=2', 'a=1;a=2', 'a=%00', 'a=%2526', 'x=1&a', 'a=%zz%41',
+  ];
+  const names = ['v', 'a', 'A', 'a b', 'x', '', 'missing'];
+  return queries.map((raw) => {
+    const query = raw;
+    const params = new URLSearchParams(query);
+    return { query, get: Object.fromEntries(names.map((n) => [n, params.get(n)])) };
+  });
+}
+
+const only = process.argv.slice(2);
+const wanted = (name) => only.length === 0 || only.includes(name);
+if (wanted('signature')) write('signature.json', genSignature());
+if (wanted('cookie')) write('cookie.json', genCookie());
+if (wanted('query')) write('query.json', genQuery());
+if (wanted('express_session')) write('express_session.json', await genExpressSession());

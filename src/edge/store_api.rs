@@ -1,0 +1,150 @@
+//! `/_sessiongate/sessions/:sid`: the Express app's session store writes through the gate.
+//!
+//! `PUT` stores `JSON.stringify(session)` at `key_prefix + sid` with a TTL from
+//! `cookie.expires`; `GET` reads it back; `DELETE` deletes it and closes every socket of the
+//! session in every room at once (a logout reaches the edge as a push). Authorized by the
+//! `STORE_TOKEN` Worker secret; without it the endpoints do not exist (404).
+
+use crate::room::RevokeTarget;
+use crate::signature::bearer_matches;
+use crate::store_api::{check_put, check_sid, StoreRequestError, MAX_BODY_BYTES, PATH_PREFIX};
+use serde_json::json;
+use worker::{Env, Method, Request, Response, Result};
+
+use super::util::{self, json_response, Settings};
+
+/// Answer header on a `GET` that found no session, so that a client can tell "no session"
+/// from "no such endpoint" (both 404).
+const ABSENT_HEADER: &str = "x-sessiongate-session";
+
+pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<Response> {
+    let token = env
+        .secret("STORE_TOKEN")
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    if token.is_empty() {
+        return json_response(&json!({"error": "not found"}), 404);
+    }
+    let presented = req.headers().get("authorization")?.unwrap_or_default();
+    if !bearer_matches(presented.strip_prefix("Bearer ").unwrap_or(""), &token) {
+        util::log_json(&json!({"sessiongate": "store", "error": "bad or missing token"}));
+        let mut response = json_response(&json!({"error": "unauthorized"}), 401)?;
+        response.headers_mut().set("WWW-Authenticate", "Bearer")?;
+        return Ok(response);
+    }
+    let path = req.path();
+    let sid = path.strip_prefix(PATH_PREFIX).unwrap_or("").to_owned();
+    if let Err(e) = check_sid(&sid) {
+        return refuse(&e);
+    }
+    let config = &settings.config;
+    let key = config.session_key(&sid);
+    let kv = match env.kv("SESSIONS") {
+        Ok(kv) => kv,
+        Err(e) => return unavailable("open", &sid, &format!("KV binding SESSIONS: {e}")),
+    };
+    match req.method() {
+        Method::Put => {
+            let declared = req
+                .headers()
+                .get("content-length")?
+                .and_then(|n| n.parse::<usize>().ok());
+            if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+                return refuse(&StoreRequestError::TooLarge);
+            }
+            let Ok(body) = req.text().await else {
+                return refuse(&StoreRequestError::NotAnObject);
+            };
+            let put = match check_put(&body, util::now_ms(), config.store_max_ttl_seconds) {
+                Ok(put) => put,
+                Err(e) => return refuse(&e),
+            };
+            let mut write = kv
+                .put(&key, body)
+                .map_err(|e| worker::Error::RustError(e.to_string()))?;
+            if let Some(ttl) = put.ttl_seconds {
+                write = write.expiration_ttl(ttl);
+            }
+            if let Err(e) = write.execute().await {
+                return unavailable("put", &sid, &e.to_string());
+            }
+            log("put", &sid, 200);
+            json_response(
+                &json!({"stored": true, "ttl_seconds": put.ttl_seconds}),
+                200,
+            )
+        }
+        Method::Get => match kv.get(&key).text().await {
+            Ok(Some(text)) => {
+                let mut response = Response::ok(text)?;
+                response
+                    .headers_mut()
+                    .set("content-type", "application/json")?;
+                Ok(response)
+            }
+            Ok(None) => {
+                let mut response = json_response(&json!({"error": "no such session"}), 404)?;
+                response.headers_mut().set(ABSENT_HEADER, "absent")?;
+                Ok(response)
+            }
+            Err(e) => unavailable("get", &sid, &e.to_string()),
+        },
+        Method::Delete => {
+            // The key first, so a socket that reconnects meanwhile is refused; then every open
+            // socket of the session. A logout that could not close them all is not a success.
+            if let Err(e) = kv.delete(&key).await {
+                return unavailable("delete", &sid, &e.to_string());
+            }
+            let outcome = super::revoke::revoke(env, &RevokeTarget::Sid(sid.clone())).await;
+            match outcome {
+                Ok(outcome) if outcome.failed == 0 => {
+                    util::log_json(&json!({
+                        "sessiongate": "store", "op": "delete", "status": 200,
+                        "closed": outcome.closed, "rooms": outcome.rooms,
+                        "sid": util::sid_tag(&sid),
+                    }));
+                    json_response(
+                        &json!({"deleted": true, "closed": outcome.closed, "rooms": outcome.rooms}),
+                        200,
+                    )
+                }
+                Ok(outcome) => unavailable(
+                    "delete",
+                    &sid,
+                    &format!(
+                        "{} of {} rooms did not answer",
+                        outcome.failed, outcome.rooms
+                    ),
+                ),
+                Err(e) => unavailable("delete", &sid, &e.to_string()),
+            }
+        }
+        _ => {
+            let mut response = json_response(&json!({"error": "use GET, PUT or DELETE"}), 405)?;
+            response.headers_mut().set("Allow", "GET, PUT, DELETE")?;
+            Ok(response)
+        }
+    }
+}
+
+fn refuse(e: &StoreRequestError) -> Result<Response> {
+    json_response(&json!({"error": e.to_string()}), e.status())
+}
+
+fn log(op: &str, sid: &str, status: u16) {
+    util::log_json(
+        &json!({"sessiongate": "store", "op": op, "status": status, "sid": util::sid_tag(sid)}),
+    );
+}
+
+/// KV or the rooms failed: 503 with Retry-After, so the store retries; never a success.
+fn unavailable(op: &str, sid: &str, detail: &str) -> Result<Response> {
+    util::log_json(&json!({
+        "sessiongate": "store", "op": op, "status": 503,
+        "detail": util::clip(&detail.replace(sid, "<sid>")),
+        "sid": util::sid_tag(sid),
+    }));
+    let mut response = json_response(&json!({"error": "session store unavailable"}), 503)?;
+    response.headers_mut().set("Retry-After", "1")?;
+    Ok(response)
+}
