@@ -7,8 +7,8 @@
 // Every case's EXPECTED answer is derived here, not written per case: the Cookie header goes
 // through the real `cookie` package (0.7.2), the value through the real `cookie-signature`
 // (1.0.7) with every secret the gate has, the sid is looked up in what this file put in KV,
-// and the rest follows the README's answers table and the [env.test] routes, in the gate's
-// order: route, bounds, upgrade, origin, cookie, signature, store, session, rules.
+// and the rest follows the README's answers table and the [env.test] routes, in the README's
+// order: route, upgrade, bounds, origin, cookie, signature, store, session, rules.
 //
 // Handshakes are sent raw (node:http with the upgrade headers, paths and header values as
 // bytes), not through `ws`, which would normalize the URL and refuse odd headers before the
@@ -290,7 +290,9 @@ function derive(c) {
     reason,
     close: route.close && status !== 426 ? 4000 + status : null,
   });
-  // bounds, right after the route
+  // upgrade (under `wrangler dev` only its absence can be shown: the proxy re-does the rest)
+  if (!c.upgrade) return refuse(426, "websocket upgrade required");
+  // bounds
   for (const value of Object.values(params)) {
     if (utf8Bytes(value) > PARAM_MAX_BYTES) return refuse(414, "path parameter too long");
   }
@@ -299,8 +301,6 @@ function derive(c) {
     const v = req.header(name);
     if (v !== undefined && utf8Bytes(v) > HEADER_MAX_BYTES) return refuse(431, "header too long");
   }
-  // upgrade
-  if (!c.upgrade) return refuse(426, "websocket upgrade required");
   // origin
   const origin = req.header("origin");
   if (origin !== undefined && origin !== gate.origin && !ALLOWED_ORIGINS.some((g) => glob(g, origin))) {
