@@ -23,8 +23,11 @@ const DRAIN_MS = 20_000;
 
 /* ----------------------------------------------------------------------- memory */
 
-/** RSS (KB) of every workerd in wrangler's process group (not getPlatformProxy's, not ours). */
-function workerdRss(group) {
+/**
+ * RSS (KB) of every workerd in wrangler's process group (not getPlatformProxy's, not ours):
+ * "proxy" is the dev proxy listening on the gate's port, "worker" the runtime of the gate itself.
+ */
+function workerdRss(group, port) {
   const out = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
@@ -34,7 +37,9 @@ function workerdRss(group) {
       const pgrp = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
       if (pgrp !== group || !comm.startsWith("workerd")) continue;
       const kb = Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${entry}/status`, "utf8"))?.[1] ?? 0);
-      out.push({ pid: Number(entry), kb });
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      const role = cmdline.includes(`--socket-addr=entry=127.0.0.1:${port}\0`) ? "proxy" : "worker";
+      out.push({ pid: Number(entry), kb, role });
     } catch {
       /* gone meanwhile */
     }
@@ -42,7 +47,7 @@ function workerdRss(group) {
   return out;
 }
 const mb = (kb) => `${(kb / 1024).toFixed(1)} MB`;
-const rssLine = (list) => `${mb(list.reduce((a, p) => a + p.kb, 0))} (${list.map((p) => `pid ${p.pid}: ${mb(p.kb)}`).join(", ") || "no workerd found"})`;
+const rssLine = (list) => `${mb(list.reduce((a, p) => a + p.kb, 0))} (${list.map((p) => `${p.role} ${mb(p.kb)}`).join(", ") || "no workerd found"})`;
 
 /* ---------------------------------------------------------------------- sockets */
 
@@ -137,7 +142,7 @@ const gate = await startGate("soak", { env: "soak" });
 let failed = false;
 try {
   await sleep(1000);
-  const rssIdle = workerdRss(gate.pid);
+  const rssIdle = workerdRss(gate.pid, gate.port);
   console.log(`workerd RSS, gate idle:          ${rssLine(rssIdle)}`);
 
   const cookies = [];
@@ -162,7 +167,7 @@ try {
   const openSeconds = (Date.now() - openStarted) / 1000;
   console.log(`opened ${SOCKETS} sockets in ${openSeconds.toFixed(1)} s (${(SOCKETS / openSeconds).toFixed(0)}/s)`);
   await sleep(3000); // joins settle
-  const rssOpen = workerdRss(gate.pid);
+  const rssOpen = workerdRss(gate.pid, gate.port);
   console.log(`workerd RSS, ${SOCKETS} sockets open:   ${rssLine(rssOpen)}`);
 
   // Steady load: one broadcast every 1000/RATE ms, from the sockets in turn (rooms interleaved).
@@ -191,14 +196,14 @@ try {
   const drainStarted = Date.now();
   while (inFlight.size > 0 && Date.now() - drainStarted < DRAIN_MS) await sleep(100);
   const drainMs = Date.now() - drainStarted;
-  const rssLoaded = workerdRss(gate.pid);
+  const rssLoaded = workerdRss(gate.pid, gate.port);
 
   closingOnPurpose = true;
   for (const m of members) m.ws.close(1000, "soak done");
   await sleep(5000);
   for (const m of members) m.ws.terminate();
   await sleep(3000);
-  const rssAfter = workerdRss(gate.pid);
+  const rssAfter = workerdRss(gate.pid, gate.port);
 
   const lost = [...inFlight.values()].reduce((a, m) => a + m.remaining.size, 0);
   const sorted = Float64Array.from(stats.latencies).sort();
