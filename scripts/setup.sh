@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
 # Installs what sessiongate needs to build and test, skipping whatever is already present.
 # Everything comes from the package registries (crates.io, npm, Debian); nothing else is
-# downloaded. Usage: scripts/setup.sh [--browser]   (--browser adds Debian's chromium for tests)
+# downloaded. Usage: scripts/setup.sh [--browser] [--redis]
+#   --browser  adds Debian's chromium (tests/browser/)
+#   --redis    adds Debian's redis-server (tests/e2e/express-store.test.mjs starts its own)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+want_browser=false want_redis=false
+for arg in "$@"; do
+  case "$arg" in
+    --browser) want_browser=true ;;
+    --redis) want_redis=true ;;
+    *) echo "setup: unknown argument $arg (use --browser, --redis)" >&2; exit 2 ;;
+  esac
+done
 
 say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 
@@ -42,9 +53,22 @@ if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.
   npm ci --no-audit --no-fund
 fi
 
-if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then
+if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+apt_updated=false
+apt_install() {
+  if [ "$apt_updated" = false ]; then
+    $sudo apt-get update -qq
+    apt_updated=true
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+if [ "$want_browser" = true ] && ! command -v chromium >/dev/null 2>&1; then
   say "installing Debian's chromium for the browser test"
-  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  apt_install chromium
+fi
+
+if [ "$want_redis" = true ] && ! command -v redis-server >/dev/null 2>&1; then
+  say "installing Debian's redis-server for the connect-redis end-to-end test"
+  apt_install redis-server
 fi

@@ -3,10 +3,10 @@
 # native core (cargo test), then the Worker end to end under `wrangler dev` (real WebSocket
 # clients, the real express-session, connect-redis on a real redis-server), then the demo in
 # headless Chromium.
-# Installs whatever is missing first (scripts/setup.sh --browser).
+# Installs whatever is missing first (scripts/setup.sh --browser --redis).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --browser
+bash scripts/setup.sh --browser --redis
 export PATH="$HOME/.cargo/bin:$PATH"
 export CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_SEND_METRICS=false
 

@@ -95,6 +95,9 @@ impl RoomApp {
 pub struct Config {
     /// Name of express-session's cookie. Default `connect.sid`, express-session's own.
     pub cookie_name: String,
+    /// How the cookie's value carries the signed sid. Default (and today the only one)
+    /// `express-session`.
+    pub cookie_format: crate::cookie_format::CookieFormat,
     /// KV key of a session is `key_prefix + sid`. Default `sess:` (connect-redis's).
     pub key_prefix: String,
     /// Origins allowed to open sockets (globs such as `https://*.example.com`). Empty (the
@@ -174,6 +177,7 @@ impl std::error::Error for ConfigErrors {}
 
 const TOP_KEYS: &[&str] = &[
     "cookie_name",
+    "cookie_format",
     "key_prefix",
     "allowed_origins",
     "allow_missing_origin",
@@ -323,6 +327,29 @@ impl Checker {
             }
         }
         Some(paths)
+    }
+
+    fn cookie_format(
+        &mut self,
+        map: &Map<String, Value>,
+    ) -> Option<crate::cookie_format::CookieFormat> {
+        use crate::cookie_format::CookieFormat;
+        let name = self.string(map, "cookie_format", "")?;
+        let found = CookieFormat::ALL
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(f, _)| *f);
+        if found.is_none() {
+            let names: Vec<String> = CookieFormat::ALL
+                .iter()
+                .map(|(_, n)| format!("{n:?}"))
+                .collect();
+            self.error(
+                "cookie_format",
+                format!("expected one of {}, found {name:?}", names.join(", ")),
+            );
+        }
+        found
     }
 
     fn room_app(&mut self, map: &Map<String, Value>, at: &str) -> Option<RoomApp> {
@@ -722,6 +749,7 @@ impl Config {
                 format!("{cookie_name:?} is not a cookie name"),
             );
         }
+        let cookie_format = c.cookie_format(map).unwrap_or_default();
         let key_prefix = c
             .string(map, "key_prefix", "")
             .unwrap_or_else(|| "sess:".to_owned());
@@ -906,6 +934,7 @@ impl Config {
         Ok(Config {
             session_paths,
             cookie_name,
+            cookie_format,
             key_prefix,
             allowed_origins,
             allow_missing_origin,

@@ -1,7 +1,13 @@
-//! The handshake decision: everything the gate decides, except the KV read itself, which goes
-//! through the small [`SessionStore`] trait.
+//! The handshake decision, apart from any I/O, in two pure steps around the caller's one
+//! store read (the tungstenite way: `create_response(&Request)` apart from the write):
 //!
-//! Checks run in this order, and the first that fails decides (statuses from the design):
+//! 1. [`check_request`]: from the request to the session key to load, or a refusal
+//!    (route, upgrade, bounds, origin, cookie, signature);
+//! 2. the caller reads the key (KV in the Worker, a map in tests, a file in the CLI);
+//! 3. [`check_session`]: from what the store answered and the clock to the admission, or a
+//!    refusal (store, session, expiry, rules, room). Revalidation ([`recheck`]) reuses it.
+//!
+//! Checks run in this order, and the first that fails decides:
 //!
 //! | check | fails when | status |
 //! | --- | --- | --- |
@@ -13,24 +19,17 @@
 //! | origin | `Origin` is neither the gate's own nor allowed | 403 |
 //! | cookie | no session cookie | 401 |
 //! | signature | no `s:` prefix, or a bad signature | 401 |
-//! | store | KV could not be read | 503 (fail closed) |
+//! | store | the store could not answer | 503 (fail closed) |
 //! | session | no such session, unreadable, or `cookie.expires` passed | 401 |
 //! | rules | global, then route `require`/`exclude`/`include` | 403 |
 
 use serde_json::Value;
 
 use crate::config::{Config, DenyWith};
-use crate::rules::{HeaderLookup, RuleContext, RuleFailure, RuleKind};
+use crate::route::Params;
+use crate::rules::{HeaderLookup, RuleContext, RuleFailure};
 use crate::session::Session;
 use crate::signature::Secrets;
-
-/// A session store: KV in the Worker, a map in tests.
-#[allow(async_fn_in_trait)] // Workers are single-threaded: no Send bound wanted.
-pub trait SessionStore {
-    /// The stored session JSON at `key`, `Ok(None)` if there is none, `Err` if the store could
-    /// not answer (the gate then fails closed with 503).
-    async fn load(&self, key: &str) -> Result<Option<String>, StoreError>;
-}
 
 /// The store could not answer. The text goes to logs only.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +43,10 @@ impl std::fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// What the store answered for a session key: the stored JSON, `None` if there is none, or an
+/// error if it could not answer (the gate then fails closed with 503).
+pub type Stored<'a> = Result<Option<&'a str>, StoreError>;
+
 /// What the gate sees of a handshake request.
 pub struct Handshake<'a> {
     pub method: &'a str,
@@ -52,7 +55,8 @@ pub struct Handshake<'a> {
     /// Query string without the `?` (may be empty).
     pub query: &'a str,
     pub headers: &'a dyn HeaderLookup,
-    /// The gate's own origin (`https://gate.example.com`), always allowed.
+    /// The gate's own origin (`https://gate.example.com`), allowed unless `allow_own_origin`
+    /// is false.
     pub own_origin: &'a str,
 }
 
@@ -68,6 +72,8 @@ pub enum Check {
     Store,
     Session,
     Rules,
+    /// The Room's own limits (sockets per session, per room).
+    Limits,
 }
 
 impl Check {
@@ -82,6 +88,7 @@ impl Check {
             Check::Store => "store",
             Check::Session => "session",
             Check::Rules => "rules",
+            Check::Limits => "limits",
         }
     }
 }
@@ -131,6 +138,27 @@ impl Refusal {
         }
     }
 
+    /// The check that refuses this way.
+    pub fn check(self) -> Check {
+        match self {
+            Refusal::NoRoute => Check::Route,
+            Refusal::NotUpgrade | Refusal::UnsupportedVersion | Refusal::BadHandshake => {
+                Check::Upgrade
+            }
+            Refusal::ParamTooLong | Refusal::QueryTooLong | Refusal::HeaderTooLong => Check::Bounds,
+            Refusal::OriginNotAllowed => Check::Origin,
+            Refusal::MissingCookie => Check::Cookie,
+            Refusal::BadSignature => Check::Signature,
+            Refusal::StoreUnavailable => Check::Store,
+            Refusal::UnknownSession
+            | Refusal::UnreadableSession
+            | Refusal::SessionExpired
+            | Refusal::SessionRevoked => Check::Session,
+            Refusal::RuleDenied => Check::Rules,
+            Refusal::TooManyForSession | Refusal::RoomFull => Check::Limits,
+        }
+    }
+
     /// The close code of `deny_with = "close"`: 4000 + the status.
     pub fn close_code(self) -> u16 {
         4000 + self.status()
@@ -177,7 +205,6 @@ impl Refusal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
     pub refusal: Refusal,
-    pub check: Check,
     /// The matched route, if any.
     pub route: Option<usize>,
     /// How to answer (the route's `deny_with`, or the global one before a route matched).
@@ -186,6 +213,13 @@ pub struct Denial {
     pub detail: Option<String>,
     /// The sid, once the cookie verified (for a log hash; never logged itself).
     pub sid: Option<String>,
+}
+
+impl Denial {
+    /// Which check refused.
+    pub fn check(&self) -> Check {
+        self.refusal.check()
+    }
 }
 
 /// An admitted handshake: where it goes and what the Room may see.
@@ -204,40 +238,26 @@ pub struct Admission {
     pub revoke_keys: Vec<(String, Value)>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
-    Admit(Admission),
-    Deny(Denial),
-}
+/// A whole decision: the admission, or the refusal.
+pub type Decision = Result<Admission, Denial>;
 
-/// Receives every step of a decision; `()` ignores them (the hot path), the CLI prints them.
-pub trait Trace {
-    fn step(&mut self, check: &str, held: bool, detail: &str);
-
-    /// False when steps are thrown away, so callers skip formatting them.
-    fn enabled(&self) -> bool {
-        true
-    }
-}
-
-impl Trace for () {
-    #[inline(always)]
-    fn step(&mut self, _: &str, _: bool, _: &str) {}
-
-    #[inline(always)]
-    fn enabled(&self) -> bool {
-        false
-    }
-}
-
-/// A trace collected as lines.
-#[derive(Debug, Default)]
-pub struct TraceLines(pub Vec<(String, bool, String)>);
-
-impl Trace for TraceLines {
-    fn step(&mut self, check: &str, held: bool, detail: &str) {
-        self.0.push((check.to_owned(), held, detail.to_owned()));
-    }
+/// Both steps for a caller whose store answers at once (tests, the CLI, benchmarks):
+/// `load` gets the key [`check_request`] chose.
+pub fn decide(
+    req: &Handshake<'_>,
+    secrets: &Secrets,
+    config: &Config,
+    now_ms: i64,
+    load: impl FnOnce(&str) -> Result<Option<String>, StoreError>,
+) -> Decision {
+    let checked = check_request(req, secrets, config)?;
+    let stored = load(&checked.key(config));
+    check_session(
+        &checked,
+        stored.as_ref().map(Option::as_deref).map_err(Clone::clone),
+        config,
+        now_ms,
+    )
 }
 
 /// Longest percent-decoded path parameter, in bytes. Parameters name rooms and are kept with
@@ -316,202 +336,123 @@ pub fn origin_allowed(config: &Config, origin: &str, own_origin: &str) -> bool {
         || config.allowed_origins.iter().any(|g| g.is_match(origin))
 }
 
-/// Decides one handshake. `now_ms` is the current Unix time in milliseconds.
-pub async fn decide<S: SessionStore, T: Trace>(
-    req: &Handshake<'_>,
-    store: &S,
-    secrets: &Secrets,
-    config: &Config,
-    now_ms: i64,
-    trace: &mut T,
-) -> Decision {
-    let deny = |refusal, check, route: Option<usize>, detail: Option<String>, sid: Option<&str>| {
-        let deny_with = route.map_or(config.deny_with, |i| config.routes[i].deny_with);
-        Decision::Deny(Denial {
-            refusal,
-            check,
-            route,
-            deny_with,
-            detail,
-            sid: sid.map(str::to_owned),
-        })
-    };
+/// A request that passed every check that needs no store: which route, its parameters, and
+/// the verified sid, whose key the caller loads next.
+#[derive(Debug, Clone)]
+pub struct Checked<'a> {
+    pub route: usize,
+    pub params: Params<'a, 'a>,
+    /// What the rules may read of the request (the handshake's, or the ones a socket kept).
+    pub query: &'a str,
+    pub headers: &'a dyn HeaderLookup,
+    pub sid: String,
+}
 
-    // 1. route
-    let matched = config
+impl std::fmt::Debug for dyn HeaderLookup + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<headers>")
+    }
+}
+
+impl Checked<'_> {
+    /// The store key to load: `key_prefix + sid`.
+    pub fn key(&self, config: &Config) -> String {
+        config.session_key(&self.sid)
+    }
+}
+
+fn denial(config: &Config, refusal: Refusal, route: Option<usize>) -> Denial {
+    Denial {
+        refusal,
+        route,
+        deny_with: route.map_or(config.deny_with, |i| config.routes[i].deny_with),
+        detail: None,
+        sid: None,
+    }
+}
+
+/// Step 1: every check that needs no store, in order. `Ok` says which key to load.
+pub fn check_request<'a>(
+    req: &Handshake<'a>,
+    secrets: &Secrets,
+    config: &'a Config,
+) -> Result<Checked<'a>, Denial> {
+    let (route, params) = config
         .routes
         .iter()
         .enumerate()
-        .find_map(|(i, r)| r.path.match_path(req.path).map(|p| (i, r, p)));
-    let Some((route_index, route, params)) = matched else {
-        trace.step("route", false, req.path);
-        return deny(Refusal::NoRoute, Check::Route, None, None, None);
+        .find_map(|(i, r)| r.path.match_path(req.path).map(|p| (i, p)))
+        .ok_or_else(|| denial(config, Refusal::NoRoute, None))?;
+    let deny = |refusal| denial(config, refusal, Some(route));
+    websocket_handshake(req.method, req.headers).map_err(deny)?;
+    check_bounds(config, route, &params, req.query, req.headers).map_err(deny)?;
+    let origin_ok = match req.headers.header("origin") {
+        Some(origin) => origin_allowed(config, &origin, req.own_origin),
+        None => config.allow_missing_origin,
     };
-    trace.step("route", true, route.path.as_str());
-    let at = Some(route_index);
-
-    // 2. upgrade: the whole RFC 6455 client handshake, so that no socket is accepted (and
-    // no `join` announced) for a handshake the platform would then fail.
-    let upgrade = websocket_handshake(req.method, req.headers);
-    trace.step(
-        "upgrade",
-        upgrade.is_ok(),
-        upgrade.map_or_else(Refusal::reason, |()| "RFC 6455 handshake"),
-    );
-    if let Err(refusal) = upgrade {
-        return deny(refusal, Check::Upgrade, at, None, None);
+    if !origin_ok {
+        let mut d = deny(Refusal::OriginNotAllowed);
+        d.detail = req.headers.header("origin").map(|o| o.into_owned());
+        return Err(d);
     }
-
-    // 3. bounds: everything the client controls that the Room would keep with the socket.
-    let bounds = check_bounds(config, route_index, &params, req.query, req.headers);
-    trace.step(
-        "bounds",
-        bounds.is_ok(),
-        bounds.map_or_else(Refusal::reason, |()| "parameters, query and headers"),
-    );
-    if let Err(refusal) = bounds {
-        return deny(refusal, Check::Bounds, at, None, None);
-    }
-
-    // 4. origin
-    match req.headers.header("origin") {
-        Some(origin) => {
-            let ok = origin_allowed(config, &origin, req.own_origin);
-            trace.step("origin", ok, &origin);
-            if !ok {
-                return deny(
-                    Refusal::OriginNotAllowed,
-                    Check::Origin,
-                    at,
-                    Some(origin.into_owned()),
-                    None,
-                );
-            }
-        }
-        None => {
-            trace.step(
-                "origin",
-                config.allow_missing_origin,
-                "no Origin header (allow_missing_origin)",
-            );
-            if !config.allow_missing_origin {
-                return deny(Refusal::OriginNotAllowed, Check::Origin, at, None, None);
-            }
-        }
-    }
-
-    // 5. cookie, 6. signature
-    let cookie_header = req.headers.header("cookie");
-    let raw = cookie_header
+    let header = req.headers.header("cookie");
+    let raw = header
         .as_deref()
-        .and_then(|h| crate::cookie::find(h, &config.cookie_name));
-    trace.step("cookie", raw.is_some(), &config.cookie_name);
-    let Some(raw) = raw else {
-        return deny(Refusal::MissingCookie, Check::Cookie, at, None, None);
-    };
-    let sid = secrets.unsign_cookie(&raw);
-    trace.step(
-        "signature",
-        sid.is_some(),
-        if raw.starts_with("s:") {
-            "signed value"
-        } else {
-            "no s: prefix"
-        },
-    );
-    let Some(sid) = sid else {
-        return deny(Refusal::BadSignature, Check::Signature, at, None, None);
-    };
-
-    // 7. store
-    let key = config.session_key(sid);
-    let stored = match store.load(&key).await {
-        Ok(stored) => stored,
-        Err(e) => {
-            trace.step("store", false, &e.0);
-            return deny(
-                Refusal::StoreUnavailable,
-                Check::Store,
-                at,
-                Some(e.0),
-                Some(sid),
-            );
-        }
-    };
-    trace.step(
-        "store",
-        stored.is_some(),
-        if stored.is_some() {
-            "found"
-        } else {
-            "no such key"
-        },
-    );
-    let Some(stored) = stored else {
-        return deny(Refusal::UnknownSession, Check::Session, at, None, Some(sid));
-    };
-
-    // 8. session
-    let session = match Session::from_json_paths(&stored, &config.session_paths) {
-        Ok(s) => s,
-        Err(e) => {
-            trace.step("session", false, &e.to_string());
-            return deny(
-                Refusal::UnreadableSession,
-                Check::Session,
-                at,
-                Some(e.to_string()),
-                Some(sid),
-            );
-        }
-    };
-    let expired = session.is_expired(now_ms);
-    if trace.enabled() {
-        let expiry = session.expires_at_ms().map_or_else(
-            || "no expiry (browser-session cookie)".to_owned(),
-            crate::time::format_rfc3339_ms,
-        );
-        trace.step("expiry", !expired, &expiry);
-    }
-    if expired {
-        return deny(Refusal::SessionExpired, Check::Session, at, None, Some(sid));
-    }
-
-    // 9. rules
-    let ctx = RuleContext {
-        session: &session,
-        params: &params,
+        .and_then(|h| crate::cookie::find(h, &config.cookie_name))
+        .ok_or_else(|| deny(Refusal::MissingCookie))?;
+    let sid = config
+        .cookie_format
+        .sid(secrets, &raw)
+        .ok_or_else(|| deny(Refusal::BadSignature))?;
+    Ok(Checked {
+        route,
+        params,
         query: req.query,
         headers: req.headers,
-    };
-    if let Err(failure) = check_rules(config, route_index, &ctx, trace) {
-        return deny(
-            Refusal::RuleDenied,
-            Check::Rules,
-            at,
-            Some(failure),
-            Some(sid),
-        );
-    }
-
-    let Some(room) = route.room.render(&params) else {
-        // Config validation guarantees every placeholder is a parameter of the route.
-        return deny(
-            Refusal::NoRoute,
-            Check::Route,
-            at,
-            Some("room template".into()),
-            Some(sid),
-        );
-    };
-    trace.step("room", true, &room);
-    Decision::Admit(Admission {
-        route: route_index,
-        room: room.into_owned(),
         sid: sid.to_owned(),
+    })
+}
+
+/// Step 2: from what the store answered for [`Checked::key`] and the clock, the admission.
+pub fn check_session(
+    checked: &Checked<'_>,
+    stored: Stored<'_>,
+    config: &Config,
+    now_ms: i64,
+) -> Result<Admission, Denial> {
+    let deny = |refusal, detail: Option<String>| Denial {
+        detail,
+        sid: Some(checked.sid.clone()),
+        ..denial(config, refusal, Some(checked.route))
+    };
+    let stored = stored
+        .map_err(|e| deny(Refusal::StoreUnavailable, Some(e.0)))?
+        .ok_or_else(|| deny(Refusal::UnknownSession, None))?;
+    let session = Session::from_json_paths(stored, &config.session_paths)
+        .map_err(|e| deny(Refusal::UnreadableSession, Some(e.to_string())))?;
+    if session.is_expired(now_ms) {
+        return Err(deny(Refusal::SessionExpired, None));
+    }
+    let ctx = RuleContext {
+        session: &session,
+        params: &checked.params,
+        query: checked.query,
+        headers: checked.headers,
+    };
+    check_rules(config, checked.route, &ctx).map_err(|f| deny(Refusal::RuleDenied, Some(f)))?;
+    let room = config.routes[checked.route]
+        .room
+        .render(&checked.params)
+        // Config checking guarantees every placeholder names a parameter of the route.
+        .ok_or_else(|| deny(Refusal::NoRoute, Some("room template".into())))?;
+    Ok(Admission {
+        route: checked.route,
+        room: room.into_owned(),
+        sid: checked.sid.clone(),
         projection: session.project(&config.expose),
         expires_at_ms: session.expires_at_ms(),
-        params: params
+        params: checked
+            .params
             .iter()
             .map(|(n, v)| (n.to_owned(), v.to_owned()))
             .collect(),
@@ -525,66 +466,41 @@ pub async fn decide<S: SessionStore, T: Trace>(
 
 /// Global rules, then the route's. `Err` names the failing rule with its key path, e.g.
 /// `routes[0].require[1] (session user.roles contains "chat")`.
-pub fn check_rules<T: Trace>(
-    config: &Config,
-    route_index: usize,
-    ctx: &RuleContext<'_>,
-    trace: &mut T,
-) -> Result<(), String> {
-    // The route's scope is named only when something is reported: no formatting per handshake.
+pub fn check_rules(config: &Config, route: usize, ctx: &RuleContext<'_>) -> Result<(), String> {
     let scopes = [
         (None, &config.rules),
-        (Some(route_index), &config.routes[route_index].rules),
+        (Some(route), &config.routes[route].rules),
     ];
-    let prefix = |scope: Option<usize>| scope.map_or_else(String::new, |i| format!("routes[{i}]."));
     for (scope, rules) in scopes {
-        let result = rules.check(ctx, |o| {
-            if !trace.enabled() {
-                return;
-            }
-            // An exclude condition passes when it does not hold.
-            let passed = o.held != (o.kind == RuleKind::Exclude);
-            let held = if o.held { "held" } else { "did not hold" };
-            let name = format!("{}{}[{}]", prefix(scope), o.kind.as_str(), o.index);
-            trace.step(&name, passed, &format!("{} ({held})", o.text));
-        });
-        if let Err(RuleFailure { kind, index, text }) = result {
-            return Err(format!(
-                "{}{}[{index}] ({text})",
-                prefix(scope),
-                kind.as_str()
-            ));
+        if let Err(RuleFailure { kind, index, text }) = rules.check(ctx, |_| {}) {
+            let prefix = scope.map_or_else(String::new, |i| format!("routes[{i}]."));
+            return Err(format!("{prefix}{}[{index}] ({text})", kind.as_str()));
         }
     }
     Ok(())
 }
 
-/// Re-checks an admitted socket's session later (revalidation): the same expiry and rules,
-/// with the parameters kept from the handshake. Header and query conditions see what the
-/// handshake sent (`headers`, `query`).
+/// Re-checks an admitted socket's session later (revalidation): step 2 again, with the
+/// route, parameters, query and headers the socket kept. A session that is gone was revoked.
 pub fn recheck(
     config: &Config,
-    route_index: usize,
-    params: &crate::route::Params<'_, '_>,
-    query: &str,
-    headers: &dyn HeaderLookup,
-    stored: Option<&str>,
+    socket: &crate::room::Attachment,
+    stored: Stored<'_>,
     now_ms: i64,
 ) -> Result<(), (Refusal, Option<String>)> {
-    let stored = stored.ok_or((Refusal::SessionRevoked, None))?;
-    let session = Session::from_json_paths(stored, &config.session_paths)
-        .map_err(|e| (Refusal::UnreadableSession, Some(e.to_string())))?;
-    if session.is_expired(now_ms) {
-        return Err((Refusal::SessionExpired, None));
-    }
-    if route_index >= config.routes.len() {
+    if socket.route >= config.routes.len() {
         return Err((Refusal::NoRoute, None));
     }
-    let ctx = RuleContext {
-        session: &session,
-        params,
-        query,
-        headers,
+    let checked = Checked {
+        route: socket.route,
+        params: Params::from_pairs(&socket.params),
+        query: &socket.request.query,
+        headers: &socket.request.headers,
+        sid: socket.sid.clone(),
     };
-    check_rules(config, route_index, &ctx, &mut ()).map_err(|f| (Refusal::RuleDenied, Some(f)))
+    match check_session(&checked, stored, config, now_ms) {
+        Ok(_) => Ok(()),
+        Err(d) if d.refusal == Refusal::UnknownSession => Err((Refusal::SessionRevoked, None)),
+        Err(d) => Err((d.refusal, d.detail)),
+    }
 }

@@ -10,7 +10,9 @@
 
 pub mod config;
 pub mod cookie;
+pub mod cookie_format;
 pub mod decision;
+pub mod explain;
 pub mod glob;
 pub mod room;
 pub mod route;

@@ -1,8 +1,8 @@
 //! express-session's cookie signatures (the `cookie-signature` npm package).
 //!
 //! `sign(v, secret) = v + "." + base64(HMAC-SHA256(secret, v))` with standard base64 and the
-//! `=` padding removed, so the signature is always 43 characters. The cookie value is
-//! `"s:" + sign(sid, secrets[0])`, percent-encoded. Verification splits at the LAST `.`,
+//! `=` padding removed, so the signature is always 43 characters (how a cookie value wraps it
+//! is [`crate::cookie_format`]'s business). Verification splits at the LAST `.`,
 //! recomputes the signature with every secret of the rotation list and compares in constant
 //! time. Like cookie-rs, verification answers only "no": callers never learn why.
 
@@ -16,9 +16,6 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Length of an unpadded base64 HMAC-SHA256: ceil(32 * 4 / 3).
 pub const SIGNATURE_LEN: usize = 43;
-
-/// The prefix express-session puts before a signed sid.
-pub const SIGNED_PREFIX: &str = "s:";
 
 /// Why a list of secrets cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,12 +92,8 @@ impl Secrets {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.keyed.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keyed.is_empty()
     }
 
     /// `sign(value, secrets[0])` as `cookie-signature` computes it.
@@ -112,14 +105,6 @@ impl Secrets {
         signature_into(&self.keyed[0], value, &mut sig);
         out.push_str(std::str::from_utf8(&sig).unwrap_or_default());
         out
-    }
-
-    /// The cookie value express-session sets for `sid`: `encodeURIComponent("s:" + sign(sid))`.
-    pub fn cookie_value(&self, sid: &str) -> String {
-        let mut signed = String::with_capacity(2 + sid.len() + 1 + SIGNATURE_LEN);
-        signed.push_str(SIGNED_PREFIX);
-        signed.push_str(&self.sign(sid));
-        crate::cookie::percent_encode(&signed)
     }
 
     /// `cookie-signature`'s `unsign` tried with every secret: the value before the last `.`
@@ -140,12 +125,6 @@ impl Secrets {
             valid |= expected.ct_eq(signature.as_bytes());
         }
         bool::from(valid).then_some(value)
-    }
-
-    /// express-session's reading of its cookie: the value must carry the `s:` prefix (an
-    /// unsigned sid is never a session) and a valid signature.
-    pub fn unsign_cookie<'a>(&self, cookie_value: &'a str) -> Option<&'a str> {
-        self.unsign(cookie_value.strip_prefix(SIGNED_PREFIX)?)
     }
 }
 
@@ -217,15 +196,6 @@ mod tests {
     }
 
     #[test]
-    fn unsigned_cookie_is_not_a_session() {
-        let secrets = Secrets::new(&["k"]).unwrap();
-        let signed = secrets.sign("abc");
-        assert_eq!(secrets.unsign_cookie(&format!("s:{signed}")), Some("abc"));
-        assert_eq!(secrets.unsign_cookie(&signed), None);
-        assert_eq!(secrets.unsign_cookie("abc"), None);
-    }
-
-    #[test]
     fn multibyte_before_signature_does_not_panic() {
         let secrets = Secrets::new(&["k"]).unwrap();
         assert_eq!(
@@ -238,18 +208,9 @@ mod tests {
     #[test]
     fn secrets_from_env() {
         assert!(Secrets::from_env_value("plain secret").is_ok());
-        assert_eq!(Secrets::from_env_value("[\"a\",\"b\"]").unwrap().len(), 2);
+        assert_eq!(Secrets::from_env_value("[\"a\",\"b\"]").unwrap().count(), 2);
         assert!(Secrets::from_env_value("[]").is_err());
         assert!(Secrets::from_env_value("[\"a\"").is_err());
         assert!(Secrets::from_env_value("").is_err());
-    }
-
-    #[test]
-    fn cookie_value_is_percent_encoded() {
-        let secrets = Secrets::new(&["tobiiscool"]).unwrap();
-        assert_eq!(
-            secrets.cookie_value("hello"),
-            "s%3Ahello.DGDUkGlIkCzPz%2BC0B064FNgHdEjox7ch8tOBGslZ5QI"
-        );
     }
 }

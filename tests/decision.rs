@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use serde_json::json;
 use sessiongate::config::DenyWith;
-use sessiongate::decision::{self, Check, Decision, Refusal};
+use sessiongate::decision::{self, Check, Refusal};
 
 fn rooms() -> serde_json::Value {
     json!({"routes": [{"path": "/ws/rooms/:room", "room": "{room}"}]})
@@ -103,8 +103,8 @@ fn trace_shows_checks_in_design_order() {
         "routes": [{"path": "/ws/rooms/:room", "room": "{room}", "require": [{"param": "room", "matches": "l*"}]}]
     }));
     let (d, trace) = gate.decide_traced(&Req::ws("/ws/rooms/lobby"));
-    assert!(matches!(d, Decision::Admit(_)));
-    let steps: Vec<&str> = trace.0.iter().map(|(s, _, _)| s.as_str()).collect();
+    assert!(d.is_ok());
+    let steps: Vec<&str> = trace.iter().map(|s| s.check.as_str()).collect();
     assert_eq!(
         steps,
         [
@@ -121,7 +121,7 @@ fn trace_shows_checks_in_design_order() {
             "room"
         ]
     );
-    assert!(trace.0.iter().all(|(_, held, _)| *held));
+    assert!(trace.iter().all(|s| s.held));
 }
 
 #[test]
@@ -135,7 +135,7 @@ fn no_route_is_404_before_every_other_check() {
         .without("Cookie");
     let d = gate.deny(&req);
     assert_eq!(
-        (d.refusal, d.check, d.route),
+        (d.refusal, d.check(), d.route),
         (Refusal::NoRoute, Check::Route, None)
     );
     assert_eq!(d.refusal.status(), 404);
@@ -171,7 +171,7 @@ fn non_upgrade_is_426_before_origin_and_cookie() {
     ] {
         let d = gate.deny(&req);
         assert_eq!(
-            (d.refusal, d.check, d.route),
+            (d.refusal, d.check(), d.route),
             (Refusal::NotUpgrade, Check::Upgrade, Some(0))
         );
         assert_eq!(d.refusal.status(), 426);
@@ -240,7 +240,7 @@ fn rfc6455_handshake_needs_connection_upgrade_version_13_and_a_16_byte_key() {
     ] {
         let d = gate.deny(&req);
         assert_eq!(
-            (d.refusal, d.check),
+            (d.refusal, d.check()),
             (refusal, Check::Upgrade),
             "{:?}",
             req.headers
@@ -280,7 +280,10 @@ fn long_path_parameter_is_414_before_origin_and_cookie_not_a_500_from_the_room()
                 .header("Origin", "https://evil.example")
                 .without("Cookie"),
         );
-        assert_eq!((d.refusal, d.check), (Refusal::ParamTooLong, Check::Bounds));
+        assert_eq!(
+            (d.refusal, d.check()),
+            (Refusal::ParamTooLong, Check::Bounds)
+        );
         assert_eq!((d.refusal.status(), d.refusal.close_code()), (414, 4414));
         assert!(d.refusal.can_close());
     }
@@ -297,7 +300,7 @@ fn long_query_is_414_only_where_the_rules_read_the_query() {
     let long = format!("v=3&pad={}", "x".repeat(decision::MAX_QUERY_BYTES));
     let d = gate.deny(&Req::ws("/ws/q/a").query(&long));
     assert_eq!(
-        (d.refusal, d.check, d.refusal.status()),
+        (d.refusal, d.check(), d.refusal.status()),
         (Refusal::QueryTooLong, Check::Bounds, 414)
     );
     gate.admit(&Req::ws("/ws/q/a").query("v=3"));
@@ -314,7 +317,7 @@ fn long_header_is_431_only_where_the_rules_read_it() {
     let long = "t".repeat(decision::MAX_HEADER_BYTES + 1);
     let d = gate.deny(&Req::ws("/ws/h/a").header("X-Client", &long));
     assert_eq!(
-        (d.refusal, d.check, d.refusal.status()),
+        (d.refusal, d.check(), d.refusal.status()),
         (Refusal::HeaderTooLong, Check::Bounds, 431)
     );
     gate.admit(&Req::ws("/ws/h/a").header("X-Client", &long[1..]));
@@ -337,7 +340,7 @@ fn foreign_origin_is_403_before_the_cookie() {
             .without("Cookie"),
     );
     assert_eq!(
-        (d.refusal, d.check),
+        (d.refusal, d.check()),
         (Refusal::OriginNotAllowed, Check::Origin)
     );
     assert_eq!(d.refusal.status(), 403);
@@ -351,7 +354,7 @@ fn foreign_origin_is_403_before_the_cookie() {
     ] {
         assert_eq!(
             gate.deny(&Req::ws("/ws/rooms/lobby").header("Origin", origin))
-                .check,
+                .check(),
             Check::Origin,
             "{origin}"
         );
@@ -425,7 +428,7 @@ fn missing_origin_is_denied_with_allow_missing_origin_false() {
         Gate::new(json!({"allow_missing_origin": false, "routes": [{"path": "/ws/rooms/:room"}]}));
     let d = gate.deny(&Req::ws("/ws/rooms/lobby").without("Origin"));
     assert_eq!(
-        (d.refusal, d.check, d.refusal.status()),
+        (d.refusal, d.check(), d.refusal.status()),
         (Refusal::OriginNotAllowed, Check::Origin, 403)
     );
     gate.admit(&Req::ws("/ws/rooms/lobby"));
@@ -442,7 +445,7 @@ fn missing_cookie_is_401() {
     ] {
         let d = gate.deny(&req);
         assert_eq!(
-            (d.refusal, d.check, d.refusal.status()),
+            (d.refusal, d.check(), d.refusal.status()),
             (Refusal::MissingCookie, Check::Cookie, 401)
         );
         assert_eq!(d.sid, None);
@@ -457,9 +460,10 @@ fn cookie_name_is_configurable() {
         gate.deny(&Req::ws("/ws/rooms/lobby")).refusal,
         Refusal::MissingCookie
     );
-    let value = sessiongate::signature::Secrets::new(&[SECRET])
-        .unwrap()
-        .cookie_value(SID);
+    let value = sessiongate::cookie_format::CookieFormat::ExpressSession.cookie_value(
+        &sessiongate::signature::Secrets::new(&[SECRET]).unwrap(),
+        SID,
+    );
     gate.admit(&Req::ws("/ws/rooms/lobby").cookie(&format!("sid={value}")));
 }
 
@@ -481,7 +485,7 @@ fn unsigned_sid_is_401_and_never_reaches_the_store() {
     ] {
         let d = gate.deny(&Req::ws("/ws/rooms/lobby").cookie(&cookie));
         assert_eq!(
-            (d.refusal, d.check, d.refusal.status()),
+            (d.refusal, d.check(), d.refusal.status()),
             (Refusal::BadSignature, Check::Signature, 401),
             "{cookie}"
         );
@@ -505,7 +509,7 @@ fn bad_signature_is_401() {
     ] {
         let d = gate.deny(&Req::ws("/ws/rooms/lobby").cookie(&cookie));
         assert_eq!(
-            (d.refusal, d.check),
+            (d.refusal, d.check()),
             (Refusal::BadSignature, Check::Signature),
             "{cookie}"
         );
@@ -526,7 +530,7 @@ fn unknown_session_is_401_with_the_sid_for_logs() {
     let other = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     let d = gate.deny(&Req::ws("/ws/rooms/lobby").cookie(&cookie_for(SECRET, other)));
     assert_eq!(
-        (d.refusal, d.check, d.refusal.status()),
+        (d.refusal, d.check(), d.refusal.status()),
         (Refusal::UnknownSession, Check::Session, 401)
     );
     assert_eq!(d.sid.as_deref(), Some(other));
@@ -569,7 +573,7 @@ fn unreadable_session_json_is_401() {
         let gate = Gate::with_session(rooms(), json);
         let d = gate.deny(&Req::ws("/ws/rooms/lobby"));
         assert_eq!(
-            (d.refusal, d.check, d.refusal.status()),
+            (d.refusal, d.check(), d.refusal.status()),
             (Refusal::UnreadableSession, Check::Session, 401),
             "{json}"
         );
@@ -583,7 +587,7 @@ fn expired_session_is_401() {
     let gate = Gate::new(rooms()).at(EXPIRES + 1);
     let d = gate.deny(&Req::ws("/ws/rooms/lobby"));
     assert_eq!(
-        (d.refusal, d.check, d.refusal.status()),
+        (d.refusal, d.check(), d.refusal.status()),
         (Refusal::SessionExpired, Check::Session, 401)
     );
 }
@@ -640,7 +644,7 @@ fn store_error_fails_closed_with_503() {
     };
     let d = gate.deny(&Req::ws("/ws/rooms/lobby"));
     assert_eq!(
-        (d.refusal, d.check, d.refusal.status()),
+        (d.refusal, d.check(), d.refusal.status()),
         (Refusal::StoreUnavailable, Check::Store, 503)
     );
     assert_eq!(d.detail.as_deref(), Some("kv timeout"));
@@ -716,7 +720,7 @@ fn failing_rule_is_403_and_names_the_rule_for_logs_only() {
         "require": [{"session": "passport.user", "exists": true}, {"session": "user.roles", "contains": "owner"}]}]}));
     let d = gate.deny(&Req::ws("/ws/rooms/lobby"));
     assert_eq!(
-        (d.refusal, d.check, d.refusal.status()),
+        (d.refusal, d.check(), d.refusal.status()),
         (Refusal::RuleDenied, Check::Rules, 403)
     );
     assert_eq!(

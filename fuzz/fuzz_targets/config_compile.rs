@@ -3,32 +3,14 @@
 //! which must not panic either.
 #![no_main]
 
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
-
 use libfuzzer_sys::fuzz_target;
 use sessiongate::config::Config;
-use sessiongate::decision::{decide, Handshake, SessionStore, StoreError};
+use sessiongate::cookie_format::CookieFormat;
+use sessiongate::decision::{decide, Handshake};
 use sessiongate::signature::Secrets;
-
-struct OneSession;
 
 const SESSION: &str = r#"{"cookie":{"originalMaxAge":3600000,"expires":"2026-11-26T12:00:00.000Z","httpOnly":true,"path":"/"},"passport":{"user":"u-42"},"user":{"name":"Ada","roles":["chat","admin"],"age":36}}"#;
 
-impl SessionStore for OneSession {
-    async fn load(&self, _key: &str) -> Result<Option<String>, StoreError> {
-        Ok(Some(SESSION.to_owned()))
-    }
-}
-
-fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("store never pends"),
-    }
-}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
@@ -40,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let secrets = Secrets::new(&["k"]).unwrap();
     let cookie = format!(
         "connect.sid={}",
-        secrets.cookie_value("XYxA01K1Js0u7JYkqNzvolwuNnbFxjpG")
+        CookieFormat::ExpressSession.cookie_value(&secrets, "XYxA01K1Js0u7JYkqNzvolwuNnbFxjpG")
     );
     let headers = vec![
         ("upgrade".to_owned(), "websocket".to_owned()),
@@ -59,13 +41,8 @@ fuzz_target!(|data: &[u8]| {
             headers: &headers,
             own_origin: "https://gate.example.com",
         };
-        let _ = block_on(decide(
-            &req,
-            &OneSession,
-            &secrets,
-            &config,
-            1_795_651_200_000,
-            &mut (),
-        ));
+        let _ = decide(&req, &secrets, &config, 1_795_651_200_000, |_| {
+            Ok(Some(SESSION.to_owned()))
+        });
     }
 });

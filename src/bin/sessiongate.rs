@@ -17,9 +17,9 @@ mod cli {
 
     use clap::{Parser, Subcommand};
     use sessiongate::config::{Config, ConfigErrors, DenyWith};
-    use sessiongate::decision::{
-        decide, Decision, Handshake, SessionStore, StoreError, TraceLines,
-    };
+    use sessiongate::cookie_format::{CookieFormat, Unsigned};
+    use sessiongate::decision::Handshake;
+    use sessiongate::explain::{self, Step};
     use sessiongate::signature::Secrets;
 
     #[derive(Parser)]
@@ -95,7 +95,10 @@ mod cli {
         match Cli::parse().command {
             Command::Sign { secret, sid } => match Secrets::new(&[secret]) {
                 Ok(secrets) => {
-                    println!("{}", secrets.cookie_value(&sid));
+                    println!(
+                        "{}",
+                        CookieFormat::ExpressSession.cookie_value(&secrets, &sid)
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => usage(&e.to_string()),
@@ -113,19 +116,21 @@ mod cli {
                     eprintln!("no cookie named {name:?} in the header");
                     return ExitCode::from(1);
                 };
-                if !value.starts_with(sessiongate::signature::SIGNED_PREFIX) {
-                    eprintln!("cookie {name:?} is not signed (no \"s:\" prefix): not a session");
-                    return ExitCode::from(1);
-                }
-                match secrets.unsign_cookie(&value) {
-                    Some(sid) => {
+                match CookieFormat::ExpressSession.verify(&secrets, &value) {
+                    Ok(sid) => {
                         println!("{sid}");
                         ExitCode::SUCCESS
                     }
-                    None => {
+                    Err(Unsigned::NotSigned) => {
+                        eprintln!(
+                            "cookie {name:?} is not signed (no \"s:\" prefix): not a session"
+                        );
+                        ExitCode::from(1)
+                    }
+                    Err(Unsigned::BadSignature) => {
                         eprintln!(
                             "signature does not verify with any of the {} secret(s)",
-                            secrets.len()
+                            secrets.count()
                         );
                         ExitCode::from(1)
                     }
@@ -237,14 +242,6 @@ mod cli {
         })
     }
 
-    struct OneSession(String);
-
-    impl SessionStore for OneSession {
-        async fn load(&self, _key: &str) -> Result<Option<String>, StoreError> {
-            Ok(Some(self.0.clone()))
-        }
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn explain(
         config_path: &Path,
@@ -291,7 +288,11 @@ mod cli {
             ),
             (
                 "cookie".into(),
-                format!("{}={}", config.cookie_name, secrets.cookie_value(sid)),
+                format!(
+                    "{}={}",
+                    config.cookie_name,
+                    config.cookie_format.cookie_value(&secrets, sid)
+                ),
             ),
         ];
         if let Some(o) = origin {
@@ -311,46 +312,37 @@ mod cli {
             headers: &headers,
             own_origin,
         };
-        let mut trace = TraceLines::default();
-        let store = OneSession(session);
-        let decision = block_on(decide(
-            &request, &store, &secrets, &config, now_ms, &mut trace,
-        ));
+        let (decision, steps) =
+            explain::explain(&request, &secrets, &config, Ok(Some(&session)), now_ms);
         let code = match &decision {
-            Decision::Admit(a) => {
+            Ok(a) => {
                 println!("admit room={}", a.room);
                 ExitCode::SUCCESS
             }
-            Decision::Deny(d) => {
+            Err(d) => {
                 println!("deny {} {}", d.refusal.status(), d.refusal.reason());
                 ExitCode::from(1)
             }
         };
-        for (check, held, detail) in &trace.0 {
+        for Step {
+            check,
+            held,
+            detail,
+        } in &steps
+        {
             println!(
                 "  {:<4} {check:<22} {detail}",
                 if *held { "ok" } else { "FAIL" }
             );
         }
         match decision {
-            Decision::Admit(a) => println!("  session seen by the room: {}", a.projection),
-            Decision::Deny(d) => {
+            Ok(a) => println!("  session seen by the room: {}", a.projection),
+            Err(d) => {
                 if let Some(detail) = d.detail {
                     println!("  failed: {detail}");
                 }
             }
         }
         code
-    }
-
-    /// The decision's only await is the in-memory store above, which is always ready.
-    fn block_on<F: std::future::Future>(future: F) -> F::Output {
-        let mut future = std::pin::pin!(future);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        loop {
-            if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-                return out;
-            }
-        }
     }
 }

@@ -1,7 +1,6 @@
 //! Demo sign-in (`demo_login = true` only; never in production): makes sessions exactly as
 //! express-session would, so the rest of the gate is exercised for real.
 
-use crate::decision::SessionStore;
 use crate::room::RevokeTarget;
 use crate::session::Session;
 use crate::time::{format_http_date, format_rfc3339_ms};
@@ -130,7 +129,10 @@ async fn login(req: Request, env: &Env, settings: &Settings) -> Result<Response>
     let cookie = format!(
         "{}={}; Path=/; Expires={}; HttpOnly{secure}; SameSite=Lax",
         config.cookie_name,
-        settings.secrets.cookie_value(&sid),
+        settings
+            .config
+            .cookie_format
+            .cookie_value(&settings.secrets, &sid),
         format_http_date(expires)
     );
     let mut response = json_response(&json!({"user": user}), 200)?;
@@ -182,7 +184,11 @@ async fn me(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
 fn current_sid(req: &Request, settings: &Settings) -> Option<String> {
     let header = req.headers().get("cookie").ok().flatten()?;
     let value = crate::cookie::find(&header, &settings.config.cookie_name)?;
-    settings.secrets.unsign_cookie(&value).map(str::to_owned)
+    settings
+        .config
+        .cookie_format
+        .sid(&settings.secrets, &value)
+        .map(str::to_owned)
 }
 
 fn kv_error(e: worker::KvError) -> worker::Error {

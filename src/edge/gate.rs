@@ -3,7 +3,9 @@
 
 use std::borrow::Cow;
 
-use crate::decision::{decide, Admission, Decision, Handshake, Refusal, SessionStore, StoreError};
+use crate::decision::{
+    check_request, check_session, Admission, Denial, Handshake, Refusal, StoreError,
+};
 use crate::room::{Attachment, RequestFacts};
 use serde_json::json;
 use worker::{Env, Headers, KvStore, Request, Response, Result};
@@ -56,8 +58,9 @@ pub struct KvSessions {
     pub cache_ttl: Option<u32>,
 }
 
-impl SessionStore for KvSessions {
-    async fn load(&self, key: &str) -> std::result::Result<Option<String>, StoreError> {
+impl KvSessions {
+    /// The stored session JSON at `key`, `None` if there is none, `Err` if KV could not answer.
+    pub async fn load(&self, key: &str) -> std::result::Result<Option<String>, StoreError> {
         let kv = self.kv.as_ref().map_err(|e| StoreError(e.clone()))?;
         let mut get = kv.get(key);
         if let Some(ttl) = self.cache_ttl {
@@ -76,6 +79,8 @@ pub fn sessions(env: &Env, settings: &Settings) -> KvSessions {
     }
 }
 
+/// One handshake, top to bottom: the request checks, the one KV read, the session checks,
+/// then the hand-off to the Room. Every refusal is answered in [`deny`].
 pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
     let config = &settings.config;
     let url = req.url()?;
@@ -89,66 +94,67 @@ pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Resp
         headers: &headers,
         own_origin: &own_origin,
     };
-    let store = sessions(env, settings);
-    let decision = decide(
-        &handshake,
-        &store,
-        &settings.secrets,
-        config,
-        util::now_ms(),
-        &mut (),
-    )
-    .await;
-    match decision {
-        Decision::Deny(denial) if denial.refusal == Refusal::NoRoute => {
-            Response::error("not found", 404)
-        }
-        Decision::Deny(denial) => {
-            let route = denial.route.map(|i| config.routes[i].path.as_str());
-            // The store's error may quote the key, which holds the sid: log only its tag.
-            let detail = match (&denial.detail, &denial.sid) {
-                (Some(d), Some(sid)) => Some(util::clip(&d.replace(sid.as_str(), "<sid>"))),
-                (d, _) => d.as_deref().map(util::clip),
-            };
-            util::log_json(&json!({
-                "sessiongate": "decision",
-                "decision": "deny",
-                "route": route,
-                "status": denial.refusal.status(),
-                "reason": denial.refusal.reason(),
-                "check": denial.check.as_str(),
-                "detail": detail,
-                "sid": denial.sid.as_deref().map(util::sid_tag),
-            }));
-            util::refuse(denial.refusal, denial.deny_with)
-        }
-        Decision::Admit(admission) => {
-            util::log_json(&json!({
-                "sessiongate": "decision",
-                "decision": "admit",
-                "route": config.routes[admission.route].path.as_str(),
-                "room": util::clip(&admission.room),
-                "sid": util::sid_tag(&admission.sid),
-            }));
-            let attachment = attachment_for(&admission, settings, &handshake)?;
-            // Client input is bounded already, so what overflows is the projected session:
-            // the config exposes too much. 500, one short line, never an admit.
-            if let Err(too_large) = attachment.check_size() {
-                util::log_json(&json!({
-                    "sessiongate": "config",
-                    "room": util::clip(&admission.room),
-                    "error": too_large.to_string(),
-                    "session_bytes": attachment.session.to_string().len(),
-                    "sid": util::sid_tag(&admission.sid),
-                }));
-                return Response::error(
-                    "sessiongate: session projection too large (see the Worker's logs)",
-                    500,
-                );
-            }
-            forward(req, env, admission.room, attachment).await
-        }
+    let checked = match check_request(&handshake, &settings.secrets, config) {
+        Ok(checked) => checked,
+        Err(denial) => return deny(denial, settings),
+    };
+    let stored = sessions(env, settings).load(&checked.key(config)).await;
+    let stored = stored.as_ref().map(Option::as_deref).map_err(Clone::clone);
+    let admission = match check_session(&checked, stored, config, util::now_ms()) {
+        Ok(admission) => admission,
+        Err(denial) => return deny(denial, settings),
+    };
+    util::log_json(&json!({
+        "sessiongate": "decision",
+        "decision": "admit",
+        "route": config.routes[admission.route].path.as_str(),
+        "room": util::clip(&admission.room),
+        "sid": util::sid_tag(&admission.sid),
+    }));
+    let attachment = attachment_for(&admission, settings, &handshake)?;
+    // Client input is bounded already, so what overflows is the projected session: the config
+    // exposes too much. 500, one short line, never an admit.
+    if let Err(too_large) = attachment.check_size() {
+        util::log_json(&json!({
+            "sessiongate": "config",
+            "room": util::clip(&admission.room),
+            "error": too_large.to_string(),
+            "session_bytes": attachment.session.to_string().len(),
+            "sid": util::sid_tag(&admission.sid),
+        }));
+        return Response::error(
+            "sessiongate: session projection too large (see the Worker's logs)",
+            500,
+        );
     }
+    forward(req, env, admission.room, attachment).await
+}
+
+/// Logs a refusal (the failing rule or store error included, the sid only as its tag) and
+/// answers it.
+fn deny(denial: Denial, settings: &Settings) -> Result<Response> {
+    if denial.refusal == Refusal::NoRoute {
+        return Response::error("not found", 404);
+    }
+    let route = denial
+        .route
+        .map(|i| settings.config.routes[i].path.as_str());
+    // The store's error may quote the key, which holds the sid: log only its tag.
+    let detail = match (&denial.detail, &denial.sid) {
+        (Some(d), Some(sid)) => Some(util::clip(&d.replace(sid.as_str(), "<sid>"))),
+        (d, _) => d.as_deref().map(util::clip),
+    };
+    util::log_json(&json!({
+        "sessiongate": "decision",
+        "decision": "deny",
+        "route": route,
+        "status": denial.refusal.status(),
+        "reason": denial.refusal.reason(),
+        "check": denial.check().as_str(),
+        "detail": detail,
+        "sid": denial.sid.as_deref().map(util::sid_tag),
+    }));
+    util::refuse(denial.refusal, denial.deny_with)
 }
 
 fn attachment_for(

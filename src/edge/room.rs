@@ -4,9 +4,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use crate::decision::{recheck, Refusal, SessionStore};
+use crate::decision::{recheck, Refusal};
 use crate::room::{self as protocol, Attachment, ClientFrame, RateWindow, RevokeTarget};
-use crate::route::Params;
 use serde_json::{json, Value};
 use worker::{
     durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket,
@@ -312,16 +311,7 @@ impl Room {
                 // a whole room on a transient error. New handshakes still fail closed.
                 _ => continue,
             };
-            let params = Params::from_pairs(&a.params);
-            let verdict = recheck(
-                config,
-                a.route,
-                &params,
-                &a.request.query,
-                &a.request.headers,
-                stored,
-                now,
-            );
+            let verdict = recheck(config, a, Ok(stored), now);
             if let Err((refusal, detail)) = verdict {
                 util::log_json(&json!({
                     "sessiongate": "revalidation",

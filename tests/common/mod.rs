@@ -1,20 +1,16 @@
-//! Shared harness for the decision and rules tests: an in-memory store, a store that always
-//! errors, a store that counts reads, a request builder and a `block_on` for futures that
-//! complete at once.
+//! Shared harness for the decision and rules tests: an in-memory store that counts reads, a
+//! store that always errors, and a request builder.
 
 #![allow(dead_code)]
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 use serde_json::Value;
 use sessiongate::config::Config;
-use sessiongate::decision::{
-    self, Admission, Decision, Denial, Handshake, SessionStore, StoreError, TraceLines,
-};
+use sessiongate::cookie_format::CookieFormat;
+use sessiongate::decision::{self, Admission, Decision, Denial, Handshake, StoreError};
+use sessiongate::explain::{self, Step};
 use sessiongate::signature::Secrets;
 
 pub const SECRET: &str = "new secret";
@@ -35,16 +31,9 @@ pub fn session_json() -> Value {
     })
 }
 
-/// Runs a future that never waits (the test stores answer at once).
-pub fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    for _ in 0..16 {
-        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-    panic!("future did not complete: the test stores never pend");
+/// What the tests' stores answer for a key (the Worker's is KV).
+pub trait TestStore {
+    fn load(&self, key: &str) -> Result<Option<String>, StoreError>;
 }
 
 /// KV in memory, counting reads.
@@ -62,8 +51,8 @@ impl MapStore {
     }
 }
 
-impl SessionStore for MapStore {
-    async fn load(&self, key: &str) -> Result<Option<String>, StoreError> {
+impl TestStore for MapStore {
+    fn load(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.reads.set(self.reads.get() + 1);
         Ok(self.map.get(key).cloned())
     }
@@ -72,8 +61,8 @@ impl SessionStore for MapStore {
 /// KV that is down.
 pub struct FailingStore;
 
-impl SessionStore for FailingStore {
-    async fn load(&self, _key: &str) -> Result<Option<String>, StoreError> {
+impl TestStore for FailingStore {
+    fn load(&self, _key: &str) -> Result<Option<String>, StoreError> {
         Err(StoreError("kv timeout".into()))
     }
 }
@@ -92,7 +81,7 @@ pub struct Req {
 pub fn cookie_for(secret: &str, sid: &str) -> String {
     format!(
         "theme=dark; connect.sid={}; _ga=GA1.2.3",
-        Secrets::new(&[secret]).unwrap().cookie_value(sid)
+        CookieFormat::ExpressSession.cookie_value(&Secrets::new(&[secret]).unwrap(), sid)
     )
 }
 
@@ -175,7 +164,7 @@ impl Gate<MapStore> {
     }
 }
 
-impl<S: SessionStore> Gate<S> {
+impl<S: TestStore> Gate<S> {
     pub fn secrets(mut self, list: &[&str]) -> Self {
         self.secrets = Secrets::new(list).unwrap();
         self
@@ -186,41 +175,58 @@ impl<S: SessionStore> Gate<S> {
         self
     }
 
-    pub fn decide(&self, req: &Req) -> Decision {
-        self.decide_traced(req).0
-    }
-
-    pub fn decide_traced(&self, req: &Req) -> (Decision, TraceLines) {
-        let handshake = Handshake {
+    fn handshake<'r>(req: &'r Req) -> Handshake<'r> {
+        Handshake {
             method: &req.method,
             path: &req.path,
             query: &req.query,
             headers: &req.headers,
             own_origin: &req.own_origin,
-        };
-        let mut trace = TraceLines::default();
-        let d = block_on(decision::decide(
-            &handshake,
-            &self.store,
+        }
+    }
+
+    pub fn decide(&self, req: &Req) -> Decision {
+        decision::decide(
+            &Self::handshake(req),
             &self.secrets,
             &self.config,
             self.now,
-            &mut trace,
-        ));
-        (d, trace)
+            |key| self.store.load(key),
+        )
+    }
+
+    /// The decision with `explain`'s steps (the store is read once, as by the gate).
+    pub fn decide_traced(&self, req: &Req) -> (Decision, Vec<Step>) {
+        let handshake = Self::handshake(req);
+        let key = match decision::check_request(&handshake, &self.secrets, &self.config) {
+            Ok(checked) => checked.key(&self.config),
+            Err(_) => String::new(),
+        };
+        let stored = if key.is_empty() {
+            Ok(None)
+        } else {
+            self.store.load(&key)
+        };
+        explain::explain(
+            &handshake,
+            &self.secrets,
+            &self.config,
+            stored.as_ref().map(Option::as_deref).map_err(Clone::clone),
+            self.now,
+        )
     }
 
     pub fn admit(&self, req: &Req) -> Admission {
         match self.decide(req) {
-            Decision::Admit(a) => a,
-            Decision::Deny(d) => panic!("expected admission, got {d:?}"),
+            Ok(a) => a,
+            Err(d) => panic!("expected admission, got {d:?}"),
         }
     }
 
     pub fn deny(&self, req: &Req) -> Denial {
         match self.decide(req) {
-            Decision::Deny(d) => d,
-            Decision::Admit(a) => panic!("expected denial, got {a:?}"),
+            Err(d) => d,
+            Ok(a) => panic!("expected denial, got {a:?}"),
         }
     }
 }
