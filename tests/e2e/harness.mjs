@@ -137,9 +137,11 @@ export async function startGate(name, options = {}) {
 /**
  * options.sessionSecrets: the SESSION_SECRETS value to give the Worker (default: the two test
  * secrets as a JSON array); options.storeToken: STORE_TOKEN (default STORE_TOKEN, null leaves
- * it unset); options.extraArgs: more `wrangler dev` arguments (e.g. `--var`).
+ * it unset); options.extraArgs: more `wrangler dev` arguments (e.g. `--var`; note that
+ * `--var SESSIONGATE:...` replaces the table with a string, which the gate refuses);
+ * options.env: the wrangler.toml environment (default "test"; "soak" for benches/soak.mjs).
  */
-async function startGateOnce(name, attempt, { sessionSecrets = JSON.stringify([SECRET_NEW, SECRET_OLD]), storeToken = STORE_TOKEN, extraArgs = [] } = {}) {
+async function startGateOnce(name, attempt, { sessionSecrets = JSON.stringify([SECRET_NEW, SECRET_OLD]), storeToken = STORE_TOKEN, extraArgs = [], env = "test" } = {}) {
   mkdirSync(ARTIFACTS, { recursive: true });
   const temp = mkdtempSync(join(tmpdir(), `sessiongate-e2e-${name}-`));
   const persistDir = join(temp, "state");
@@ -157,13 +159,13 @@ async function startGateOnce(name, attempt, { sessionSecrets = JSON.stringify([S
   }
   const logFile = join(ARTIFACTS, `e2e-${name}.run${run}${attempt === 1 ? "" : `.attempt${attempt}`}.log`);
   const log = createWriteStream(logFile);
-  log.write(`# ${new Date().toISOString()} wrangler dev --env test on 127.0.0.1:${port}, persist ${persistDir}\n`);
+  log.write(`# ${new Date().toISOString()} wrangler dev --env ${env} on 127.0.0.1:${port}, persist ${persistDir}\n`);
 
   const child = spawn(
     join(ROOT, "node_modules/.bin/wrangler"),
     [
       "dev",
-      "--env", "test",
+      "--env", env,
       "--ip", "127.0.0.1",
       "--port", String(port),
       "--inspector-port", String(inspectorPort),
@@ -196,6 +198,7 @@ async function startGateOnce(name, attempt, { sessionSecrets = JSON.stringify([S
   const base = `http://127.0.0.1:${port}`;
   const gate = {
     name,
+    pid: child.pid, // wrangler's process-group leader: workerd runs in its group
     port,
     base,
     wsBase: `ws://127.0.0.1:${port}`,
