@@ -16,7 +16,7 @@
 //! | upgrade | not a `GET` with `Upgrade: websocket` and `Connection: upgrade` | 426 |
 //! | upgrade | `Sec-WebSocket-Version` is not 13 | 426 |
 //! | upgrade | `Sec-WebSocket-Key` does not decode to 16 bytes | 400 |
-//! | bounds | a path parameter over 256 bytes, or a query (1,024) or header (256) the rules read and the Room would keep | 414 / 431 |
+//! | bounds | a path parameter over 256 bytes, a query (1,024) or header (256) the rules read and the Room would keep, or all of them over 1,024 (JSON-escaped, as kept) | 414 / 431 |
 //! | origin | `Origin` is neither the gate's own nor allowed | 403 |
 //! | cookie | no session cookie | 401 |
 //! | signature | no `s:` prefix, or a bad signature | 401 |
@@ -102,6 +102,7 @@ pub enum Refusal {
     ParamTooLong,
     QueryTooLong,
     HeaderTooLong,
+    RequestTooLong,
     NotUpgrade,
     UnsupportedVersion,
     BadHandshake,
@@ -123,7 +124,7 @@ impl Refusal {
     pub fn status(self) -> u16 {
         match self {
             Refusal::NoRoute => 404,
-            Refusal::ParamTooLong | Refusal::QueryTooLong => 414,
+            Refusal::ParamTooLong | Refusal::QueryTooLong | Refusal::RequestTooLong => 414,
             Refusal::HeaderTooLong => 431,
             Refusal::NotUpgrade | Refusal::UnsupportedVersion => 426,
             Refusal::BadHandshake => 400,
@@ -146,7 +147,10 @@ impl Refusal {
             Refusal::NotUpgrade | Refusal::UnsupportedVersion | Refusal::BadHandshake => {
                 Check::Upgrade
             }
-            Refusal::ParamTooLong | Refusal::QueryTooLong | Refusal::HeaderTooLong => Check::Bounds,
+            Refusal::ParamTooLong
+            | Refusal::QueryTooLong
+            | Refusal::HeaderTooLong
+            | Refusal::RequestTooLong => Check::Bounds,
             Refusal::OriginNotAllowed => Check::Origin,
             Refusal::MissingCookie => Check::Cookie,
             Refusal::BadSignature => Check::Signature,
@@ -184,6 +188,7 @@ impl Refusal {
             Refusal::ParamTooLong => "path parameter too long",
             Refusal::QueryTooLong => "query too long",
             Refusal::HeaderTooLong => "header too long",
+            Refusal::RequestTooLong => "request too long",
             Refusal::NotUpgrade => "websocket upgrade required",
             Refusal::UnsupportedVersion => "unsupported websocket version",
             Refusal::BadHandshake => "bad websocket handshake",
@@ -261,13 +266,33 @@ pub fn decide(
     )
 }
 
-/// Longest percent-decoded path parameter, in bytes. Parameters name rooms and are kept with
-/// every socket; the attachment has a 2 KB budget.
+/// Longest path parameter, in bytes as the Room keeps it (percent-decoded, then JSON-escaped:
+/// a `\` counts 2, a control character up to 6). Parameters name rooms and are kept with
+/// every socket, whose attachment has a 2 KB budget.
 pub const MAX_PARAM_BYTES: usize = 256;
-/// Longest query string kept for revalidation (only when the route's rules read the query).
+/// Longest query string kept for revalidation (only when the route's rules read the query),
+/// JSON-escaped.
 pub const MAX_QUERY_BYTES: usize = 1024;
-/// Longest value of a header the rules read (and the Room keeps for revalidation).
+/// Longest value of a header the rules read (and the Room keeps for revalidation),
+/// JSON-escaped.
 pub const MAX_HEADER_BYTES: usize = 256;
+/// Everything a client controls that a socket keeps, together (parameters, query, headers),
+/// JSON-escaped: what is left of the 2 KB attachment is the projected session's.
+pub const MAX_KEPT_BYTES: usize = 1024;
+
+/// The bytes `c` takes inside a JSON string as serde_json writes it.
+pub fn json_char_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8(),
+    }
+}
+
+/// The bytes `text` takes inside a JSON string (without the quotes).
+pub fn json_len(text: &str) -> usize {
+    text.chars().map(json_char_len).sum()
+}
 
 /// Is this a complete RFC 6455 client handshake (section 4.2.1)? A `GET`, `Upgrade` naming
 /// `websocket`, `Connection` naming `upgrade`, `Sec-WebSocket-Version: 13` and a
@@ -314,19 +339,33 @@ pub fn check_bounds(
     query: &str,
     headers: &dyn HeaderLookup,
 ) -> Result<(), Refusal> {
-    if params.iter().any(|(_, v)| v.len() > MAX_PARAM_BYTES) {
-        return Err(Refusal::ParamTooLong);
+    let mut kept = 0;
+    for (_, value) in params.iter() {
+        let len = json_len(value);
+        if len > MAX_PARAM_BYTES {
+            return Err(Refusal::ParamTooLong);
+        }
+        kept += len;
     }
     let (header_names, uses_query) = config.request_subjects(route_index);
-    if uses_query && query.len() > MAX_QUERY_BYTES {
-        return Err(Refusal::QueryTooLong);
+    if uses_query {
+        let len = json_len(query);
+        if len > MAX_QUERY_BYTES {
+            return Err(Refusal::QueryTooLong);
+        }
+        kept += len;
     }
-    if header_names.iter().any(|name| {
-        headers
-            .header(name)
-            .is_some_and(|v| v.len() > MAX_HEADER_BYTES)
-    }) {
-        return Err(Refusal::HeaderTooLong);
+    for name in header_names {
+        if let Some(value) = headers.header(name) {
+            let len = json_len(&value);
+            if len > MAX_HEADER_BYTES {
+                return Err(Refusal::HeaderTooLong);
+            }
+            kept += len;
+        }
+    }
+    if kept > MAX_KEPT_BYTES {
+        return Err(Refusal::RequestTooLong);
     }
     Ok(())
 }

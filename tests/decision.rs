@@ -308,6 +308,33 @@ fn long_query_is_414_only_where_the_rules_read_the_query() {
     gate.admit(&Req::ws("/ws/plain/a").query(&long));
 }
 
+/// Hostile battery finding: the bounds counted raw bytes, but the Room keeps them
+/// JSON-escaped (a `\` doubles, a control character takes 6), so a query of 1,000 backslashes
+/// passed the bounds and the attachment overflowed into a 500.
+#[test]
+fn bounds_count_bytes_as_kept_json_escaped_not_raw() {
+    let gate = Gate::new(json!({"routes": [
+        {"path": "/ws/q/:room", "require": [{"query": "v", "gte": 2}]}
+    ]}));
+    let backslashes = format!("v=2&x={}", "%5C".repeat(600));
+    let d = gate.deny(&Req::ws("/ws/q/a").query(&backslashes.replace("%5C", "\\")));
+    assert_eq!(d.refusal, Refusal::QueryTooLong);
+    // 43 control characters are 258 bytes escaped, though 43 raw.
+    let d = gate.deny(&Req::ws(&format!("/ws/q/{}?", "%01".repeat(43))).query("v=2"));
+    assert_eq!(d.refusal, Refusal::ParamTooLong);
+    gate.admit(&Req::ws(&format!("/ws/q/{}", "%01".repeat(42))).query("v=2"));
+    // Each within its own bound, together over what a socket may keep.
+    let d = gate.deny(
+        &Req::ws(&format!("/ws/q/{}", "r".repeat(200)))
+            .query(&format!("v=2&pad={}", "x".repeat(900))),
+    );
+    assert_eq!(
+        (d.refusal, d.refusal.status(), d.refusal.close_code()),
+        (Refusal::RequestTooLong, 414, 4414)
+    );
+    assert_eq!(decision::json_len("a\\\"\u{1}☃"), 1 + 4 + 6 + 3);
+}
+
 #[test]
 fn long_header_is_431_only_where_the_rules_read_it() {
     let gate = Gate::new(json!({"routes": [
@@ -809,6 +836,7 @@ fn refusal_status_and_close_code_mapping() {
         (Refusal::ParamTooLong, 414),
         (Refusal::QueryTooLong, 414),
         (Refusal::HeaderTooLong, 431),
+        (Refusal::RequestTooLong, 414),
         (Refusal::NotUpgrade, 426),
         (Refusal::UnsupportedVersion, 426),
         (Refusal::BadHandshake, 400),

@@ -46,7 +46,15 @@ struct WorkerHeaders<'a>(&'a Headers);
 
 impl crate::rules::HeaderLookup for WorkerHeaders<'_> {
     fn header(&self, lower_case_name: &str) -> Option<Cow<'_, str>> {
-        self.0.get(lower_case_name).ok().flatten().map(Cow::Owned)
+        // RFC 9110: a field value has no surrounding whitespace; the runtime strips only the
+        // leading part.
+        let value = self.0.get(lower_case_name).ok().flatten()?;
+        let trimmed = value.trim_matches([' ', '\t']);
+        Some(Cow::Owned(if trimmed.len() == value.len() {
+            value
+        } else {
+            trimmed.to_owned()
+        }))
     }
 }
 

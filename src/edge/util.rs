@@ -88,14 +88,18 @@ pub fn sid_tag(sid: &str) -> String {
     hex(&sha2::Sha256::digest(sid.as_bytes())[..4])
 }
 
-/// A client-controlled text as it may appear in a log line: at most 64 characters, so a line
-/// stays short whatever the input.
+/// A client-controlled text as it may appear in a log line: at most 64 bytes once
+/// JSON-escaped (control characters take 6 each), so a line stays short whatever the input.
 pub fn clip(text: &str) -> String {
-    const MAX_CHARS: usize = 64;
-    match text.char_indices().nth(MAX_CHARS) {
-        None => text.to_owned(),
-        Some((cut, _)) => format!("{}... ({} bytes)", &text[..cut], text.len()),
+    const MAX_BYTES: usize = 64;
+    let mut used = 0;
+    for (at, c) in text.char_indices() {
+        used += crate::decision::json_char_len(c);
+        if used > MAX_BYTES {
+            return format!("{}... ({} bytes)", &text[..at], text.len());
+        }
     }
+    text.to_owned()
 }
 
 pub fn log_json(value: &serde_json::Value) {

@@ -76,6 +76,9 @@ const ALLOWED_ORIGINS = ["http://allowed.example", "https://*.trusted.example"];
 const PARAM_MAX_BYTES = 256;
 const QUERY_MAX_BYTES = 1024;
 const HEADER_MAX_BYTES = 256;
+const KEPT_MAX_BYTES = 1024; // parameters, query and headers together
+/** The bytes a string takes inside a JSON string, as the Room keeps it. */
+const jsonBytes = (text) => Buffer.byteLength(JSON.stringify(text)) - 2;
 
 /** Each route: its pattern, room template, deny_with, what its rules read, and its rules. */
 const ROUTES = [
@@ -153,7 +156,6 @@ function queryParam(query, name) {
   return v === null ? undefined : v;
 }
 
-const utf8Bytes = (s) => Buffer.byteLength(s, "utf8");
 
 /** Matches a request path (as the Worker's URL has it) against `/a/:b`; params decoded, or null. */
 function matchPath(pattern, path) {
@@ -292,15 +294,22 @@ function derive(c) {
   });
   // upgrade (under `wrangler dev` only its absence can be shown: the proxy re-does the rest)
   if (!c.upgrade) return refuse(426, "websocket upgrade required");
-  // bounds
+  // bounds, in bytes as the Room keeps them (JSON-escaped)
+  let kept = 0;
   for (const value of Object.values(params)) {
-    if (utf8Bytes(value) > PARAM_MAX_BYTES) return refuse(414, "path parameter too long");
+    if (jsonBytes(value) > PARAM_MAX_BYTES) return refuse(414, "path parameter too long");
+    kept += jsonBytes(value);
   }
-  if (route.reads.query && utf8Bytes(query) > QUERY_MAX_BYTES) return refuse(414, "query too long");
+  if (route.reads.query) {
+    if (jsonBytes(query) > QUERY_MAX_BYTES) return refuse(414, "query too long");
+    kept += jsonBytes(query);
+  }
   for (const name of route.reads.headers) {
     const v = req.header(name);
-    if (v !== undefined && utf8Bytes(v) > HEADER_MAX_BYTES) return refuse(431, "header too long");
+    if (v !== undefined && jsonBytes(v) > HEADER_MAX_BYTES) return refuse(431, "header too long");
+    if (v !== undefined) kept += jsonBytes(v);
   }
+  if (kept > KEPT_MAX_BYTES) return refuse(414, "request too long");
   // origin
   const origin = req.header("origin");
   if (origin !== undefined && origin !== gate.origin && !ALLOWED_ORIGINS.some((g) => glob(g, origin))) {
@@ -343,16 +352,16 @@ function derive(c) {
 }
 
 /**
- * A header's value as the Worker sees it under `wrangler dev` (observed, see tests/e2e/README.md):
- * leading spaces and tabs are stripped, TRAILING ones are kept, a field left empty is dropped,
- * and repeated fields are joined with ", ".
+ * A header's value as the gate's rules see it under `wrangler dev` (observed, see
+ * tests/e2e/README.md): the runtime strips leading spaces and tabs, drops a field left empty
+ * and joins repeated fields with ", "; the gate then trims the ends of the value (RFC 9110).
  */
 function headerValue(headers, name) {
   const values = headers
     .filter(([k]) => k.toLowerCase() === name)
     .map(([, v]) => v.replace(/^[ \t]+/, ""))
     .filter((v) => v !== "");
-  return values.length === 0 ? undefined : values.join(", ");
+  return values.length === 0 ? undefined : values.join(", ").replace(/[ \t]+$/, "");
 }
 
 /* ------------------------------------------------------------ a raw handshake client */
