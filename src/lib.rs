@@ -14,6 +14,7 @@ pub mod cookie_format;
 pub mod decision;
 pub mod explain;
 pub mod glob;
+pub mod revocation;
 pub mod room;
 pub mod route;
 pub mod rules;

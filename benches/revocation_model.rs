@@ -1,0 +1,150 @@
+//! The revocation index on paper, past what one machine can run: a simulation over the core's
+//! index logic (`sessiongate::revocation`) of a deployment with 1,000,000 sockets in 100,000
+//! rooms and 10 revocations a second. Prints figures; asserts nothing.
+//!
+//!   cargo bench --bench revocation_model [-- <shards>]      (default 64 shards)
+//!
+//! Assumptions (printed too): 200,000 users with 1 or 2 sessions each (a second device or
+//! browser); each session's sockets sit in distinct rooms drawn with a skew (some rooms are
+//! popular); a socket lives 10 minutes on average, so the whole population turns over every
+//! 600 s; revocations name a user (passport.user) or a sid, half each.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::json;
+use sessiongate::revocation::{
+    entry_storage_key, key_id, shard_of, socket_keys, RoomKeys, ShardIndex,
+};
+
+const SOCKETS: usize = 1_000_000;
+const ROOMS: usize = 100_000;
+const USERS: usize = 200_000;
+const SOCKET_LIFETIME_S: f64 = 600.0;
+const REVOCATIONS_PER_S: f64 = 10.0;
+/// Requests a second one Durable Object is comfortable with (Cloudflare's guidance for a
+/// single object is around 1,000; keep headroom).
+const OBJECT_COMFORT_RPS: f64 = 500.0;
+
+/// xorshift64*: deterministic, no dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    /// A room with a skew: half the picks among the first 5% of rooms.
+    fn room(&mut self) -> usize {
+        if self.next() % 2 == 0 {
+            self.below(ROOMS / 20)
+        } else {
+            self.below(ROOMS)
+        }
+    }
+}
+
+fn main() {
+    let shards: u32 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(64);
+    let mut rng = Rng(0x5e55_1094_7e);
+
+    // Sessions: each user has 1 or 2.
+    let mut sessions: Vec<(String, usize)> = Vec::new(); // (sid, user)
+    for user in 0..USERS {
+        for s in 0..(1 + rng.below(2)) {
+            sessions.push((format!("sid-{user}-{s}"), user));
+        }
+    }
+    // Sockets: spread over sessions, each in a room the session is not in yet.
+    let mut rooms: Vec<RoomKeys> = vec![RoomKeys::default(); ROOMS];
+    let mut room_names: Vec<String> = (0..ROOMS).map(|r| format!("room:{r}")).collect();
+    room_names.shrink_to_fit();
+    let mut shard_index: Vec<ShardIndex> = vec![ShardIndex::default(); shards as usize];
+    let mut shard_writes = vec![0u64; shards as usize];
+    let mut session_rooms: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut index_adds = 0u64;
+    for i in 0..SOCKETS {
+        let s = if i < sessions.len() {
+            i
+        } else {
+            rng.below(sessions.len())
+        };
+        let (sid, user) = &sessions[s];
+        let taken = session_rooms.entry(s).or_default();
+        let mut room = rng.room();
+        while taken.contains(&room) {
+            room = rng.room();
+        }
+        taken.push(room);
+        let keys = socket_keys(sid, &[("passport.user".into(), json!(format!("u-{user}")))]);
+        for key in rooms[room].arrive(&keys) {
+            let shard = shard_of(&key, shards) as usize;
+            shard_index[shard].add(&key_id(&key), &room_names[room]);
+            shard_writes[shard] += 1;
+            index_adds += 1;
+        }
+    }
+
+    // Revocations: objects touched = the key's shard + the rooms it lists.
+    let mut by_user_rooms: Vec<usize> = Vec::new();
+    let mut by_sid_rooms: Vec<usize> = Vec::new();
+    for _ in 0..20_000 {
+        let (sid, user) = &sessions[rng.below(sessions.len())];
+        let user_key = format!("field:passport.user={}", json!(format!("u-{user}")));
+        let sid_key = format!("sid:{sid}");
+        for (key, out) in [(user_key, &mut by_user_rooms), (sid_key, &mut by_sid_rooms)] {
+            let shard = shard_of(&key, shards) as usize;
+            out.push(shard_index[shard].rooms(&key_id(&key)).len());
+        }
+    }
+    let stats = |v: &mut Vec<usize>| {
+        v.sort_unstable();
+        let mean = v.iter().sum::<usize>() as f64 / v.len() as f64;
+        (mean, v[v.len() * 99 / 100], *v.last().unwrap())
+    };
+    let (user_mean, user_p99, user_max) = stats(&mut by_user_rooms);
+    let (sid_mean, sid_p99, sid_max) = stats(&mut by_sid_rooms);
+
+    // Load: the population turns over every SOCKET_LIFETIME_S; each index add has a matching
+    // remove a linger after the key's last socket leaves.
+    let handshakes_per_s = SOCKETS as f64 / SOCKET_LIFETIME_S;
+    let writes_per_handshake = index_adds as f64 / SOCKETS as f64;
+    let total_writes_per_s = 2.0 * writes_per_handshake * handshakes_per_s;
+    let busiest = *shard_writes.iter().max().unwrap() as f64 / index_adds as f64;
+    let busiest_rps = total_writes_per_s * busiest + REVOCATIONS_PER_S; // worst case: every revocation on it
+    let mean_rps = total_writes_per_s / f64::from(shards);
+    let (key_ids, entries): (usize, usize) = shard_index
+        .iter()
+        .map(ShardIndex::size)
+        .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+    let entry_bytes = entry_storage_key(&key_id("sid:x"), "room:12345").len() + 1;
+    let mut per_shard_entries: BTreeMap<usize, usize> = BTreeMap::new();
+    for s in &shard_index {
+        *per_shard_entries.entry(s.size().1).or_default() += 1;
+    }
+    let max_entries = *per_shard_entries.keys().last().unwrap();
+
+    println!("revocation index model: {SOCKETS} sockets, {ROOMS} rooms, {USERS} users, {} sessions, {shards} shards", sessions.len());
+    println!("assumptions: socket lifetime {SOCKET_LIFETIME_S} s ({handshakes_per_s:.0} handshakes/s), {REVOCATIONS_PER_S} revocations/s");
+    println!();
+    println!("index writes per handshake          {writes_per_handshake:.2} adds (+ as many removes a linger after the last socket of a key leaves)");
+    println!("index writes per second, all shards {total_writes_per_s:.0}");
+    println!("  per shard: mean {mean_rps:.0}/s, busiest {busiest_rps:.0}/s (comfort {OBJECT_COMFORT_RPS:.0}/s per object: {})",
+        if busiest_rps <= OBJECT_COMFORT_RPS { "within" } else { "OVER: raise index_shards" });
+    println!("objects touched per revocation      by user: 1 shard + {user_mean:.1} rooms (p99 {user_p99}, max {user_max}); by sid: 1 shard + {sid_mean:.1} rooms (p99 {sid_p99}, max {sid_max})");
+    println!("  whatever the number of occupied rooms ({ROOMS} here): the old directory asked all {ROOMS}");
+    println!(
+        "revocation requests per second      {:.0} to shards, {:.0} to rooms",
+        REVOCATIONS_PER_S,
+        REVOCATIONS_PER_S * (user_mean + sid_mean) / 2.0
+    );
+    println!("storage                             {key_ids} key ids, {entries} (key, room) entries of ~{entry_bytes} B: {:.0} MB in all, {:.1} MB on the fullest shard ({max_entries} entries)",
+        (entries * entry_bytes) as f64 / 1e6, (max_entries * entry_bytes) as f64 / 1e6);
+    println!("  per key: ~{entry_bytes} B per room it is in (a 64-hex key id, never the sid)");
+}

@@ -1,0 +1,314 @@
+//! Finding a session's rooms without asking every room: an index from revocation key to the
+//! rooms that hold a socket with that key, sharded over many Durable Objects by a hash of the
+//! key. This module is the index's logic apart from any object: the keys, the shard of a key,
+//! a shard's entries, and a room's bookkeeping of what it has registered.
+//!
+//! * A socket's revocation keys are its sid and the value of each `revoke_by` path its session
+//!   has ([`socket_keys`]). A revocation names exactly one key ([`target_key`]).
+//! * A key lives on shard `hash(key) mod shards` ([`shard_of`]), so no object sees all traffic
+//!   and a revocation touches one shard plus the rooms listed there.
+//! * Shards store a one-way id of the key ([`key_id`]), never the sid itself.
+//! * A room registers a key when its first socket with that key arrives and unregisters it a
+//!   linger after the last one leaves ([`RoomKeys`]): a session that leaves and comes back
+//!   within the linger costs no index write.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::room::RevokeTarget;
+
+/// How long a room keeps a key registered after its last socket with that key left.
+pub const LINGER_MS: i64 = 30_000;
+
+/// The revocation key of a sid.
+pub fn sid_key(sid: &str) -> String {
+    format!("sid:{sid}")
+}
+
+/// The revocation key of a session field's value: the path and the value's JSON text (serde
+/// writes object keys sorted, so equal values have equal keys).
+pub fn field_key(path: &str, value: &Value) -> String {
+    format!("field:{path}={value}")
+}
+
+/// Every key a socket can be revoked by: its sid, then each `revoke_by` value it has.
+pub fn socket_keys(sid: &str, revoke_keys: &[(String, Value)]) -> Vec<String> {
+    std::iter::once(sid_key(sid))
+        .chain(
+            revoke_keys
+                .iter()
+                .map(|(path, value)| field_key(path, value)),
+        )
+        .collect()
+}
+
+/// The one key a revocation looks up.
+pub fn target_key(target: &RevokeTarget) -> String {
+    match target {
+        RevokeTarget::Sid(sid) => sid_key(sid),
+        RevokeTarget::Field { field, equals } => field_key(field, equals),
+    }
+}
+
+/// A one-way id of a key (hex SHA-256): what shards store, so a sid is kept nowhere new.
+pub fn key_id(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// The shard that holds `key`: the first four bytes of its SHA-256, modulo `shards`.
+pub fn shard_of(key: &str, shards: u32) -> u32 {
+    let digest = Sha256::digest(key.as_bytes());
+    let head = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    head % shards.max(1)
+}
+
+/// A shard's entries in memory: key id to rooms. The Durable Object keeps the same entries in
+/// its storage, one storage key per (key id, room), so adding and removing are single writes.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ShardIndex {
+    entries: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl ShardIndex {
+    pub fn add(&mut self, key_id: &str, room: &str) -> bool {
+        self.entries
+            .entry(key_id.to_owned())
+            .or_default()
+            .insert(room.to_owned())
+    }
+
+    pub fn remove(&mut self, key_id: &str, room: &str) -> bool {
+        let Some(rooms) = self.entries.get_mut(key_id) else {
+            return false;
+        };
+        let removed = rooms.remove(room);
+        if rooms.is_empty() {
+            self.entries.remove(key_id);
+        }
+        removed
+    }
+
+    pub fn rooms(&self, key_id: &str) -> Vec<String> {
+        self.entries
+            .get(key_id)
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// (key ids, room entries) held.
+    pub fn size(&self) -> (usize, usize) {
+        (
+            self.entries.len(),
+            self.entries.values().map(BTreeSet::len).sum(),
+        )
+    }
+}
+
+/// The storage key of one (key id, room) entry in a shard; a prefix lists a key's rooms.
+pub fn entry_storage_key(key_id: &str, room: &str) -> String {
+    format!("{}{room}", entry_prefix(key_id))
+}
+
+pub fn entry_prefix(key_id: &str) -> String {
+    format!("k:{key_id}:")
+}
+
+/// What a room has registered in the index, and what it must change.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RoomKeys {
+    /// Registered keys: how many of the room's sockets have each, and when a key whose last
+    /// socket left is due to be unregistered.
+    keys: BTreeMap<String, KeyState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KeyState {
+    sockets: usize,
+    unregister_at: Option<i64>,
+}
+
+impl RoomKeys {
+    /// Rebuilds the counts from the sockets now in the room and the keys the room had
+    /// registered (after the object woke from hibernation or was evicted): registered keys
+    /// with no socket linger from `now`.
+    pub fn rebuild<'a>(
+        registered: impl IntoIterator<Item = String>,
+        sockets: impl IntoIterator<Item = &'a [String]>,
+        now_ms: i64,
+    ) -> RoomKeys {
+        let mut keys: BTreeMap<String, KeyState> = registered
+            .into_iter()
+            .map(|k| {
+                (
+                    k,
+                    KeyState {
+                        sockets: 0,
+                        unregister_at: Some(now_ms + LINGER_MS),
+                    },
+                )
+            })
+            .collect();
+        for socket_keys in sockets {
+            for key in socket_keys {
+                let state = keys.entry(key.clone()).or_insert(KeyState {
+                    sockets: 0,
+                    unregister_at: None,
+                });
+                state.sockets += 1;
+                state.unregister_at = None;
+            }
+        }
+        RoomKeys { keys }
+    }
+
+    /// A socket with `keys` arrived: the keys the room must register now (not registered yet).
+    pub fn arrive(&mut self, keys: &[String]) -> Vec<String> {
+        let mut new = Vec::new();
+        for key in keys {
+            let state = self.keys.entry(key.clone()).or_insert_with(|| {
+                new.push(key.clone());
+                KeyState {
+                    sockets: 0,
+                    unregister_at: None,
+                }
+            });
+            state.sockets += 1;
+            state.unregister_at = None;
+        }
+        new
+    }
+
+    /// A socket with `keys` left: keys whose last socket this was linger until `now + LINGER_MS`.
+    pub fn leave(&mut self, keys: &[String], now_ms: i64) {
+        for key in keys {
+            if let Some(state) = self.keys.get_mut(key) {
+                state.sockets = state.sockets.saturating_sub(1);
+                if state.sockets == 0 {
+                    state.unregister_at = Some(now_ms + LINGER_MS);
+                }
+            }
+        }
+    }
+
+    /// Keys due to be unregistered at `now` (removed from the bookkeeping).
+    pub fn due(&mut self, now_ms: i64) -> Vec<String> {
+        let due: Vec<String> = self
+            .keys
+            .iter()
+            .filter(|(_, s)| s.sockets == 0 && s.unregister_at.is_some_and(|at| at <= now_ms))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &due {
+            self.keys.remove(key);
+        }
+        due
+    }
+
+    /// When the next key is due, if any: the room's alarm must wake it then.
+    pub fn next_due(&self) -> Option<i64> {
+        self.keys.values().filter_map(|s| s.unregister_at).min()
+    }
+
+    /// Every key registered (or lingering).
+    pub fn registered(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keys_are_the_sid_and_each_revoke_by_value() {
+        let keys = socket_keys("S1", &[("passport.user".into(), json!("u-42"))]);
+        assert_eq!(keys, ["sid:S1", "field:passport.user=\"u-42\""]);
+        assert_eq!(target_key(&RevokeTarget::Sid("S1".into())), keys[0]);
+        let by_user = RevokeTarget::Field {
+            field: "passport.user".into(),
+            equals: json!("u-42"),
+        };
+        assert_eq!(target_key(&by_user), keys[1]);
+        // Equal objects are equal keys whatever their key order.
+        let a: Value = serde_json::from_str(r#"{"b":1,"a":2}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"a":2,"b":1}"#).unwrap();
+        assert_eq!(field_key("x", &a), field_key("x", &b));
+        // Numbers as JSON has them: 1 and 1.0 are different values, as in a revocation match.
+        assert_ne!(field_key("x", &json!(1)), field_key("x", &json!(1.0)));
+    }
+
+    #[test]
+    fn key_ids_hide_the_sid_and_shards_spread_keys() {
+        let id = key_id("sid:XYxA01K1Js0u7JYkqNzvolwuNnbFxjpG");
+        assert_eq!(id.len(), 64);
+        assert!(!id.contains("XYxA"));
+        let mut counts = [0u32; 16];
+        for i in 0..16_000 {
+            counts[shard_of(&format!("sid:{i}"), 16) as usize] += 1;
+        }
+        // Within 10% of even.
+        assert!(
+            counts.iter().all(|&c| (900..1100).contains(&c)),
+            "{counts:?}"
+        );
+        assert_eq!(shard_of("anything", 1), 0);
+        assert_eq!(shard_of("anything", 0), 0);
+    }
+
+    #[test]
+    fn a_shard_lists_a_keys_rooms_and_forgets_empty_keys() {
+        let mut shard = ShardIndex::default();
+        assert!(shard.add("k1", "room:a"));
+        assert!(!shard.add("k1", "room:a"));
+        shard.add("k1", "room:b");
+        assert_eq!(shard.rooms("k1"), ["room:a", "room:b"]);
+        assert!(shard.remove("k1", "room:a"));
+        assert!(shard.remove("k1", "room:b"));
+        assert_eq!(shard.size(), (0, 0));
+        assert!(!shard.remove("k1", "room:b"));
+        assert_eq!(entry_storage_key("k1", "room:a"), "k:k1:room:a");
+        assert!(entry_storage_key("k1", "room:a").starts_with(&entry_prefix("k1")));
+    }
+
+    #[test]
+    fn a_room_registers_a_key_once_and_unregisters_it_a_linger_after_the_last_socket() {
+        let mut room = RoomKeys::default();
+        let ada = vec!["sid:A".to_owned(), "field:u=1".to_owned()];
+        let ada_tab = vec!["sid:A2".to_owned(), "field:u=1".to_owned()];
+        assert_eq!(room.arrive(&ada), ada);
+        assert_eq!(room.arrive(&ada_tab), ["sid:A2"]);
+        room.leave(&ada, 1_000);
+        // sid:A lingers; the user key still has a socket.
+        assert_eq!(room.next_due(), Some(1_000 + LINGER_MS));
+        assert!(room.due(1_000 + LINGER_MS - 1).is_empty());
+        // Back within the linger: no index write.
+        assert!(room.arrive(&ada).is_empty());
+        room.leave(&ada, 2_000);
+        room.leave(&ada_tab, 2_000);
+        let mut due = room.due(2_000 + LINGER_MS);
+        due.sort();
+        assert_eq!(due, ["field:u=1", "sid:A", "sid:A2"]);
+        assert_eq!(room.next_due(), None);
+        assert_eq!(room.registered().count(), 0);
+    }
+
+    #[test]
+    fn rebuilt_after_eviction_registered_keys_without_sockets_linger() {
+        let sockets = [vec!["sid:B".to_owned()]];
+        let mut room = RoomKeys::rebuild(
+            ["sid:A".to_owned(), "sid:B".to_owned()],
+            sockets.iter().map(Vec::as_slice),
+            5_000,
+        );
+        assert_eq!(room.due(5_000 + LINGER_MS), ["sid:A"]);
+        assert!(room.arrive(&sockets[0]).is_empty());
+    }
+}
