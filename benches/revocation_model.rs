@@ -39,7 +39,7 @@ impl Rng {
     }
     /// A room with a skew: half the picks among the first 5% of rooms.
     fn room(&mut self) -> usize {
-        if self.next() % 2 == 0 {
+        if self.next().is_multiple_of(2) {
             self.below(ROOMS / 20)
         } else {
             self.below(ROOMS)
@@ -52,7 +52,7 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(64);
-    let mut rng = Rng(0x5e55_1094_7e);
+    let mut rng = Rng(0x005e_5510_947e);
 
     // Sessions: each user has 1 or 2.
     let mut sessions: Vec<(String, usize)> = Vec::new(); // (sid, user)
