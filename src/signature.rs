@@ -84,12 +84,11 @@ impl Secrets {
         }
     }
 
+    /// How many secrets (at least one: [`Secrets::new`] refuses an empty list, so there is
+    /// no `is_empty`).
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         self.keyed.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keyed.is_empty()
     }
 
     /// `sign(value, secrets[0])` as `cookie-signature` computes it.
