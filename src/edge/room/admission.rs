@@ -7,6 +7,7 @@ use crate::engine::{self, RoomAdmission};
 use crate::log::{self, Clipped, LogEvent, SidTag};
 use worker::{Request, Response, Result, WebSocketPair};
 
+use super::app;
 use super::members::{self, close, Member, RoomContext};
 use super::{Room, ROOM_NAME_KEY};
 use crate::edge::gate::{too_large_session, ADMISSION_HEADER};
@@ -49,7 +50,7 @@ impl Room {
             return Err(e);
         }
         let was_empty = members.is_empty();
-        let app = self.app_of(&admission.attachment);
+        let app = app::for_route(route.app);
         members.push(Member {
             socket,
             attachment: admission.attachment,

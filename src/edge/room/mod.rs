@@ -67,7 +67,8 @@ impl Room {
         app::for_route(route.unwrap_or_default())
     }
 
-    /// An app's hook failed: one log line.
+    /// Something failed that no client is told about (an app's hook, bookkeeping, the
+    /// alarm): one log line.
     fn log_error(room: Option<&str>, what: &str, e: &worker::Error) {
         util::log(&LogEvent::Room {
             room: room.map(Clipped::of),
