@@ -524,7 +524,7 @@ pub fn check_rules(config: &Config, route: usize, ctx: &RuleContext<'_>) -> Resu
 /// route, parameters, query and headers the socket kept. A session that is gone was revoked.
 pub fn recheck(
     config: &Config,
-    socket: &crate::room::Attachment,
+    socket: &crate::engine::Attachment,
     stored: Stored<'_>,
     now_ms: i64,
 ) -> Result<(), (Refusal, Option<String>)> {

@@ -4,30 +4,21 @@
 //! no regex engine in the wasm.
 
 /// Why a pattern is not a glob.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GlobError {
     /// `[` without its `]`.
+    #[error("unclosed '[' in glob")]
     UnclosedClass,
     /// A `\` at the very end escapes nothing.
+    #[error("glob ends with a lone '\\'")]
     TrailingEscape,
     /// `[]` or `[!]` matches nothing.
+    #[error("empty character class in glob")]
     EmptyClass,
     /// A range such as `z-a`.
+    #[error("reversed range {0}-{1} in glob")]
     ReversedRange(char, char),
 }
-
-impl std::fmt::Display for GlobError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            GlobError::UnclosedClass => write!(f, "unclosed '[' in glob"),
-            GlobError::TrailingEscape => write!(f, "glob ends with a lone '\\'"),
-            GlobError::EmptyClass => write!(f, "empty character class in glob"),
-            GlobError::ReversedRange(a, b) => write!(f, "reversed range {a}-{b} in glob"),
-        }
-    }
-}
-
-impl std::error::Error for GlobError {}
 
 #[derive(Debug, Clone, PartialEq)]
 enum Token {

@@ -3,19 +3,24 @@
 //! The crate is split in two:
 //!
 //! * a pure core ([`cookie`], [`signature`], [`session`], [`config`], [`rules`], [`route`],
-//!   [`decision`], [`room`], [`store_api`]) that has no `worker` dependency, so `cargo test` runs it natively,
-//!   the `sessiongate` CLI links it, and every decision is testable without a socket;
+//!   [`decision`], the Room [`engine`] and its apps' wire formats ([`protocol`], [`counter`]),
+//!   [`store_api`], the Worker's [`log`] lines) that has no `worker` dependency, so `cargo test`
+//!   runs it natively, the `sessiongate` CLI links it, and every decision is testable without a
+//!   socket;
 //! * the Worker layer (`edge`, only on `wasm32`) that adapts `worker::Request`, `Env`,
 //!   `KvStore` and Durable Object state to the core and does the I/O.
 
 pub mod config;
 pub mod cookie;
 pub mod cookie_format;
+pub mod counter;
 pub mod decision;
+pub mod engine;
 pub mod explain;
 pub mod glob;
+pub mod log;
+pub mod protocol;
 pub mod revocation;
-pub mod room;
 pub mod route;
 pub mod rules;
 pub mod session;

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::room::RevokeTarget;
+use crate::engine::RevokeTarget;
 
 /// How long a room keeps a key registered after its last socket with that key left.
 pub const LINGER_MS: i64 = 30_000;

@@ -9,37 +9,23 @@ use std::borrow::Cow;
 use crate::glob::{Glob, GlobError, GlobPart};
 
 /// Why a path pattern or a template is not valid.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PatternError {
+    #[error("path must start with '/'")]
     MustStartWithSlash,
+    #[error("path has an empty segment ('//')")]
     EmptySegment,
+    #[error("bad parameter name {0:?} (letters, digits and '_', not first a digit)")]
     BadParamName(String),
+    #[error("parameter {0:?} appears twice")]
     DuplicateParam(String),
+    #[error("'*' may only be the last segment")]
     StarNotLast,
+    #[error("'{{' without its '}}'")]
     UnclosedPlaceholder,
+    #[error("bad placeholder {{{0}}}")]
     BadPlaceholder(String),
 }
-
-impl std::fmt::Display for PatternError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PatternError::MustStartWithSlash => write!(f, "path must start with '/'"),
-            PatternError::EmptySegment => write!(f, "path has an empty segment ('//')"),
-            PatternError::BadParamName(n) => {
-                write!(
-                    f,
-                    "bad parameter name {n:?} (letters, digits and '_', not first a digit)"
-                )
-            }
-            PatternError::DuplicateParam(n) => write!(f, "parameter {n:?} appears twice"),
-            PatternError::StarNotLast => write!(f, "'*' may only be the last segment"),
-            PatternError::UnclosedPlaceholder => write!(f, "'{{' without its '}}'"),
-            PatternError::BadPlaceholder(n) => write!(f, "bad placeholder {{{n}}}"),
-        }
-    }
-}
-
-impl std::error::Error for PatternError {}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {

@@ -7,24 +7,15 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// Why a stored session cannot be used. Callers treat every one as "no session".
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionError {
     /// Not JSON, or JSON that is not an object.
+    #[error("session record is not a JSON object")]
     NotAnObject,
     /// `cookie.expires` is neither null, absent nor an ISO date string.
+    #[error("session cookie.expires is not a date")]
     BadExpires,
 }
-
-impl std::fmt::Display for SessionError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SessionError::NotAnObject => write!(f, "session record is not a JSON object"),
-            SessionError::BadExpires => write!(f, "session cookie.expires is not a date"),
-        }
-    }
-}
-
-impl std::error::Error for SessionError {}
 
 /// A decoded session.
 #[derive(Debug, Clone, PartialEq)]

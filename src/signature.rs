@@ -18,29 +18,18 @@ type HmacSha256 = Hmac<Sha256>;
 pub const SIGNATURE_LEN: usize = 43;
 
 /// Why a list of secrets cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretsError {
     /// No secret at all: nothing could verify a cookie.
+    #[error("no session secret configured")]
     Empty,
     /// The secret at this index is the empty string, which signs nothing worth trusting.
+    #[error("session secret #{0} is empty")]
     EmptySecret(usize),
     /// The value starts like a JSON array but is not an array of strings.
+    #[error("starts with '[' but is not a JSON array of strings")]
     NotAList,
 }
-
-impl std::fmt::Display for SecretsError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SecretsError::Empty => write!(f, "no session secret configured"),
-            SecretsError::EmptySecret(i) => write!(f, "session secret #{i} is empty"),
-            SecretsError::NotAList => {
-                write!(f, "starts with '[' but is not a JSON array of strings")
-            }
-        }
-    }
-}
-
-impl std::error::Error for SecretsError {}
 
 /// A rotation list of secrets with each HMAC key schedule computed once: verifying a cookie
 /// then costs two SHA-256 blocks per secret tried instead of four.

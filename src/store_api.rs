@@ -20,17 +20,22 @@ pub const MAX_SID_CHARS: usize = 128;
 pub const MIN_TTL_SECONDS: u64 = 60;
 
 /// Why a store request is refused. The message is safe to send back: it never holds the sid.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreRequestError {
     /// The sid is not 16 to 128 characters of `[A-Za-z0-9_-]`.
+    #[error("session id must be {MIN_SID_CHARS} to {MAX_SID_CHARS} characters of A-Z a-z 0-9 _ -")]
     BadSid,
     /// The body is over [`MAX_BODY_BYTES`].
+    #[error("session is over {MAX_BODY_BYTES} bytes")]
     TooLarge,
     /// The body is not a JSON object.
+    #[error("body must be a JSON object (the session)")]
     NotAnObject,
     /// The body has no `cookie` object: not what express-session stores.
+    #[error("session has no \"cookie\" object (express-session writes one)")]
     NoCookie,
     /// `cookie.expires` is neither null nor an ISO date string.
+    #[error("session cookie.expires must be null or an ISO date")]
     BadExpires,
 }
 
@@ -42,27 +47,6 @@ impl StoreRequestError {
         }
     }
 }
-
-impl std::fmt::Display for StoreRequestError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StoreRequestError::BadSid => write!(
-                f,
-                "session id must be {MIN_SID_CHARS} to {MAX_SID_CHARS} characters of A-Z a-z 0-9 _ -"
-            ),
-            StoreRequestError::TooLarge => write!(f, "session is over {MAX_BODY_BYTES} bytes"),
-            StoreRequestError::NotAnObject => write!(f, "body must be a JSON object (the session)"),
-            StoreRequestError::NoCookie => {
-                write!(f, "session has no \"cookie\" object (express-session writes one)")
-            }
-            StoreRequestError::BadExpires => {
-                write!(f, "session cookie.expires must be null or an ISO date")
-            }
-        }
-    }
-}
-
-impl std::error::Error for StoreRequestError {}
 
 /// Accepts only what a session store would use as a sid.
 pub fn check_sid(sid: &str) -> Result<(), StoreRequestError> {

@@ -153,12 +153,13 @@ mod cli {
                     };
                     let rules = &route.rules;
                     println!(
-                        "  routes[{i}] {} -> room {:?}  require {} include {} exclude {}  deny_with {mode}",
+                        "  routes[{i}] {} -> room {:?}  require {} include {} exclude {}  deny_with {mode}  app {}",
                         route.path.as_str(),
                         route.room.as_str(),
                         rules.require.len(),
                         rules.include.len(),
                         rules.exclude.len(),
+                        route.app.as_str(),
                     );
                 }
                 let g = &config.rules;

@@ -1,7 +1,7 @@
 //! Demo sign-in (`demo_login = true` only; never in production): makes sessions exactly as
 //! express-session would, so the rest of the gate is exercised for real.
 
-use crate::room::RevokeTarget;
+use crate::engine::RevokeTarget;
 use crate::session::Session;
 use crate::time::{format_http_date, format_rfc3339_ms};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -9,6 +9,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use worker::{Env, Method, Request, Response, Result};
 
+use super::env;
 use super::gate::sessions;
 use super::util::{self, json_response, Settings};
 
@@ -96,7 +97,7 @@ async fn login(req: Request, env: &Env, settings: &Settings) -> Result<Response>
         );
     }
     let config = &settings.config;
-    let kv = env.kv("SESSIONS")?;
+    let kv = env::sessions(env)?;
     if let Some(old) = previous {
         // Signing in again replaces the session, as req.session.regenerate() would.
         kv.delete(&config.session_key(&old))
@@ -143,7 +144,7 @@ async fn login(req: Request, env: &Env, settings: &Settings) -> Result<Response>
 async fn logout(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
     if let Some(sid) = current_sid(&req, settings) {
         let config = &settings.config;
-        env.kv("SESSIONS")?
+        env::sessions(env)?
             .delete(&config.session_key(&sid))
             .await
             .map_err(kv_error)?;
@@ -192,5 +193,5 @@ fn current_sid(req: &Request, settings: &Settings) -> Option<String> {
 }
 
 fn kv_error(e: worker::KvError) -> worker::Error {
-    worker::Error::RustError(format!("KV: {e}"))
+    util::error(format_args!("KV: {e}"))
 }

@@ -8,12 +8,13 @@
 //! entry (a room evicted without leaving) only costs one wasted request, after which the room
 //! leaves again.
 
+use crate::log::{Clipped, LogEvent};
 use serde_json::json;
 use worker::{
     durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, State,
 };
 
-use super::util;
+use super::{env, util};
 
 /// The one directory object's name.
 const DIRECTORY_NAME: &str = "directory";
@@ -60,7 +61,7 @@ impl DurableObject for Directory {
 }
 
 fn stub(env: &Env) -> Result<worker::Stub> {
-    env.durable_object("DIRECTORY")?
+    env::directory(env)?
         .id_from_name(DIRECTORY_NAME)?
         .get_stub()
 }
@@ -77,7 +78,9 @@ pub async fn register(env: &Env, room: &str, occupied: bool) {
     }
     .await;
     if let Err(e) = result {
-        util::log_json(&json!({"sessiongate": "directory", "error": e.to_string()}));
+        util::log(&LogEvent::Directory {
+            error: Clipped::of(&e.to_string()),
+        });
     }
 }
 

@@ -3,44 +3,18 @@
 
 use std::borrow::Cow;
 
-use crate::decision::{
-    check_request, check_session, Admission, Denial, Handshake, Refusal, StoreError,
-};
-use crate::room::{Attachment, RequestFacts};
-use serde_json::json;
+use crate::decision::{check_request, check_session, Denial, Handshake, Refusal, StoreError};
+use crate::engine::{connection_id, Attachment, RoomAdmission};
+use crate::log::{self, Clipped, LogEvent, SidTag};
 use worker::{Env, Headers, KvStore, Request, Response, Result};
 
+use super::env;
 use super::util::{self, Settings};
 
 /// Header that carries an admission from the Worker to the Room. Durable Objects are reachable
 /// only through the binding, and the Worker strips every client-sent `x-sessiongate-*` header.
 pub const ADMISSION_HEADER: &str = "x-sessiongate-admission";
 const INTERNAL_HEADER_PREFIX: &str = "x-sessiongate-";
-
-/// The room's view of an admission: the socket's attachment-to-be and how to refuse.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct RoomAdmission {
-    pub room: String,
-    pub attachment: Attachment,
-}
-
-impl RoomAdmission {
-    /// The header value: base64url of the JSON. Header values must be ASCII; the runtime warns
-    /// about any other byte and prints the whole value, which holds the sid.
-    pub fn encode(&self) -> std::result::Result<String, serde_json::Error> {
-        use base64::Engine;
-        let json = serde_json::to_vec(self)?;
-        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
-    }
-
-    pub fn decode(value: &str) -> Option<RoomAdmission> {
-        use base64::Engine;
-        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(value)
-            .ok()?;
-        serde_json::from_slice(&json).ok()
-    }
-}
 
 struct WorkerHeaders<'a>(&'a Headers);
 
@@ -80,9 +54,7 @@ impl KvSessions {
 
 pub fn sessions(env: &Env, settings: &Settings) -> KvSessions {
     KvSessions {
-        kv: env
-            .kv("SESSIONS")
-            .map_err(|e| format!("KV binding SESSIONS: {e}")),
+        kv: env::sessions(env).map_err(|e| format!("KV binding {}: {e}", env::SESSIONS)),
         cache_ttl: settings.config.cache_ttl,
     }
 }
@@ -112,30 +84,24 @@ pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Resp
         Ok(admission) => admission,
         Err(denial) => return deny(denial, settings),
     };
-    util::log_json(&json!({
-        "sessiongate": "decision",
-        "decision": "admit",
-        "route": config.routes[admission.route].path.as_str(),
-        "room": util::clip(&admission.room),
-        "sid": util::sid_tag(&admission.sid),
+    util::log(&LogEvent::Decision(log::Decision::Admit {
+        route: config.routes[admission.route].path.as_str(),
+        room: Clipped::of(&admission.room),
+        sid: SidTag::of(&admission.sid),
     }));
-    let attachment = attachment_for(&admission, settings, &handshake)?;
+    let id = connection_id(util::random_bytes()?);
+    let attachment =
+        Attachment::for_admission(id, &admission, config, handshake.headers, handshake.query);
     // Client input is bounded already, so what overflows is the projected session: the config
     // exposes too much. 500, one short line, never an admit.
     if let Err(too_large) = attachment.check_size() {
-        util::log_json(&json!({
-            "sessiongate": "config",
-            "room": util::clip(&admission.room),
-            "error": too_large.to_string(),
-            "session_bytes": attachment.session.to_string().len(),
-            "sid": util::sid_tag(&admission.sid),
-        }));
-        return Response::error(
-            "sessiongate: session projection too large (see the Worker's logs)",
-            500,
-        );
+        return too_large_session(&admission.room, &attachment, &too_large);
     }
-    forward(req, env, admission.room, attachment).await
+    let admission = RoomAdmission {
+        room: admission.room,
+        attachment,
+    };
+    forward(req, env, admission).await
 }
 
 /// Logs a refusal (the failing rule or store error included, the sid only as its tag) and
@@ -144,78 +110,48 @@ fn deny(denial: Denial, settings: &Settings) -> Result<Response> {
     if denial.refusal == Refusal::NoRoute {
         return Response::error("not found", 404);
     }
-    let route = denial
-        .route
-        .map(|i| settings.config.routes[i].path.as_str());
-    // The store's error may quote the key, which holds the sid: log only its tag.
-    let detail = match (&denial.detail, &denial.sid) {
-        (Some(d), Some(sid)) => Some(util::clip(&d.replace(sid.as_str(), "<sid>"))),
-        (d, _) => d.as_deref().map(util::clip),
-    };
-    util::log_json(&json!({
-        "sessiongate": "decision",
-        "decision": "deny",
-        "route": route,
-        "status": denial.refusal.status(),
-        "reason": denial.refusal.reason(),
-        "check": denial.check().as_str(),
-        "detail": detail,
-        "sid": denial.sid.as_deref().map(util::sid_tag),
+    let sid = denial.sid.as_deref();
+    util::log(&LogEvent::Decision(log::Decision::Deny {
+        route: denial
+            .route
+            .map(|i| settings.config.routes[i].path.as_str()),
+        room: None,
+        status: denial.refusal.status(),
+        reason: denial.refusal.reason(),
+        check: denial.check().as_str(),
+        // The store's error may quote the key, which holds the sid.
+        detail: denial
+            .detail
+            .as_deref()
+            .map(|d| Clipped::without_sid(d, sid.unwrap_or(""))),
+        sid: sid.map(SidTag::of),
     }));
     util::refuse(denial.refusal, denial.deny_with)
 }
 
-fn attachment_for(
-    admission: &Admission,
-    settings: &Settings,
-    handshake: &Handshake<'_>,
-) -> Result<Attachment> {
-    let config = &settings.config;
-    let (header_names, uses_query) = config.request_subjects(admission.route);
-    let headers = header_names
-        .into_iter()
-        .filter_map(|name| {
-            handshake
-                .headers
-                .header(name)
-                .map(|v| (name.to_owned(), v.into_owned()))
-        })
-        .collect();
-    let session = &admission.projection;
-    Ok(Attachment {
-        id: format!("c{}", util::hex(&util::random_bytes::<6>()?)),
-        session: session.clone(),
-        sid: admission.sid.clone(),
-        route: admission.route,
-        params: admission.params.clone(),
-        request: RequestFacts {
-            query: if uses_query {
-                handshake.query.to_owned()
-            } else {
-                String::new()
-            },
-            headers,
-        },
-        expires_at_ms: admission.expires_at_ms,
-        revoke_keys: admission.revoke_keys.clone(),
-        departed: false,
-    })
+/// The answer (and the log line) when a socket's attachment would not fit: the config exposes
+/// too much of the session. Checked by the gate, and again by the room.
+pub fn too_large_session(
+    room: &str,
+    attachment: &Attachment,
+    too_large: &crate::engine::AttachmentTooLarge,
+) -> Result<Response> {
+    util::log(&LogEvent::Config {
+        room: Clipped::of(room),
+        error: too_large.to_string(),
+        session_bytes: attachment.session.to_string().len(),
+        sid: SidTag::of(&attachment.sid),
+    });
+    Response::error(
+        "sessiongate: session projection too large (see the Worker's logs)",
+        500,
+    )
 }
 
-async fn forward(
-    req: Request,
-    env: &Env,
-    room: String,
-    attachment: Attachment,
-) -> Result<Response> {
-    let stub = env
-        .durable_object("ROOMS")?
-        .id_from_name(&room)?
-        .get_stub()?;
+async fn forward(req: Request, env: &Env, admission: RoomAdmission) -> Result<Response> {
+    let stub = env::rooms(env)?.id_from_name(&admission.room)?.get_stub()?;
     let mut forwarded = req.clone_mut()?;
-    let admission = RoomAdmission { room, attachment }
-        .encode()
-        .map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let admission = admission.encode().map_err(util::error)?;
     let headers = forwarded.headers_mut()?;
     // The Room trusts only what the gate sets: drop every client-sent internal header, and
     // the cookie, which the Room never needs (it holds the sid in the clear).

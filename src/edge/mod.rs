@@ -3,6 +3,7 @@
 
 mod demo;
 mod directory;
+mod env;
 mod gate;
 mod revoke;
 mod room;

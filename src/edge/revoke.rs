@@ -1,11 +1,13 @@
 //! `POST /_sessiongate/revoke`: close every socket of a session, or of a user, in every room,
 //! now. Authorized by the `ADMIN_TOKEN` Worker secret; without it the endpoint does not exist.
 
-use crate::room::RevokeTarget;
+use crate::engine::RevokeTarget;
+use crate::log::{Clipped, LogEvent, Revoke};
 use crate::signature::bearer_matches;
 use serde_json::{json, Value};
 use worker::{Env, Method, Request, RequestInit, Response, Result};
 
+use super::env;
 use super::room::REVOKE_PATH;
 use super::util::{self, json_response, Settings};
 
@@ -30,19 +32,18 @@ struct FieldMatch {
 }
 
 pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<Response> {
-    let Ok(token) = env.secret("ADMIN_TOKEN").map(|s| s.to_string()) else {
+    let Some(token) = env::token(env, env::ADMIN_TOKEN) else {
         return Response::error("not found", 404);
     };
-    if token.is_empty() {
-        return Response::error("not found", 404);
-    }
     if req.method() != Method::Post {
         return json_response(&json!({"error": "use POST"}), 405);
     }
     let presented = req.headers().get("authorization")?.unwrap_or_default();
     let bearer = presented.strip_prefix("Bearer ").unwrap_or("");
     if !bearer_matches(bearer, &token) {
-        util::log_json(&json!({"sessiongate": "revoke", "error": "bad or missing token"}));
+        util::log(&LogEvent::Revoke(Revoke::Error {
+            error: Clipped::of("bad or missing token"),
+        }));
         let mut response = json_response(&json!({"error": "unauthorized"}), 401)?;
         response.headers_mut().set("WWW-Authenticate", "Bearer")?;
         return Ok(response);
@@ -69,7 +70,7 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
     let outcome = revoke(env, &target).await?;
     let mut deleted = 0;
     if body.delete_session {
-        let kv = env.kv("SESSIONS")?;
+        let kv = env::sessions(env)?;
         let mut sids = outcome.sids.clone();
         if let RevokeTarget::Sid(sid) = &target {
             if !sids.contains(sid) {
@@ -79,16 +80,15 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
         for sid in &sids {
             kv.delete(&settings.config.session_key(sid))
                 .await
-                .map_err(|e| worker::Error::RustError(e.to_string()))?;
+                .map_err(util::error)?;
             deleted += 1;
         }
     }
-    util::log_json(&json!({
-        "sessiongate": "revoke",
-        "closed": outcome.closed,
-        "rooms": outcome.rooms,
-        "failed": outcome.failed,
-        "deleted": deleted,
+    util::log(&LogEvent::Revoke(Revoke::Done {
+        closed: outcome.closed,
+        rooms: outcome.rooms,
+        failed: outcome.failed,
+        deleted,
     }));
     json_response(
         &json!({"closed": outcome.closed, "rooms": outcome.rooms, "failed": outcome.failed, "deleted": deleted}),
@@ -114,9 +114,8 @@ pub struct Outcome {
 /// Asks every occupied room, in parallel, to close the matching sockets.
 pub async fn revoke(env: &Env, target: &RevokeTarget) -> Result<Outcome> {
     let rooms = super::directory::rooms(env).await?;
-    let namespace = env.durable_object("ROOMS")?;
-    let body =
-        serde_json::to_string(target).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let namespace = env::rooms(env)?;
+    let body = serde_json::to_string(target).map_err(util::error)?;
     let calls = rooms.iter().map(|room| {
         let namespace = &namespace;
         let body = &body;
@@ -156,9 +155,9 @@ pub async fn revoke(env: &Env, target: &RevokeTarget) -> Result<Outcome> {
             }
             Err(e) => {
                 outcome.failed += 1;
-                util::log_json(
-                    &json!({"sessiongate": "revoke", "error": util::clip(&e.to_string())}),
-                );
+                util::log(&LogEvent::Revoke(Revoke::Error {
+                    error: Clipped::of(&e.to_string()),
+                }));
             }
         }
     }

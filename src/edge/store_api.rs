@@ -5,12 +5,14 @@
 //! session in every room at once (a logout reaches the edge as a push). Authorized by the
 //! `STORE_TOKEN` Worker secret; without it the endpoints do not exist (404).
 
-use crate::room::RevokeTarget;
+use crate::engine::RevokeTarget;
+use crate::log::{Clipped, LogEvent, SidTag, Store};
 use crate::signature::bearer_matches;
 use crate::store_api::{check_put, check_sid, StoreRequestError, MAX_BODY_BYTES, PATH_PREFIX};
 use serde_json::json;
 use worker::{Env, Method, Request, Response, Result};
 
+use super::env;
 use super::util::{self, json_response, Settings};
 
 /// Answer header on a `GET` that found no session, so that a client can tell "no session"
@@ -18,16 +20,14 @@ use super::util::{self, json_response, Settings};
 const ABSENT_HEADER: &str = "x-sessiongate-session";
 
 pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<Response> {
-    let token = env
-        .secret("STORE_TOKEN")
-        .map(|s| s.to_string())
-        .unwrap_or_default();
-    if token.is_empty() {
+    let Some(token) = env::token(env, env::STORE_TOKEN) else {
         return json_response(&json!({"error": "not found"}), 404);
-    }
+    };
     let presented = req.headers().get("authorization")?.unwrap_or_default();
     if !bearer_matches(presented.strip_prefix("Bearer ").unwrap_or(""), &token) {
-        util::log_json(&json!({"sessiongate": "store", "error": "bad or missing token"}));
+        util::log(&LogEvent::Store(Store::Error {
+            error: "bad or missing token",
+        }));
         let mut response = json_response(&json!({"error": "unauthorized"}), 401)?;
         response.headers_mut().set("WWW-Authenticate", "Bearer")?;
         return Ok(response);
@@ -39,9 +39,12 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
     }
     let config = &settings.config;
     let key = config.session_key(&sid);
-    let kv = match env.kv("SESSIONS") {
+    let kv = match env::sessions(env) {
         Ok(kv) => kv,
-        Err(e) => return unavailable("open", &sid, &format!("KV binding SESSIONS: {e}")),
+        Err(e) => {
+            let detail = format!("KV binding {}: {e}", env::SESSIONS);
+            return unavailable("open", &sid, &detail);
+        }
     };
     match req.method() {
         Method::Put => {
@@ -59,16 +62,14 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
                 Ok(put) => put,
                 Err(e) => return refuse(&e),
             };
-            let mut write = kv
-                .put(&key, body)
-                .map_err(|e| worker::Error::RustError(e.to_string()))?;
+            let mut write = kv.put(&key, body).map_err(util::error)?;
             if let Some(ttl) = put.ttl_seconds {
                 write = write.expiration_ttl(ttl);
             }
             if let Err(e) = write.execute().await {
                 return unavailable("put", &sid, &e.to_string());
             }
-            log("put", &sid, 200);
+            log("put", &sid, 200, None);
             json_response(
                 &json!({"stored": true, "ttl_seconds": put.ttl_seconds}),
                 200,
@@ -98,11 +99,7 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
             let outcome = super::revoke::revoke(env, &RevokeTarget::Sid(sid.clone())).await;
             match outcome {
                 Ok(outcome) if outcome.failed == 0 => {
-                    util::log_json(&json!({
-                        "sessiongate": "store", "op": "delete", "status": 200,
-                        "closed": outcome.closed, "rooms": outcome.rooms,
-                        "sid": util::sid_tag(&sid),
-                    }));
+                    log("delete", &sid, 200, Some((outcome.closed, outcome.rooms)));
                     json_response(
                         &json!({"deleted": true, "closed": outcome.closed, "rooms": outcome.rooms}),
                         200,
@@ -131,18 +128,27 @@ fn refuse(e: &StoreRequestError) -> Result<Response> {
     json_response(&json!({"error": e.to_string()}), e.status())
 }
 
-fn log(op: &str, sid: &str, status: u16) {
-    util::log_json(
-        &json!({"sessiongate": "store", "op": op, "status": status, "sid": util::sid_tag(sid)}),
-    );
+/// An operation that succeeded; a delete says how many sockets it closed in how many rooms.
+fn log(op: &'static str, sid: &str, status: u16, closed_in: Option<(u64, usize)>) {
+    util::log(&LogEvent::Store(Store::Done {
+        op,
+        status,
+        closed: closed_in.map(|(closed, _)| closed),
+        rooms: closed_in.map(|(_, rooms)| rooms),
+        detail: None,
+        sid: SidTag::of(sid),
+    }));
 }
 
 /// KV or the rooms failed: 503 with Retry-After, so the store retries; never a success.
-fn unavailable(op: &str, sid: &str, detail: &str) -> Result<Response> {
-    util::log_json(&json!({
-        "sessiongate": "store", "op": op, "status": 503,
-        "detail": util::clip(&detail.replace(sid, "<sid>")),
-        "sid": util::sid_tag(sid),
+fn unavailable(op: &'static str, sid: &str, detail: &str) -> Result<Response> {
+    util::log(&LogEvent::Store(Store::Done {
+        op,
+        status: 503,
+        closed: None,
+        rooms: None,
+        detail: Some(Clipped::without_sid(detail, sid)),
+        sid: SidTag::of(sid),
     }));
     let mut response = json_response(&json!({"error": "session store unavailable"}), 503)?;
     response.headers_mut().set("Retry-After", "1")?;

@@ -1,13 +1,16 @@
 //! Shared pieces of the Worker layer: the per-isolate settings, time, randomness, logging,
-//! and the one place a refusal becomes a Response.
+//! errors, and the one place a refusal becomes a Response.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::config::{Config, DenyWith};
 use crate::decision::Refusal;
+use crate::log::LogEvent;
 use crate::signature::Secrets;
 use worker::{js_sys, wasm_bindgen::JsCast, Env, Response, Result, WebSocketPair};
+
+use super::env::{CONFIG_VAR, SESSION_SECRETS};
 
 /// The compiled config and prepared secrets, once per isolate.
 pub struct Settings {
@@ -29,7 +32,7 @@ pub fn settings(env: &Env) -> std::result::Result<Rc<Settings>, String> {
         let compiled = compile(env);
         if let Err(message) = &compiled {
             // One clear line per isolate; every request then answers 500.
-            log_json(&serde_json::json!({"sessiongate": "config_invalid", "error": message}));
+            log(&LogEvent::ConfigInvalid { error: message });
         }
         *cell.borrow_mut() = Some(compiled.clone());
         compiled
@@ -38,18 +41,17 @@ pub fn settings(env: &Env) -> std::result::Result<Rc<Settings>, String> {
 
 fn compile(env: &Env) -> std::result::Result<Rc<Settings>, String> {
     let value: serde_json::Value = env
-        .object_var("SESSIONGATE")
-        .map_err(|e| format!("[vars.SESSIONGATE] is missing or not a table: {e}"))?;
-    let config = Config::from_value(&value).map_err(|e| format!("[vars.SESSIONGATE]: {e}"))?;
+        .object_var(CONFIG_VAR)
+        .map_err(|e| format!("[vars.{CONFIG_VAR}] is missing or not a table: {e}"))?;
+    let config = Config::from_value(&value).map_err(|e| format!("[vars.{CONFIG_VAR}]: {e}"))?;
     let raw = env
-        .secret("SESSION_SECRETS")
+        .secret(SESSION_SECRETS)
         .map_err(|_| {
-            "SESSION_SECRETS is not set (wrangler secret put SESSION_SECRETS, or .dev.vars locally)"
-                .to_owned()
+            format!("{SESSION_SECRETS} is not set (wrangler secret put {SESSION_SECRETS}, or .dev.vars locally)")
         })?
         .to_string();
     let secrets = Secrets::from_env_value(&raw)
-        .map_err(|e| format!("SESSION_SECRETS: {e} (a JSON array of strings, or one string)"))?;
+        .map_err(|e| format!("{SESSION_SECRETS}: {e} (a JSON array of strings, or one string)"))?;
     Ok(Rc::new(Settings { config, secrets }))
 }
 
@@ -63,7 +65,7 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let crypto = js_sys::Reflect::get(&global, &"crypto".into())?;
     let get = js_sys::Reflect::get(&crypto, &"getRandomValues".into())?
         .dyn_into::<js_sys::Function>()
-        .map_err(|_| worker::Error::RustError("crypto.getRandomValues is not a function".into()))?;
+        .map_err(|_| error("crypto.getRandomValues is not a function"))?;
     let array = js_sys::Uint8Array::new_with_length(N as u32);
     get.call1(&crypto, &array)?;
     let mut out = [0u8; N];
@@ -71,39 +73,14 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     Ok(out)
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
+/// Writes one log line (the kinds are documented in `crate::log`).
+pub fn log(event: &LogEvent<'_>) {
+    worker::console_log!("{}", event.to_line());
 }
 
-/// A short, one-way tag for a sid in logs: the first 8 hex digits of its SHA-256. A sid has
-/// 192 random bits, so the tag links log lines without revealing anything usable.
-pub fn sid_tag(sid: &str) -> String {
-    use sha2::Digest;
-    hex(&sha2::Sha256::digest(sid.as_bytes())[..4])
-}
-
-/// A client-controlled text as it may appear in a log line: at most 64 bytes once
-/// JSON-escaped (control characters take 6 each), so a line stays short whatever the input.
-pub fn clip(text: &str) -> String {
-    const MAX_BYTES: usize = 64;
-    let mut used = 0;
-    for (at, c) in text.char_indices() {
-        used += crate::decision::json_char_len(c);
-        if used > MAX_BYTES {
-            return format!("{}... ({} bytes)", &text[..at], text.len());
-        }
-    }
-    text.to_owned()
-}
-
-pub fn log_json(value: &serde_json::Value) {
-    worker::console_log!("{}", value);
+/// Any error as a `worker::Error`, for `?` in handlers.
+pub fn error(e: impl std::fmt::Display) -> worker::Error {
+    worker::Error::RustError(e.to_string())
 }
 
 /// The one place a refusal becomes a response: an HTTP status, or (close mode) a socket

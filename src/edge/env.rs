@@ -1,0 +1,38 @@
+//! What the Worker reads from its environment, by name: the bindings of wrangler.toml and the
+//! secrets of `wrangler secret put` (or `.dev.vars`).
+
+use worker::{Env, KvStore, ObjectNamespace, Result};
+
+/// The `[vars]` table that holds the whole config.
+pub const CONFIG_VAR: &str = "SESSIONGATE";
+/// Workers KV with the sessions (key = `key_prefix` + sid).
+pub const SESSIONS: &str = "SESSIONS";
+/// The Room Durable Objects, one per room name.
+pub const ROOMS: &str = "ROOMS";
+/// The Directory Durable Object (one instance) that lists the occupied rooms.
+pub const DIRECTORY: &str = "DIRECTORY";
+/// express-session's secret(s): a JSON array (the first signs, every one verifies) or one string.
+pub const SESSION_SECRETS: &str = "SESSION_SECRETS";
+/// Enables `POST /_sessiongate/revoke`.
+pub const ADMIN_TOKEN: &str = "ADMIN_TOKEN";
+/// Enables the session store endpoints `/_sessiongate/sessions/:sid`.
+pub const STORE_TOKEN: &str = "STORE_TOKEN";
+
+pub fn sessions(env: &Env) -> Result<KvStore> {
+    env.kv(SESSIONS)
+}
+
+pub fn rooms(env: &Env) -> Result<ObjectNamespace> {
+    env.durable_object(ROOMS)
+}
+
+pub fn directory(env: &Env) -> Result<ObjectNamespace> {
+    env.durable_object(DIRECTORY)
+}
+
+/// A bearer token secret (`ADMIN_TOKEN`, `STORE_TOKEN`); `None` when it is unset or empty,
+/// which turns its endpoints off.
+pub fn token(env: &Env, name: &str) -> Option<String> {
+    let token = env.secret(name).ok()?.to_string();
+    (!token.is_empty()).then_some(token)
+}

@@ -1,0 +1,98 @@
+//! A handshake the gate admitted arrives as a request with the admission header: the engine
+//! checks the room's limits, accepts the socket with its attachment, hands it to the app
+//! (`on_connect`), lists the room in the directory and sets the alarm.
+
+use crate::decision::Refusal;
+use crate::engine::{self, RoomAdmission};
+use crate::log::{self, Clipped, LogEvent, SidTag};
+use worker::{Request, Response, Result, WebSocketPair};
+
+use super::app;
+use super::members::{self, close, Member, RoomContext};
+use super::{Room, ROOM_NAME_KEY};
+use crate::edge::gate::{too_large_session, ADMISSION_HEADER};
+use crate::edge::util::{self, Settings};
+
+impl Room {
+    pub(super) async fn accept(&self, req: Request) -> Result<Response> {
+        let Ok(settings) = self.settings() else {
+            return Response::error("sessiongate: configuration invalid", 500);
+        };
+        let Some(raw) = req.headers().get(ADMISSION_HEADER)? else {
+            return Response::error("rooms are reached through the gate", 400);
+        };
+        let Some(admission) = RoomAdmission::decode(&raw) else {
+            return Response::error("bad admission", 400);
+        };
+        let Some(route) = settings.config.routes.get(admission.attachment.route) else {
+            return Response::error("bad admission", 400);
+        };
+        let mut members = members::list(&self.state);
+        let sid = &admission.attachment.sid;
+        let same_session = members.iter().filter(|m| m.attachment.sid == *sid).count();
+        if let Err(refusal) =
+            engine::check_limits(&settings.config.room, members.len(), same_session)
+        {
+            log_refusal(&admission, refusal);
+            return util::refuse(refusal, route.deny_with);
+        }
+        if let Err(too_large) = admission.attachment.check_size() {
+            // The gate checks this before forwarding; this is the last line of defence.
+            return too_large_session(&admission.room, &admission.attachment, &too_large);
+        }
+
+        let pair = WebSocketPair::new()?;
+        let socket = pair.server;
+        self.state.accept_web_socket(&socket);
+        if let Err(e) = socket.serialize_attachment(&admission.attachment) {
+            // Never keep an accepted socket the room cannot speak for.
+            close(&socket, 1011, "internal error");
+            return Err(e);
+        }
+        let was_empty = members.is_empty();
+        let app = app::for_route(route.app);
+        members.push(Member {
+            socket,
+            attachment: admission.attachment,
+        });
+        let room = RoomContext::listed(&self.state, members);
+        if let Some(me) = room.members().last() {
+            if let Err(e) = app.on_connect(&room, me) {
+                Self::log_error(Some(&admission.room), "on_connect", &e);
+                close(&me.socket, 1011, "internal error");
+            }
+        }
+        // From here on the socket is in the room: bookkeeping that fails is logged, and the
+        // socket is still handed back (an error now would leave a member the client never got).
+        if let Err(e) = self
+            .after_arrival(&settings, &admission.room, was_empty)
+            .await
+        {
+            Self::log_error(Some(&admission.room), "after accept", &e);
+        }
+        Response::from_websocket(pair.client)
+    }
+
+    /// Lists the room in the revocation directory when its first socket arrives and sets the
+    /// alarm. The room stays listed for a while after it empties, so a room that empties and
+    /// fills again does not pay two directory requests each time.
+    async fn after_arrival(&self, settings: &Settings, room: &str, was_empty: bool) -> Result<()> {
+        if was_empty && !self.is_listed().await {
+            self.state.storage().put(ROOM_NAME_KEY, room).await?;
+            crate::edge::directory::register(&self.env, room, true).await;
+        }
+        self.schedule(settings, util::now_ms()).await
+    }
+}
+
+fn log_refusal(admission: &RoomAdmission, refusal: Refusal) {
+    util::log(&LogEvent::Decision(log::Decision::Deny {
+        route: None,
+        room: Some(Clipped::of(&admission.room)),
+        status: refusal.status(),
+        reason: refusal.reason(),
+        check: "limits",
+        detail: None,
+        sid: Some(SidTag::of(&admission.attachment.sid)),
+    }));
+}

@@ -1,0 +1,115 @@
+//! The room's alarm: sessions expire on time (without KV), sessions are revalidated every
+//! `revalidate_seconds`, and an empty room leaves the directory after `IDLE_UNLIST_MS`. An
+//! empty room has no alarm after that: no work while nobody is there.
+
+use crate::decision::Refusal;
+use crate::engine::{self, Expulsion, IDLE_UNLIST_MS};
+use worker::Result;
+
+use super::members;
+use super::{Room, LAST_REVALIDATION_KEY, ROOM_NAME_KEY};
+use crate::edge::util::{self, Settings};
+
+impl Room {
+    pub(super) async fn on_alarm(&self) -> Result<()> {
+        let Ok(settings) = self.settings() else {
+            return Ok(());
+        };
+        let now = util::now_ms();
+        let members = members::list(&self.state);
+        if members.is_empty() {
+            // The idle alarm: nobody came back.
+            return self.unlist().await;
+        }
+        let expired: Vec<usize> = (0..members.len())
+            .filter(|&i| members[i].attachment.is_expired(now))
+            .collect();
+        self.expel(
+            &members,
+            &expired,
+            Expulsion::Refused(Refusal::SessionExpired),
+        );
+        let interval = u64::from(settings.config.room.revalidate_seconds) * 1000;
+        let storage = self.state.storage();
+        let last = storage
+            .get::<i64>(LAST_REVALIDATION_KEY)
+            .await
+            .ok()
+            .flatten();
+        if engine::revalidation_due(last, interval, now) {
+            self.revalidate(&settings, now).await;
+            storage.put(LAST_REVALIDATION_KEY, now).await?;
+        } else if last.is_none() {
+            storage.put(LAST_REVALIDATION_KEY, now).await?;
+        }
+        self.schedule(&settings, now).await
+    }
+
+    /// Sets the alarm to the earliest session expiry or the next revalidation. An empty room
+    /// gets one last alarm that takes it off the directory, then none.
+    pub(super) async fn schedule(&self, settings: &Settings, now: i64) -> Result<()> {
+        let members = members::list(&self.state);
+        let storage = self.state.storage();
+        if members.is_empty() {
+            return if self.is_listed().await {
+                self.set_alarm_at(now + IDLE_UNLIST_MS).await
+            } else {
+                storage.delete_alarm().await
+            };
+        }
+        // The interval runs from the first revalidation, or from when the room first got a
+        // socket: sockets joining later must not push the next revalidation back.
+        let last = match storage
+            .get::<i64>(LAST_REVALIDATION_KEY)
+            .await
+            .ok()
+            .flatten()
+        {
+            Some(last) => last,
+            None => {
+                storage.put(LAST_REVALIDATION_KEY, now).await?;
+                now
+            }
+        };
+        let interval = u64::from(settings.config.room.revalidate_seconds) * 1000;
+        let expiries = members.iter().map(|m| m.attachment.expires_at_ms);
+        match engine::next_alarm_ms(expiries, last, interval, now) {
+            Some(at) => self.set_alarm_at(at).await,
+            None => storage.delete_alarm().await,
+        }
+    }
+
+    async fn set_alarm_at(&self, at_ms: i64) -> Result<()> {
+        // An absolute time: worker's `From<i64>` would read the number as an offset from now.
+        let when = worker::js_sys::Date::new(&(at_ms as f64).into());
+        self.state
+            .storage()
+            .set_alarm(worker::ScheduledTime::new(when))
+            .await
+    }
+
+    /// When the last socket has gone, the only alarm left is the one that takes the room off
+    /// the directory if nobody comes back.
+    pub(super) async fn after_departure(&self) {
+        if let Ok(settings) = self.settings() {
+            let _ = self.schedule(&settings, util::now_ms()).await;
+        }
+    }
+
+    /// Is the room listed in the directory?
+    pub(super) async fn is_listed(&self) -> bool {
+        let storage = self.state.storage();
+        let name = storage.get::<String>(ROOM_NAME_KEY).await;
+        name.ok().flatten().is_some()
+    }
+
+    /// Takes an empty room off the directory.
+    async fn unlist(&self) -> Result<()> {
+        let storage = self.state.storage();
+        if let Some(name) = storage.get::<String>(ROOM_NAME_KEY).await.ok().flatten() {
+            crate::edge::directory::register(&self.env, &name, false).await;
+            storage.delete(ROOM_NAME_KEY).await?;
+        }
+        Ok(())
+    }
+}

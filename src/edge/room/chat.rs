@@ -1,0 +1,51 @@
+//! The default app: presence and chat (docs/PROTOCOL.md). A newcomer gets a `welcome` with
+//! every peer's session and the others a `join`; frames are broadcast or sent to one peer
+//! with a `from` filled from the stored session; a departure is a `leave`.
+
+use crate::protocol::{self, ClientFrame, FrameError};
+use serde_json::Value;
+use worker::Result;
+
+use super::app::{App, Frame};
+use super::members::{Member, RoomContext};
+
+pub struct Chat;
+
+impl App for Chat {
+    fn on_connect(&self, room: &RoomContext<'_>, me: &Member) -> Result<()> {
+        let peers: Vec<Value> = room
+            .members()
+            .iter()
+            .filter(|m| m.id() != me.id())
+            .map(|m| protocol::peer(&m.attachment))
+            .collect();
+        me.send(&protocol::welcome(&me.attachment, &peers));
+        room.broadcast(&protocol::join(&me.attachment), Some(me.id()));
+        Ok(())
+    }
+
+    fn on_message(&self, room: &RoomContext<'_>, me: &Member, frame: Frame<'_>) -> Result<()> {
+        let Frame::Text(text) = frame else {
+            me.send(&protocol::error(&FrameError::Binary));
+            return Ok(());
+        };
+        match protocol::parse_client_frame(text) {
+            Err(refused) => me.send(&protocol::error(&refused)),
+            Ok(ClientFrame::Broadcast { data }) => {
+                room.broadcast(&protocol::message(&me.attachment, &data), Some(me.id()));
+            }
+            Ok(ClientFrame::Send { to, data }) => {
+                match room.members().iter().find(|m| m.id() == to) {
+                    Some(peer) => peer.send(&protocol::message(&me.attachment, &data)),
+                    None => me.send(&protocol::error(&FrameError::NoPeer(to))),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_close(&self, room: &RoomContext<'_>, id: &str) -> Result<()> {
+        room.broadcast(&protocol::leave(id), None);
+        Ok(())
+    }
+}

@@ -1,0 +1,79 @@
+//! Client frames and departures. Every frame, text or binary, passes the engine first
+//! (`engine::judge_frame`): a socket the room has closed is heard no more, every frame counts
+//! against the rate limit, an oversized one gets an `error` frame; only then does the app see
+//! it. A socket its client closed leaves through the app's `on_close`.
+
+use crate::engine::{self, Attachment, Expulsion, FrameVerdict};
+use crate::protocol;
+use worker::WebSocket;
+
+use super::app::Frame;
+use super::members::{self, close, Member, RoomContext};
+use super::Room;
+use crate::edge::util;
+
+impl Room {
+    pub(super) fn on_frame(&self, socket: &WebSocket, frame: Frame<'_>) {
+        let Ok(settings) = self.settings() else {
+            close(socket, 1011, "configuration invalid");
+            return;
+        };
+        if !members::is_open(socket) {
+            return;
+        }
+        let Ok(Some(attachment)) = socket.deserialize_attachment::<Attachment>() else {
+            close(socket, 1011, "lost connection state");
+            return;
+        };
+        let verdict = {
+            let mut rates = self.rates.borrow_mut();
+            let rate = rates.entry(attachment.id.clone()).or_default();
+            let heard = !attachment.departed;
+            engine::judge_frame(
+                heard,
+                rate,
+                &settings.config.room,
+                frame.len(),
+                util::now_ms(),
+            )
+        };
+        let me = Member {
+            socket: socket.clone(),
+            attachment,
+        };
+        match verdict {
+            FrameVerdict::Drop => {}
+            FrameVerdict::Expel => {
+                let members = members::list(&self.state);
+                if let Some(i) = members.iter().position(|m| m.id() == me.id()) {
+                    self.expel(&members, &[i], Expulsion::RateLimited);
+                }
+            }
+            FrameVerdict::Refuse(refused) => me.send(&protocol::error(&refused)),
+            FrameVerdict::Deliver => {
+                let room = RoomContext::new(&self.state, None);
+                if let Err(e) = self.app_of(&me.attachment).on_message(&room, &me, frame) {
+                    Self::log_error(None, "on_message", &e);
+                    close(socket, 1011, "internal error");
+                }
+            }
+        }
+    }
+
+    /// A socket its client closed (or that failed): its rate window goes, the app hears of
+    /// it unless the room closed it itself (and told the app then), and the closing handshake
+    /// completes with `code`.
+    pub(super) async fn on_departure(&self, socket: &WebSocket, code: u16, reason: &str) {
+        if let Ok(Some(me)) = socket.deserialize_attachment::<Attachment>() {
+            self.rates.borrow_mut().remove(&me.id);
+            if !me.departed {
+                let room = RoomContext::new(&self.state, Some(&me.id));
+                if let Err(e) = self.app_of(&me).on_close(&room, &me.id) {
+                    Self::log_error(None, "on_close", &e);
+                }
+            }
+        }
+        close(socket, code, reason);
+        self.after_departure().await;
+    }
+}

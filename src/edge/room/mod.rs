@@ -1,0 +1,134 @@
+//! The Room Durable Object, in two layers. The engine holds a room's sockets with the
+//! hibernation API and decides for every app: admission limits, the rate and size of client
+//! frames, expiry, revalidation, revocation, the directory listing. The app behind it
+//! ([`app::App`], chosen per route by `app = "..."`) speaks to the members: presence and chat
+//! by default, or the shared counter.
+//!
+//! * `members.rs`: the members (open sockets and their attachments) and the context apps see
+//! * `admission.rs`: a handshake forwarded by the gate: limits, accept, `on_connect`
+//! * `frames.rs`: client frames (rate limit, size, then `on_message`) and departures
+//! * `expulsion.rs`: the room closes sockets: revocation, and `on_close` for those it closed
+//! * `alarm.rs`: expiry on time, the revalidation tick, leaving the directory
+//! * `revalidation.rs`: re-reading the sessions from KV
+//! * `app.rs`, `chat.rs`, `counter.rs`: the app seam and the two apps
+
+mod admission;
+mod alarm;
+mod app;
+mod chat;
+mod counter;
+mod expulsion;
+mod frames;
+mod members;
+mod revalidation;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::engine::{echo_close_code, Attachment, RateWindow};
+use crate::log::{Clipped, LogEvent};
+use worker::{
+    durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket,
+    WebSocketIncomingMessage,
+};
+
+use super::util::{self, Settings};
+use app::{App, Frame};
+
+/// Internal path the Worker uses to ask a room to close sockets.
+pub const REVOKE_PATH: &str = "/_room/revoke";
+
+/// Storage: when the room last revalidated (Unix ms).
+const LAST_REVALIDATION_KEY: &str = "last_revalidation_ms";
+/// Storage: the room's name, present while the room is listed in the directory.
+const ROOM_NAME_KEY: &str = "room_name";
+
+#[durable_object]
+pub struct Room {
+    state: State,
+    env: Env,
+    /// Message counters per connection id. Kept in memory only: after hibernation the window
+    /// starts afresh, which errs on the side of the client, never of an abuser for long.
+    rates: RefCell<HashMap<String, RateWindow>>,
+}
+
+impl Room {
+    fn settings(&self) -> std::result::Result<Rc<Settings>, String> {
+        util::settings(&self.env)
+    }
+
+    /// The app of the route that admitted a socket.
+    fn app_of(&self, member: &Attachment) -> &'static dyn App {
+        let route = self.settings().ok().and_then(|settings| {
+            let route = settings.config.routes.get(member.route)?;
+            Some(route.app)
+        });
+        app::for_route(route.unwrap_or_default())
+    }
+
+    /// Something failed that no client is told about (an app's hook, bookkeeping, the
+    /// alarm): one log line.
+    fn log_error(room: Option<&str>, what: &str, e: &worker::Error) {
+        util::log(&LogEvent::Room {
+            room: room.map(Clipped::of),
+            error: Clipped::of(&format!("{what}: {e}")),
+        });
+    }
+}
+
+// Every handler that can fire is implemented: a default one panics, which resets the wasm
+// instance and drops every request in flight.
+impl DurableObject for Room {
+    fn new(state: State, env: Env) -> Self {
+        Room {
+            state,
+            env,
+            rates: RefCell::new(HashMap::new()),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        if req.path() == REVOKE_PATH {
+            return self.revoke(req).await;
+        }
+        self.accept(req).await
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        let frame = match &message {
+            WebSocketIncomingMessage::String(text) => Frame::Text(text),
+            WebSocketIncomingMessage::Binary(bytes) => Frame::Binary(bytes),
+        };
+        self.on_frame(&ws, frame);
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> Result<()> {
+        // Complete the closing handshake with the client's code when it can be sent back.
+        self.on_departure(&ws, echo_close_code(code), "bye").await;
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
+        self.on_departure(&ws, 1011, "socket error").await;
+        Ok(())
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        if let Err(e) = self.on_alarm().await {
+            Self::log_error(None, "alarm", &e);
+        }
+        Response::ok("")
+    }
+}

@@ -1,0 +1,161 @@
+//! The Room's wire protocol, apart from any socket: the `error` frame and [`FrameError`] that
+//! every room app shares, and the chat app's frames (the default app): what a client may send,
+//! what the Room sends back. The Durable Object in the Worker layer only moves these frames.
+//!
+//! Client to room: `{"type":"broadcast","data":ANY}`, `{"type":"send","to":ID,"data":ANY}`.
+//! Room to client: `welcome`, `join`, `leave`, `message`, `error` (see docs/PROTOCOL.md).
+
+use serde_json::{json, Map, Value};
+
+use crate::engine::Attachment;
+
+/// A frame from a chat client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientFrame {
+    Broadcast { data: Value },
+    Send { to: String, data: Value },
+}
+
+/// Why a client frame is refused; the socket stays open and gets an `error` frame with this
+/// text as its reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// Over `max_message_bytes` (the engine's check, for every app).
+    #[error("frame over {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("frame is not JSON")]
+    NotJson,
+    #[error("frame is not a JSON object")]
+    NotAnObject,
+    #[error("unknown frame type {0:?}")]
+    UnknownType(String),
+    #[error("frame needs \"{0}\"")]
+    MissingField(&'static str),
+    #[error("binary frames are not supported")]
+    Binary,
+    /// A direct message to a connection id that is not in the room.
+    #[error("no peer {0:?} in this room")]
+    NoPeer(String),
+    /// A number field outside its bounds (or not an integer).
+    #[error("\"{field}\" must be an integer from {min} to {max}")]
+    OutOfRange {
+        field: &'static str,
+        min: i64,
+        max: i64,
+    },
+    /// The change would take a value out of the range clients can read exactly.
+    #[error("the value must stay within -{0}..{0}")]
+    ValueOutOfRange(i64),
+}
+
+/// A client text frame as a JSON object and its `type`, for apps to match on.
+pub fn typed_object(text: &str) -> Result<(String, Map<String, Value>), FrameError> {
+    let value: Value = serde_json::from_str(text).map_err(|_| FrameError::NotJson)?;
+    let Value::Object(map) = value else {
+        return Err(FrameError::NotAnObject);
+    };
+    match map.get("type") {
+        Some(Value::String(kind)) => Ok((kind.clone(), map)),
+        _ => Err(FrameError::MissingField("type")),
+    }
+}
+
+/// Parses a chat client's text frame (the engine has checked its size).
+pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
+    let (kind, mut map) = typed_object(text)?;
+    let data = map.remove("data").unwrap_or(Value::Null);
+    match kind.as_str() {
+        "broadcast" => Ok(ClientFrame::Broadcast { data }),
+        "send" => match map.remove("to") {
+            Some(Value::String(to)) => Ok(ClientFrame::Send { to, data }),
+            _ => Err(FrameError::MissingField("to")),
+        },
+        _ => Err(FrameError::UnknownType(kind)),
+    }
+}
+
+/// A member as peers see it.
+pub fn peer(member: &Attachment) -> Value {
+    json!({"id": member.id, "session": member.session})
+}
+
+pub fn welcome(me: &Attachment, peers: &[Value]) -> String {
+    json!({"type": "welcome", "id": me.id, "session": me.session, "peers": peers}).to_string()
+}
+
+pub fn join(member: &Attachment) -> String {
+    json!({"type": "join", "id": member.id, "session": member.session}).to_string()
+}
+
+pub fn leave(id: &str) -> String {
+    json!({"type": "leave", "id": id}).to_string()
+}
+
+/// A message as peers receive it: `from` always comes from the sender's stored session.
+pub fn message(from: &Attachment, data: &Value) -> String {
+    json!({"type": "message", "from": peer(from), "data": data}).to_string()
+}
+
+/// The answer to a refused frame, in every app.
+pub fn error(refused: &FrameError) -> String {
+    json!({"type": "error", "reason": refused.to_string()}).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::test_attachment as attachment;
+
+    #[test]
+    fn frames_parse_and_refuse_clearly() {
+        assert_eq!(
+            parse_client_frame(r#"{"type":"broadcast","data":{"text":"hi"}}"#),
+            Ok(ClientFrame::Broadcast {
+                data: json!({"text": "hi"})
+            })
+        );
+        assert_eq!(
+            parse_client_frame(r#"{"type":"send","to":"c2","data":1}"#),
+            Ok(ClientFrame::Send {
+                to: "c2".into(),
+                data: json!(1)
+            })
+        );
+        let refused = |text: &str| parse_client_frame(text).unwrap_err().to_string();
+        assert_eq!(refused("nope"), "frame is not JSON");
+        assert_eq!(refused("[1]"), "frame is not a JSON object");
+        assert_eq!(refused(r#"{"type":"x"}"#), "unknown frame type \"x\"");
+        assert_eq!(refused(r#"{"type":"send"}"#), "frame needs \"to\"");
+        assert_eq!(refused(r#"{"data":1}"#), "frame needs \"type\"");
+        assert_eq!(refused(r#"{"type":7}"#), "frame needs \"type\"");
+    }
+
+    #[test]
+    fn error_frames_carry_the_reason() {
+        let frame: Value = serde_json::from_str(&error(&FrameError::NoPeer("c9".into()))).unwrap();
+        assert_eq!(
+            frame,
+            json!({"type": "error", "reason": "no peer \"c9\" in this room"})
+        );
+        assert_eq!(
+            FrameError::TooLarge { limit: 1024 }.to_string(),
+            "frame over 1024 bytes"
+        );
+        assert_eq!(
+            FrameError::Binary.to_string(),
+            "binary frames are not supported"
+        );
+    }
+
+    #[test]
+    fn message_from_is_the_stored_session_not_the_client() {
+        let me = attachment("c1");
+        let text = message(&me, &json!({"from": "forged"}));
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v["from"],
+            json!({"id": "c1", "session": {"user": {"name": "Ada"}}})
+        );
+        assert_eq!(v["data"], json!({"from": "forged"}));
+    }
+}
