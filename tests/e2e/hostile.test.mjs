@@ -100,6 +100,8 @@ const ROUTES = [
     reads: { query: true, headers: ["x-client"] },
     rules: (s, p, req) => ["tests", "cli"].some((v) => textEquals(req.header("x-client"), v)) && gte(queryParam(req.query, "v"), 2),
   },
+  // app = "counter": no case is generated for it (its first frame is a count, not a welcome).
+  { path: "/ws/counter/:room", room: (p) => `counter:${p.room}`, close: false, reads: { query: false, headers: [] }, rules: () => true },
 ];
 /** Global rules: exclude = [{ session = "user.banned", equals = true }]. */
 const globalRules = (s) => !jsonEquals(get(s, "user.banned"), true);
