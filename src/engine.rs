@@ -14,8 +14,6 @@ use crate::rules::HeaderLookup;
 
 /// Hibernation attachments must stay small; workerd allows more, but the design budget is 2 KB.
 pub const ATTACHMENT_BUDGET: usize = 2048;
-/// How long an empty room stays listed in the directory before it leaves.
-pub const IDLE_UNLIST_MS: i64 = 30_000;
 /// An alarm this much before the revalidation time still revalidates (alarms may fire early).
 const REVALIDATION_SLACK_MS: i64 = 250;
 

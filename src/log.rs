@@ -40,8 +40,6 @@ pub enum LogEvent<'a> {
     Revoke(Revoke),
     /// The session store endpoints, `/_sessiongate/sessions/:sid`.
     Store(Store),
-    /// A room could not be listed in (or taken off) the directory of occupied rooms.
-    Directory { error: Clipped },
 }
 
 /// A handshake's decision.

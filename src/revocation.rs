@@ -123,21 +123,23 @@ pub fn entry_prefix(key_id: &str) -> String {
 /// What a room has registered in the index, and what it must change.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RoomKeys {
-    /// Registered keys: how many of the room's sockets have each, and when a key whose last
-    /// socket left is due to be unregistered.
+    /// Keys of the room's sockets and keys still registered: how many sockets have each,
+    /// whether the index has it, and when a key whose last socket left is due to go.
     keys: BTreeMap<String, KeyState>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 struct KeyState {
     sockets: usize,
+    registered: bool,
     unregister_at: Option<i64>,
 }
 
 impl RoomKeys {
-    /// Rebuilds the counts from the sockets now in the room and the keys the room had
-    /// registered (after the object woke from hibernation or was evicted): registered keys
-    /// with no socket linger from `now`.
+    /// Rebuilds the bookkeeping after the object woke or restarted, from the keys the room
+    /// had registered (kept in storage) and the sockets now in the room: registered keys with
+    /// no socket linger from `now`; a socket's key that is not registered will be at the next
+    /// arrival that carries it.
     pub fn rebuild<'a>(
         registered: impl IntoIterator<Item = String>,
         sockets: impl IntoIterator<Item = &'a [String]>,
@@ -146,21 +148,17 @@ impl RoomKeys {
         let mut keys: BTreeMap<String, KeyState> = registered
             .into_iter()
             .map(|k| {
-                (
-                    k,
-                    KeyState {
-                        sockets: 0,
-                        unregister_at: Some(now_ms + LINGER_MS),
-                    },
-                )
+                let state = KeyState {
+                    sockets: 0,
+                    registered: true,
+                    unregister_at: Some(now_ms + LINGER_MS),
+                };
+                (k, state)
             })
             .collect();
         for socket_keys in sockets {
             for key in socket_keys {
-                let state = keys.entry(key.clone()).or_insert(KeyState {
-                    sockets: 0,
-                    unregister_at: None,
-                });
+                let state = keys.entry(key.clone()).or_default();
                 state.sockets += 1;
                 state.unregister_at = None;
             }
@@ -172,15 +170,13 @@ impl RoomKeys {
     pub fn arrive(&mut self, keys: &[String]) -> Vec<String> {
         let mut new = Vec::new();
         for key in keys {
-            let state = self.keys.entry(key.clone()).or_insert_with(|| {
-                new.push(key.clone());
-                KeyState {
-                    sockets: 0,
-                    unregister_at: None,
-                }
-            });
+            let state = self.keys.entry(key.clone()).or_default();
             state.sockets += 1;
             state.unregister_at = None;
+            if !state.registered {
+                state.registered = true;
+                new.push(key.clone());
+            }
         }
         new
     }
@@ -199,16 +195,27 @@ impl RoomKeys {
 
     /// Keys due to be unregistered at `now` (removed from the bookkeeping).
     pub fn due(&mut self, now_ms: i64) -> Vec<String> {
-        let due: Vec<String> = self
+        let gone: Vec<(String, bool)> = self
             .keys
             .iter()
             .filter(|(_, s)| s.sockets == 0 && s.unregister_at.is_some_and(|at| at <= now_ms))
-            .map(|(k, _)| k.clone())
+            .map(|(k, s)| (k.clone(), s.registered))
             .collect();
-        for key in &due {
+        for (key, _) in &gone {
             self.keys.remove(key);
         }
-        due
+        gone.into_iter()
+            .filter_map(|(k, registered)| registered.then_some(k))
+            .collect()
+    }
+
+    /// Their registration failed: the next socket with these keys tries again.
+    pub fn forget(&mut self, keys: &[String]) {
+        for key in keys {
+            if let Some(state) = self.keys.get_mut(key) {
+                state.registered = false;
+            }
+        }
     }
 
     /// When the next key is due, if any: the room's alarm must wake it then.
@@ -218,7 +225,10 @@ impl RoomKeys {
 
     /// Every key registered (or lingering).
     pub fn registered(&self) -> impl Iterator<Item = &str> {
-        self.keys.keys().map(String::as_str)
+        self.keys
+            .iter()
+            .filter(|(_, s)| s.registered)
+            .map(|(k, _)| k.as_str())
     }
 }
 
@@ -310,5 +320,23 @@ mod tests {
         );
         assert_eq!(room.due(5_000 + LINGER_MS), ["sid:A"]);
         assert!(room.arrive(&sockets[0]).is_empty());
+        room.forget(&sockets[0]);
+        assert_eq!(room.arrive(&sockets[0]), sockets[0]);
+    }
+
+    /// Found under wrangler dev: rebuilt with the arriving socket already among the sockets,
+    /// its keys counted as present and were never registered. A socket's key is registered
+    /// only if storage says so.
+    #[test]
+    fn rebuilt_keys_of_sockets_are_not_taken_as_registered() {
+        let sockets = [vec!["sid:C".to_owned()]];
+        let mut room = RoomKeys::rebuild([], sockets.iter().map(Vec::as_slice), 0);
+        assert_eq!(room.arrive(&sockets[0]), sockets[0]);
+        assert_eq!(room.registered().collect::<Vec<_>>(), ["sid:C"]);
+        // Unregistered keys that go are not unregistered from the index.
+        let mut other = RoomKeys::rebuild([], sockets.iter().map(Vec::as_slice), 0);
+        other.leave(&sockets[0], 0);
+        assert!(other.due(LINGER_MS).is_empty());
+        assert_eq!(other.next_due(), None);
     }
 }

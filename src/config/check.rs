@@ -26,6 +26,7 @@ const TOP_KEYS: &[&str] = &[
     "deny_with",
     "cache_ttl",
     "store_max_ttl_seconds",
+    "index_shards",
     "demo_login",
     "require",
     "include",
@@ -77,6 +78,7 @@ pub(super) fn config(value: &Value) -> Result<Config, ConfigErrors> {
     let cache_ttl = c.integer(map, "cache_ttl", "", 30, YEAR_SECONDS);
     let demo_login = c.boolean(map, "demo_login", "").unwrap_or(false);
     let store_max_ttl_seconds = c.integer(map, "store_max_ttl_seconds", "", 60, YEAR_SECONDS);
+    let index_shards = c.integer(map, "index_shards", "", 1, 1024).unwrap_or(16) as u32;
     let room = c.room_settings(map);
     let (rules, routes) = c.rules_and_routes(map, deny_with);
     if !c.errors.is_empty() {
@@ -95,6 +97,7 @@ pub(super) fn config(value: &Value) -> Result<Config, ConfigErrors> {
         deny_with,
         cache_ttl: cache_ttl.map(|n| n as u32),
         store_max_ttl_seconds,
+        index_shards,
         demo_login,
         rules,
         routes,

@@ -134,6 +134,12 @@ pub struct Config {
     /// Longest KV TTL the session store endpoints give a session, in seconds (at least 60).
     /// Default none: until `cookie.expires`, and no expiry for a browser-session cookie.
     pub store_max_ttl_seconds: Option<u64>,
+    /// How many Durable Objects the revocation index is spread over (by a hash of each
+    /// revocation key). Default 16; about 64 for a million sockets (see the README's cost
+    /// model). Rooms register their keys under the count they run with, so change it while
+    /// rooms are empty, or accept that revocations miss sockets admitted before the change
+    /// until those sockets reconnect.
+    pub index_shards: u32,
     /// `POST /demo/login` and friends. NEVER in production. Default false.
     pub demo_login: bool,
     /// Session paths a revocation may name (`{"session": {"field": "passport.user", ...}}`);

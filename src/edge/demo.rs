@@ -149,7 +149,7 @@ async fn logout(req: Request, env: &Env, settings: &Settings) -> Result<Response
             .await
             .map_err(kv_error)?;
         // Sockets of this session close now rather than at the next revalidation.
-        super::revoke::revoke(env, &RevokeTarget::Sid(sid)).await?;
+        super::revoke::revoke(env, &settings.config, &RevokeTarget::Sid(sid)).await?;
     }
     let mut response = Response::empty()?.with_status(204);
     let cleared = format!(

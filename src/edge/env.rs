@@ -9,8 +9,8 @@ pub const CONFIG_VAR: &str = "SESSIONGATE";
 pub const SESSIONS: &str = "SESSIONS";
 /// The Room Durable Objects, one per room name.
 pub const ROOMS: &str = "ROOMS";
-/// The Directory Durable Object (one instance) that lists the occupied rooms.
-pub const DIRECTORY: &str = "DIRECTORY";
+/// The revocation index's shards (`RevocationIndex` objects named `shard:<n>`).
+pub const INDEX: &str = "INDEX";
 /// express-session's secret(s): a JSON array (the first signs, every one verifies) or one string.
 pub const SESSION_SECRETS: &str = "SESSION_SECRETS";
 /// Enables `POST /_sessiongate/revoke`.
@@ -26,8 +26,8 @@ pub fn rooms(env: &Env) -> Result<ObjectNamespace> {
     env.durable_object(ROOMS)
 }
 
-pub fn directory(env: &Env) -> Result<ObjectNamespace> {
-    env.durable_object(DIRECTORY)
+pub fn index(env: &Env) -> Result<ObjectNamespace> {
+    env.durable_object(INDEX)
 }
 
 /// A bearer token secret (`ADMIN_TOKEN`, `STORE_TOKEN`); `None` when it is unset or empty,

@@ -2,9 +2,9 @@
 //! core. Only built for wasm32.
 
 mod demo;
-mod directory;
 mod env;
 mod gate;
+mod index;
 mod revoke;
 mod room;
 mod store_api;

@@ -1,8 +1,10 @@
 //! `POST /_sessiongate/revoke`: close every socket of a session, or of a user, in every room,
 //! now. Authorized by the `ADMIN_TOKEN` Worker secret; without it the endpoint does not exist.
 
+use crate::config::Config;
 use crate::engine::RevokeTarget;
 use crate::log::{Clipped, LogEvent, Revoke};
+use crate::revocation::target_key;
 use crate::signature::bearer_matches;
 use serde_json::{json, Value};
 use worker::{Env, Method, Request, RequestInit, Response, Result};
@@ -55,11 +57,9 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
     let target = match (body.sid, body.session) {
         (Some(sid), None) if !sid.is_empty() => RevokeTarget::Sid(sid),
         (None, Some(FieldMatch { field, equals })) if !field.is_empty() => {
-            if !settings.config.revoke_by.contains(&field)
-                && !settings.config.expose.contains(&field)
-            {
+            if !settings.config.revoke_by.contains(&field) {
                 return json_response(
-                    &json!({"error": format!("field {field:?} is in neither revoke_by nor expose, so rooms cannot match it")}),
+                    &json!({"error": format!("field {field:?} is not in revoke_by: only revoke_by fields are indexed (add it there)")}),
                     400,
                 );
             }
@@ -67,7 +67,7 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
         }
         _ => return bad_request(),
     };
-    let outcome = revoke(env, &target).await?;
+    let outcome = revoke(env, &settings.config, &target).await?;
     let mut deleted = 0;
     if body.delete_session {
         let kv = env::sessions(env)?;
@@ -91,7 +91,14 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
         deleted,
     }));
     json_response(
-        &json!({"closed": outcome.closed, "rooms": outcome.rooms, "failed": outcome.failed, "deleted": deleted}),
+        &json!({
+            "closed": outcome.closed,
+            "rooms": outcome.rooms,
+            "shards": outcome.shards,
+            "requests": outcome.requests,
+            "failed": outcome.failed,
+            "deleted": deleted,
+        }),
         200,
     )
 }
@@ -105,26 +112,36 @@ fn bad_request() -> Result<Response> {
 
 pub struct Outcome {
     pub closed: u64,
+    /// Rooms the index listed for the key (each was asked).
     pub rooms: usize,
+    /// Index shards asked (one: the key's).
+    pub shards: usize,
+    /// Durable Object requests made in all: shards, rooms, and the clean-up of stale entries.
+    pub requests: usize,
     /// Rooms that did not answer: their sockets may still be open.
     pub failed: usize,
     pub sids: Vec<String>,
 }
 
-/// Asks every occupied room, in parallel, to close the matching sockets.
-pub async fn revoke(env: &Env, target: &RevokeTarget) -> Result<Outcome> {
-    let rooms = super::directory::rooms(env).await?;
-    let namespace = env::rooms(env)?;
+/// Finds the key's rooms in the index (one shard) and asks only those, in parallel, to close
+/// the matching sockets. A listed room that held none of them is a stale entry (it died
+/// without cleaning up, or its socket left within the linger): it cost this one request and
+/// is removed.
+pub async fn revoke(env: &Env, config: &Config, target: &RevokeTarget) -> Result<Outcome> {
+    let key = target_key(target);
+    let (shard, rooms) = super::index::rooms(env, config.index_shards, &key).await?;
     let body = serde_json::to_string(target).map_err(util::error)?;
-    let calls = rooms.iter().map(|room| {
-        let namespace = &namespace;
+    let calls = rooms.iter().map(|entry| {
         let body = &body;
         async move {
+            let (binding, room) = super::index::parse_room_entry(entry)
+                .ok_or_else(|| util::error("bad index entry"))?;
             let mut init = RequestInit::new();
             init.with_method(Method::Post)
                 .with_body(Some(body.as_str().into()));
             let req = Request::new_with_init(&format!("https://room{REVOKE_PATH}"), &init)?;
-            let mut response = namespace
+            let mut response = env
+                .durable_object(binding)?
                 .id_from_name(room)?
                 .get_stub()?
                 .fetch_with_request(req)
@@ -135,13 +152,23 @@ pub async fn revoke(env: &Env, target: &RevokeTarget) -> Result<Outcome> {
     let mut outcome = Outcome {
         closed: 0,
         rooms: rooms.len(),
+        shards: 1,
+        requests: 1 + rooms.len(),
         failed: 0,
         sids: Vec::new(),
     };
-    for result in futures_util::future::join_all(calls).await {
+    let mut stale = Vec::new();
+    for (entry, result) in rooms
+        .iter()
+        .zip(futures_util::future::join_all(calls).await)
+    {
         match result {
             Ok(answer) => {
-                outcome.closed += answer["closed"].as_u64().unwrap_or(0);
+                let closed = answer["closed"].as_u64().unwrap_or(0);
+                if closed == 0 {
+                    stale.push(entry.clone());
+                }
+                outcome.closed += closed;
                 for sid in answer["sids"]
                     .as_array()
                     .into_iter()
@@ -159,6 +186,14 @@ pub async fn revoke(env: &Env, target: &RevokeTarget) -> Result<Outcome> {
                     error: Clipped::of(&e.to_string()),
                 }));
             }
+        }
+    }
+    if !stale.is_empty() {
+        outcome.requests += 1;
+        if let Err(e) = super::index::forget(env, shard, &key, stale).await {
+            util::log(&LogEvent::Revoke(Revoke::Error {
+                error: Clipped::of(&format!("index clean-up: {e}")),
+            }));
         }
     }
     Ok(outcome)

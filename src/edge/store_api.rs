@@ -96,7 +96,7 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
             if let Err(e) = kv.delete(&key).await {
                 return unavailable("delete", &sid, &e.to_string());
             }
-            let outcome = super::revoke::revoke(env, &RevokeTarget::Sid(sid.clone())).await;
+            let outcome = super::revoke::revoke(env, config, &RevokeTarget::Sid(sid.clone())).await;
             match outcome {
                 Ok(outcome) if outcome.failed == 0 => {
                     log("delete", &sid, 200, Some((outcome.closed, outcome.rooms)));

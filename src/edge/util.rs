@@ -111,3 +111,13 @@ pub fn refuse(refusal: Refusal, deny_with: DenyWith) -> Result<Response> {
 pub fn json_response(value: &serde_json::Value, status: u16) -> Result<Response> {
     Ok(Response::from_json(value)?.with_status(status))
 }
+
+/// Stores `1` under each of `keys` in one write. (`Storage::put_multiple` with a map would
+/// hand the runtime a JS `Map`, which it reads as an object with no keys and stores nothing.)
+pub async fn put_marks(storage: &worker::Storage, keys: &[String]) -> Result<()> {
+    let object = js_sys::Object::new();
+    for key in keys {
+        js_sys::Reflect::set(&object, &key.as_str().into(), &1.into())?;
+    }
+    storage.put_multiple_raw(object).await
+}

@@ -25,7 +25,7 @@ before(async () => {
     kvNamespaces: ["SESSIONS"],
     durableObjects: {
       ROOMS: { className: "Room", useSQLite: true },
-      DIRECTORY: { className: "Directory", useSQLite: true },
+      INDEX: { className: "RevocationIndex", useSQLite: true },
     },
     bindings: {
       SESSIONGATE: { key_prefix: "sess:", routes: [{ path: "/ws/rooms/:room" }] },

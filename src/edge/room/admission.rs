@@ -1,6 +1,6 @@
 //! A handshake the gate admitted arrives as a request with the admission header: the engine
 //! checks the room's limits, accepts the socket with its attachment, hands it to the app
-//! (`on_connect`), lists the room in the directory and sets the alarm.
+//! (`on_connect`), registers its revocation keys and sets the alarm.
 
 use crate::decision::Refusal;
 use crate::engine::{self, RoomAdmission};
@@ -9,7 +9,7 @@ use worker::{Request, Response, Result, WebSocketPair};
 
 use super::app;
 use super::members::{self, close, Member, RoomContext};
-use super::{Room, ROOM_NAME_KEY};
+use super::Room;
 use crate::edge::gate::{too_large_session, ADMISSION_HEADER};
 use crate::edge::util::{self, Settings};
 
@@ -49,8 +49,8 @@ impl Room {
             close(&socket, 1011, "internal error");
             return Err(e);
         }
-        let was_empty = members.is_empty();
         let app = app::for_route(route.app);
+        let arrived = admission.attachment.clone();
         members.push(Member {
             socket,
             attachment: admission.attachment,
@@ -65,7 +65,7 @@ impl Room {
         // From here on the socket is in the room: bookkeeping that fails is logged, and the
         // socket is still handed back (an error now would leave a member the client never got).
         if let Err(e) = self
-            .after_arrival(&settings, &admission.room, was_empty)
+            .after_arrival(&settings, &admission.room, &arrived)
             .await
         {
             Self::log_error(Some(&admission.room), "after accept", &e);
@@ -73,14 +73,15 @@ impl Room {
         Response::from_websocket(pair.client)
     }
 
-    /// Lists the room in the revocation directory when its first socket arrives and sets the
-    /// alarm. The room stays listed for a while after it empties, so a room that empties and
-    /// fills again does not pay two directory requests each time.
-    async fn after_arrival(&self, settings: &Settings, room: &str, was_empty: bool) -> Result<()> {
-        if was_empty && !self.is_listed().await {
-            self.state.storage().put(ROOM_NAME_KEY, room).await?;
-            crate::edge::directory::register(&self.env, room, true).await;
-        }
+    /// Registers the socket's revocation keys the room did not hold yet (off the handshake's
+    /// path) and sets the alarm.
+    async fn after_arrival(
+        &self,
+        settings: &Settings,
+        room: &str,
+        arrived: &crate::engine::Attachment,
+    ) -> Result<()> {
+        self.keys_arrive(settings, room, arrived).await?;
         self.schedule(settings, util::now_ms()).await
     }
 }

@@ -1,13 +1,13 @@
 //! The room's alarm: sessions expire on time (without KV), sessions are revalidated every
-//! `revalidate_seconds`, and an empty room leaves the directory after `IDLE_UNLIST_MS`. An
-//! empty room has no alarm after that: no work while nobody is there.
+//! `revalidate_seconds`, and revocation keys whose last socket left are unregistered a linger
+//! later. An empty room has no alarm after that: no work while nobody is there.
 
 use crate::decision::Refusal;
-use crate::engine::{self, Expulsion, IDLE_UNLIST_MS};
+use crate::engine::{self, Expulsion};
 use worker::Result;
 
 use super::members;
-use super::{Room, LAST_REVALIDATION_KEY, ROOM_NAME_KEY};
+use super::{Room, LAST_REVALIDATION_KEY};
 use crate::edge::util::{self, Settings};
 
 impl Room {
@@ -16,10 +16,12 @@ impl Room {
             return Ok(());
         };
         let now = util::now_ms();
+        if let Err(e) = self.keys_on_alarm(&settings, now).await {
+            Self::log_error(None, "index", &e);
+        }
         let members = members::list(&self.state);
         if members.is_empty() {
-            // The idle alarm: nobody came back.
-            return self.unlist().await;
+            return self.schedule(&settings, now).await;
         }
         let expired: Vec<usize> = (0..members.len())
             .filter(|&i| members[i].attachment.is_expired(now))
@@ -45,16 +47,16 @@ impl Room {
         self.schedule(&settings, now).await
     }
 
-    /// Sets the alarm to the earliest session expiry or the next revalidation. An empty room
-    /// gets one last alarm that takes it off the directory, then none.
+    /// Sets the alarm to the earliest session expiry, the next revalidation or the end of a
+    /// key's linger. An empty room keeps only the last.
     pub(super) async fn schedule(&self, settings: &Settings, now: i64) -> Result<()> {
         let members = members::list(&self.state);
         let storage = self.state.storage();
+        let linger_ends = self.keys_next_due().await;
         if members.is_empty() {
-            return if self.is_listed().await {
-                self.set_alarm_at(now + IDLE_UNLIST_MS).await
-            } else {
-                storage.delete_alarm().await
+            return match linger_ends {
+                Some(at) => self.set_alarm_at(at.max(now + 1)).await,
+                None => storage.delete_alarm().await,
             };
         }
         // The interval runs from the first revalidation, or from when the room first got a
@@ -73,7 +75,12 @@ impl Room {
         };
         let interval = u64::from(settings.config.room.revalidate_seconds) * 1000;
         let expiries = members.iter().map(|m| m.attachment.expires_at_ms);
-        match engine::next_alarm_ms(expiries, last, interval, now) {
+        let next = engine::next_alarm_ms(expiries, last, interval, now);
+        match next
+            .into_iter()
+            .chain(linger_ends.map(|at| at.max(now + 1)))
+            .min()
+        {
             Some(at) => self.set_alarm_at(at).await,
             None => storage.delete_alarm().await,
         }
@@ -88,28 +95,10 @@ impl Room {
             .await
     }
 
-    /// When the last socket has gone, the only alarm left is the one that takes the room off
-    /// the directory if nobody comes back.
+    /// After sockets left: the alarm now also covers their keys' linger.
     pub(super) async fn after_departure(&self) {
         if let Ok(settings) = self.settings() {
             let _ = self.schedule(&settings, util::now_ms()).await;
         }
-    }
-
-    /// Is the room listed in the directory?
-    pub(super) async fn is_listed(&self) -> bool {
-        let storage = self.state.storage();
-        let name = storage.get::<String>(ROOM_NAME_KEY).await;
-        name.ok().flatten().is_some()
-    }
-
-    /// Takes an empty room off the directory.
-    async fn unlist(&self) -> Result<()> {
-        let storage = self.state.storage();
-        if let Some(name) = storage.get::<String>(ROOM_NAME_KEY).await.ok().flatten() {
-            crate::edge::directory::register(&self.env, &name, false).await;
-            storage.delete(ROOM_NAME_KEY).await?;
-        }
-        Ok(())
     }
 }

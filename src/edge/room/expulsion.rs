@@ -40,6 +40,9 @@ impl Room {
         if victims.is_empty() {
             return;
         }
+        let gone: Vec<&crate::engine::Attachment> =
+            victims.iter().map(|&i| &members[i].attachment).collect();
+        self.keys_leave(&gone);
         for &i in victims {
             let member = &members[i];
             let mut attachment = member.attachment.clone();

@@ -67,6 +67,7 @@ impl Room {
         if let Ok(Some(me)) = socket.deserialize_attachment::<Attachment>() {
             self.rates.borrow_mut().remove(&me.id);
             if !me.departed {
+                self.keys_leave(&[&me]);
                 let room = RoomContext::new(&self.state, Some(&me.id));
                 if let Err(e) = self.app_of(&me).on_close(&room, &me.id) {
                     Self::log_error(None, "on_close", &e);

@@ -1,6 +1,6 @@
 //! The Room Durable Object, in two layers. The engine holds a room's sockets with the
 //! hibernation API and decides for every app: admission limits, the rate and size of client
-//! frames, expiry, revalidation, revocation, the directory listing. The app behind it
+//! frames, expiry, revalidation, revocation, its entries in the revocation index. The app behind it
 //! ([`app::App`], chosen per route by `app = "..."`) speaks to the members: presence and chat
 //! by default, or the shared counter.
 //!
@@ -8,7 +8,8 @@
 //! * `admission.rs`: a handshake forwarded by the gate: limits, accept, `on_connect`
 //! * `frames.rs`: client frames (rate limit, size, then `on_message`) and departures
 //! * `expulsion.rs`: the room closes sockets: revocation, and `on_close` for those it closed
-//! * `alarm.rs`: expiry on time, the revalidation tick, leaving the directory
+//! * `alarm.rs`: expiry on time, the revalidation tick, unregistering lingering keys
+//! * `keys.rs`: the room's entries in the revocation index (register, linger, unregister)
 //! * `revalidation.rs`: re-reading the sessions from KV
 //! * `app.rs`, `chat.rs`, `counter.rs`: the app seam and the two apps
 
@@ -19,6 +20,7 @@ mod chat;
 mod counter;
 mod expulsion;
 mod frames;
+mod keys;
 mod members;
 mod revalidation;
 
@@ -41,7 +43,7 @@ pub const REVOKE_PATH: &str = "/_room/revoke";
 
 /// Storage: when the room last revalidated (Unix ms).
 const LAST_REVALIDATION_KEY: &str = "last_revalidation_ms";
-/// Storage: the room's name, present while the room is listed in the directory.
+/// Storage: the room's name (its index entries name it), kept once the first key registers.
 const ROOM_NAME_KEY: &str = "room_name";
 
 #[durable_object]
@@ -51,6 +53,8 @@ pub struct Room {
     /// Message counters per connection id. Kept in memory only: after hibernation the window
     /// starts afresh, which errs on the side of the client, never of an abuser for long.
     rates: RefCell<HashMap<String, RateWindow>>,
+    /// What the room has registered in the revocation index; rebuilt after a restart.
+    keys: RefCell<Option<crate::revocation::RoomKeys>>,
 }
 
 impl Room {
@@ -85,6 +89,7 @@ impl DurableObject for Room {
             state,
             env,
             rates: RefCell::new(HashMap::new()),
+            keys: RefCell::new(None),
         }
     }
 
