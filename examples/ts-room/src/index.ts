@@ -53,7 +53,7 @@ export class ChatRoom extends GatedRoom<Env, Session> {
   }
 }
 
-export class Cursors extends GatedServer<Env> {
+export class Cursors extends GatedServer<Env, Session> {
   static options = { hibernate: true };
   static sessiongate = options;
 

@@ -70,6 +70,7 @@ before(async () => {
           CURSORS: { className: "Cursors", scriptName: "room" },
           PROBE_ROOM: { className: "ProbeRoom", scriptName: "room" },
           PROBE_SERVER: { className: "ProbeServer", scriptName: "room" },
+          PROBE_MEMORY: { className: "ProbeMemoryServer", scriptName: "room" },
         },
       },
       {
@@ -83,6 +84,7 @@ before(async () => {
           CURSORS: { className: "Cursors", useSQLite: true },
           PROBE_ROOM: { className: "ProbeRoom", useSQLite: true },
           PROBE_SERVER: { className: "ProbeServer", useSQLite: true },
+          PROBE_MEMORY: { className: "ProbeMemoryServer", useSQLite: true },
         },
         bindings: { ADMISSION_KEY: KEY, REVALIDATE_SECONDS: "1" },
         serviceBindings: {
@@ -335,6 +337,25 @@ describe("what the integration hides, and hibernation", () => {
     assert.deepEqual(c.first.tags, [a.body.id, "sg", `k:${a.body.revoke[0]}`]);
     assert.ok(!JSON.stringify(c.first).includes(a.body.ticket), "the ticket stays in the room");
     c.ws.close();
+  });
+
+  it("partyserver without hibernation: the same id, sessions and revocation, from memory", async () => {
+    const a = admit({ room: "mem-1", session: { user: { name: "ada" } } });
+    const b = admit({ room: "mem-1", session: { user: { name: "bob" } } });
+    const ca = await connect("/ws/PROBE_MEMORY/mem-1?_pk=a", a.headers);
+    const cb = await connect("/ws/PROBE_MEMORY/mem-1?_pk=a", b.headers);
+    assert.equal(ca.first.id, a.body.id);
+    assert.equal(cb.first.id, b.body.id);
+    assert.equal((await connect("/ws/PROBE_MEMORY/mem-1", a.headers)).status, 401, "replay");
+    cb.ws.send("get");
+    const who = await cb.next((f) => f.type === "who");
+    assert.deepEqual(who.sessions, [{ id: a.body.id, session: a.body.session }, { id: b.body.id, session: b.body.session }]);
+    assert.deepEqual(who.session, b.body.session);
+    assert.deepEqual(await control("PROBE_MEMORY", "mem-1", gate.control({ key: a.body.revoke[0] })), { status: 200, body: { closed: 1 } });
+    assert.deepEqual(await ca.closed, { code: 4401, reason: "session revoked" });
+    cb.ws.send("get");
+    assert.deepEqual((await cb.next((f) => f.type === "who")).sessions.map((p) => p.id), [b.body.id]);
+    cb.ws.close();
   });
 
   it("after the object hibernates, sessions(), state and the verified session are rebuilt from attachments", { timeout: 120_000 }, async () => {
