@@ -18,6 +18,9 @@ cargo clippy --locked --target wasm32-unknown-unknown --lib -- -D warnings
 echo "== sessiongate-store (npm package, against a fake gate)"
 node --test --test-reporter=spec packages/express-store/test/
 
+echo "== sessiongate-room (npm package: unit tests, and the example rooms in workerd)"
+node --test --test-concurrency=1 --test-reporter=spec packages/room/test/
+
 echo "== native: cargo test"
 cargo test --locked
 

@@ -10,6 +10,7 @@
 //! * the Worker layer (`edge`, only on `wasm32`) that adapts `worker::Request`, `Env`,
 //!   `KvStore` and Durable Object state to the core and does the I/O.
 
+pub mod admission;
 pub mod config;
 pub mod cookie;
 pub mod cookie_format;

@@ -22,6 +22,9 @@ pub enum LogEvent<'a> {
         session_bytes: usize,
         sid: SidTag,
     },
+    /// A route's `target` cannot be reached: its binding or `ADMISSION_KEY` is missing.
+    /// Answered 500, never an admit.
+    Target { route: &'a str, error: &'a str },
     /// Something failed inside a room: bookkeeping after a socket arrived, an alarm, an app.
     Room {
         #[serde(skip_serializing_if = "Option::is_none")]

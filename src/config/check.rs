@@ -46,6 +46,7 @@ const ROUTE_KEYS: &[&str] = &[
     "exclude",
     "deny_with",
     "app",
+    "target",
 ];
 const RATE_KEYS: &[&str] = &["messages", "per_seconds"];
 
@@ -74,6 +75,14 @@ pub(super) fn config(value: &Value) -> Result<Config, ConfigErrors> {
     let revoke_by = c
         .dot_paths(map, "revoke_by")
         .unwrap_or_else(|| vec!["passport.user".into()]);
+    // A socket is tagged with its sid's key and one per revoke_by path; a socket takes at
+    // most 10 tags, one of which a room keeps for itself.
+    if revoke_by.len() > 8 {
+        c.error(
+            "revoke_by",
+            "at most 8 paths (each becomes a tag on every socket)",
+        );
+    }
     let deny_with = c.deny_with(map, "").unwrap_or(DenyWith::Status);
     let cache_ttl = c.integer(map, "cache_ttl", "", 30, YEAR_SECONDS);
     let demo_login = c.boolean(map, "demo_login", "").unwrap_or(false);
@@ -307,12 +316,35 @@ impl Checker {
         let rules = self.rule_set(route, at, &params);
         let deny_with = self.deny_with(route, at).unwrap_or(deny_with);
         let app = self.room_app(route, at).unwrap_or_default();
+        let target = self.string(route, "target", at);
+        if let Some(binding) = &target {
+            let valid = binding
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && binding
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                self.error(
+                    join(at, "target"),
+                    format!("{binding:?} is not a binding name (letters, digits and '_')"),
+                );
+            }
+            if route.contains_key("app") {
+                self.error(
+                    join(at, "app"),
+                    "an app runs in the built-in Room; a route with a target forwards to its own",
+                );
+            }
+        }
         Some(Route {
             path: path.clone(),
             room: room?,
             rules,
             deny_with,
             app,
+            target,
         })
     }
 

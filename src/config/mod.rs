@@ -72,6 +72,10 @@ pub struct Route {
     pub deny_with: DenyWith,
     /// What the Room does with the sockets it holds (`app = "chat"`, the default).
     pub app: RoomApp,
+    /// A Durable Object namespace binding to forward admitted sockets to instead of the
+    /// built-in Room (`target = "GAME_ROOMS"`): an app's own room, in this Worker or another
+    /// (`script_name`), that verifies the signed admission of docs/ADMISSION.md.
+    pub target: Option<String>,
 }
 
 /// The behaviour of a route's Room: its protocol with the clients. The engine around it

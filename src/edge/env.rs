@@ -15,6 +15,9 @@ pub const INDEX: &str = "INDEX";
 pub const SESSION_SECRETS: &str = "SESSION_SECRETS";
 /// Enables `POST /_sessiongate/revoke`.
 pub const ADMIN_TOKEN: &str = "ADMIN_TOKEN";
+/// Signs what the gate sends to an app's own rooms (docs/ADMISSION.md); the app's Worker has
+/// the same secret.
+pub const ADMISSION_KEY: &str = "ADMISSION_KEY";
 /// Enables the session store endpoints `/_sessiongate/sessions/:sid`.
 pub const STORE_TOKEN: &str = "STORE_TOKEN";
 

@@ -14,6 +14,8 @@ use super::util::{self, Settings};
 /// Header that carries an admission from the Worker to the Room. Durable Objects are reachable
 /// only through the binding, and the Worker strips every client-sent `x-sessiongate-*` header.
 pub const ADMISSION_HEADER: &str = "x-sessiongate-admission";
+/// The signature of what the gate sends an app's room (docs/ADMISSION.md).
+pub const SIGNATURE_HEADER: &str = "x-sessiongate-signature";
 const INTERNAL_HEADER_PREFIX: &str = "x-sessiongate-";
 
 struct WorkerHeaders<'a>(&'a Headers);
@@ -97,6 +99,9 @@ pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Resp
     if let Err(too_large) = attachment.check_size() {
         return too_large_session(&admission.room, &attachment, &too_large);
     }
+    if let Some(binding) = &config.routes[admission.route].target {
+        return forward_to_app(req, env, settings, binding, &admission.room, &attachment).await;
+    }
     let admission = RoomAdmission {
         room: admission.room,
         attachment,
@@ -148,13 +153,11 @@ pub fn too_large_session(
     )
 }
 
-async fn forward(req: Request, env: &Env, admission: RoomAdmission) -> Result<Response> {
-    let stub = env::rooms(env)?.id_from_name(&admission.room)?.get_stub()?;
+/// The client's upgrade as a room may see it: every client-sent internal header removed, and
+/// the cookie, which no room needs (the built-in Room holds the sid in the clear).
+fn to_room(req: &Request) -> Result<Request> {
     let mut forwarded = req.clone_mut()?;
-    let admission = admission.encode().map_err(util::error)?;
     let headers = forwarded.headers_mut()?;
-    // The Room trusts only what the gate sets: drop every client-sent internal header, and
-    // the cookie, which the Room never needs (it holds the sid in the clear).
     let internal: Vec<String> = headers
         .keys()
         .filter(|name| name.starts_with(INTERNAL_HEADER_PREFIX))
@@ -163,6 +166,72 @@ async fn forward(req: Request, env: &Env, admission: RoomAdmission) -> Result<Re
         headers.delete(&name)?;
     }
     headers.delete("cookie")?;
-    headers.set(ADMISSION_HEADER, &admission)?;
+    Ok(forwarded)
+}
+
+async fn forward(req: Request, env: &Env, admission: RoomAdmission) -> Result<Response> {
+    let stub = env::rooms(env)?.id_from_name(&admission.room)?.get_stub()?;
+    let mut forwarded = to_room(&req)?;
+    let admission = admission.encode().map_err(util::error)?;
+    forwarded.headers_mut()?.set(ADMISSION_HEADER, &admission)?;
     stub.fetch_with_request(forwarded).await
+}
+
+/// Forwards to an app's own room (a route's `target`) with the signed admission of
+/// docs/ADMISSION.md, and lists the socket's revocation keys in the index at the same time
+/// (the app's room does not: stale entries are removed by the revocation that meets them).
+async fn forward_to_app(
+    req: Request,
+    env: &Env,
+    settings: &Settings,
+    binding: &str,
+    room: &str,
+    attachment: &Attachment,
+) -> Result<Response> {
+    let route = settings.config.routes[attachment.route].path.as_str();
+    let misconfigured = |error: &str| {
+        util::log(&LogEvent::Target { route, error });
+        Response::error(
+            "sessiongate: route target unavailable (see the Worker's logs)",
+            500,
+        )
+    };
+    let Some(key) = env::token(env, env::ADMISSION_KEY) else {
+        return misconfigured("ADMISSION_KEY is not set (wrangler secret put ADMISSION_KEY)");
+    };
+    let Ok(namespace) = env.durable_object(binding) else {
+        return misconfigured(&format!(
+            "no Durable Object binding {binding:?} (durable_objects.bindings in wrangler.toml)"
+        ));
+    };
+    let keys = crate::revocation::socket_keys(&attachment.sid, &attachment.revoke_keys);
+    let ids: Vec<String> = keys.iter().map(|k| crate::revocation::key_id(k)).collect();
+    let signed = crate::admission::admission(
+        &key,
+        room,
+        route,
+        attachment,
+        &ids,
+        util::now_ms(),
+        &util::random_bytes::<16>()?,
+    );
+    let mut forwarded = to_room(&req)?;
+    let headers = forwarded.headers_mut()?;
+    headers.set(ADMISSION_HEADER, &signed.value)?;
+    headers.set(SIGNATURE_HEADER, &signed.signature)?;
+    let stub = namespace.id_from_name(room)?.get_stub()?;
+    let entry = super::index::room_entry(binding, room);
+    let shards = settings.config.index_shards;
+    let (listed, response) = futures_util::future::join(
+        super::index::update(env, shards, &entry, &keys, true),
+        stub.fetch_with_request(forwarded),
+    )
+    .await;
+    if let Err(e) = listed {
+        util::log(&LogEvent::Room {
+            room: Some(Clipped::of(room)),
+            error: Clipped::of(&format!("index register: {e}")),
+        });
+    }
+    response
 }

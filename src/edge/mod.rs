@@ -5,6 +5,7 @@ mod demo;
 mod env;
 mod gate;
 mod index;
+mod revalidate;
 mod revoke;
 mod room;
 mod store_api;
@@ -26,6 +27,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         }
     };
     let path = req.path();
+    if path == revalidate::PATH {
+        return revalidate::handle(req, &env, &settings).await;
+    }
     if path == revoke::PATH {
         return revoke::handle(req, &env, &settings).await;
     }

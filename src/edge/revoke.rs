@@ -14,6 +14,9 @@ use super::room::REVOKE_PATH;
 use super::util::{self, json_response, Settings};
 
 pub const PATH: &str = "/_sessiongate/revoke";
+/// Where an app's room takes the gate's control requests (docs/ADMISSION.md section 2).
+const CONTROL_PATH: &str = "/_sessiongate/control";
+const CONTROL_HEADER: &str = "x-sessiongate-control";
 
 /// The body: `{"sid": "..."}` or `{"session": {"field": "passport.user", "equals": "u-42"}}`,
 /// with `"delete_session": true` to delete the KV keys of the sessions closed.
@@ -131,21 +134,51 @@ pub async fn revoke(env: &Env, config: &Config, target: &RevokeTarget) -> Result
     let key = target_key(target);
     let (shard, rooms) = super::index::rooms(env, config.index_shards, &key).await?;
     let body = serde_json::to_string(target).map_err(util::error)?;
+    let admission_key = env::token(env, env::ADMISSION_KEY);
     let calls = rooms.iter().map(|entry| {
         let body = &body;
+        let key = &key;
+        let admission_key = admission_key.as_deref();
         async move {
             let (binding, room) = super::index::parse_room_entry(entry)
                 .ok_or_else(|| util::error("bad index entry"))?;
-            let mut init = RequestInit::new();
-            init.with_method(Method::Post)
-                .with_body(Some(body.as_str().into()));
-            let req = Request::new_with_init(&format!("https://room{REVOKE_PATH}"), &init)?;
+            let req = if binding == env::ROOMS {
+                let mut init = RequestInit::new();
+                init.with_method(Method::Post)
+                    .with_body(Some(body.as_str().into()));
+                Request::new_with_init(&format!("https://room{REVOKE_PATH}"), &init)?
+            } else {
+                // An app's own room: the signed control of docs/ADMISSION.md.
+                let secret =
+                    admission_key.ok_or_else(|| util::error("ADMISSION_KEY is not set"))?;
+                let control = crate::admission::revoke_control(
+                    secret,
+                    &crate::revocation::key_id(key),
+                    util::now_ms(),
+                    &util::random_bytes::<16>()?,
+                );
+                let mut init = RequestInit::new();
+                let headers = worker::Headers::new();
+                headers.set(CONTROL_HEADER, &control.value)?;
+                headers.set(super::gate::SIGNATURE_HEADER, &control.signature)?;
+                init.with_method(Method::Post).with_headers(headers);
+                Request::new_with_init(
+                    &format!("https://sessiongate.internal{CONTROL_PATH}"),
+                    &init,
+                )?
+            };
             let mut response = env
                 .durable_object(binding)?
                 .id_from_name(room)?
                 .get_stub()?
                 .fetch_with_request(req)
                 .await?;
+            if response.status_code() != 200 {
+                return Err(util::error(format!(
+                    "room answered {}",
+                    response.status_code()
+                )));
+            }
             response.json::<Value>().await
         }
     });

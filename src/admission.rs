@@ -1,0 +1,244 @@
+//! The admission contract v1 (docs/ADMISSION.md), the gate's side, apart from any I/O: what it
+//! signs and sends to a room that is not the built-in one (an app's own Durable Object), the
+//! control requests it sends later, and the tickets rooms send back to revalidate.
+//!
+//! Everything is ASCII: JSON in base64url (no padding), authenticated with
+//! `b64u(HMAC-SHA256(ADMISSION_KEY, label + "." + text))`, labels per message kind.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use sha2::Sha256;
+
+use crate::engine::{Attachment, RequestFacts};
+
+pub const ADMISSION_LABEL: &str = "sessiongate-admission-v1";
+pub const CONTROL_LABEL: &str = "sessiongate-control-v1";
+pub const REVALIDATE_LABEL: &str = "sessiongate-revalidate-v1";
+pub const REVALIDATED_LABEL: &str = "sessiongate-revalidated-v1";
+/// How long an admission or a control is valid after it was issued.
+pub const VALID_MS: i64 = 30_000;
+/// Tickets one revalidation request may carry.
+pub const MAX_TICKETS: usize = 100;
+
+/// The MAC of `text` under `key` for one kind of message.
+pub fn mac(key: &str, label: &str, text: &str) -> String {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes())
+        .expect("HMAC takes a key of any length");
+    m.update(label.as_bytes());
+    m.update(b".");
+    m.update(text.as_bytes());
+    URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+}
+
+/// Checks a MAC in constant time.
+pub fn verify(key: &str, label: &str, text: &str, presented: &str) -> bool {
+    crate::signature::bearer_matches(presented, &mac(key, label, text))
+}
+
+/// What a room sends back to revalidate a socket: what the built-in Room keeps for it (sid,
+/// route, parameters, the query and headers the rules read). Opaque to the room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ticket {
+    #[serde(rename = "s")]
+    pub sid: String,
+    #[serde(rename = "r")]
+    pub route: usize,
+    #[serde(rename = "p", default)]
+    pub params: Vec<(String, String)>,
+    #[serde(rename = "q", default)]
+    pub request: RequestFacts,
+}
+
+impl Ticket {
+    pub fn of(a: &Attachment) -> Ticket {
+        Ticket {
+            sid: a.sid.clone(),
+            route: a.route,
+            params: a.params.clone(),
+            request: a.request.clone(),
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    pub fn decode(text: &str) -> Option<Ticket> {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(text).ok()?).ok()
+    }
+
+    /// The socket as `decision::recheck` reads it.
+    pub fn as_attachment(&self) -> Attachment {
+        Attachment {
+            id: String::new(),
+            session: Value::Null,
+            sid: self.sid.clone(),
+            route: self.route,
+            params: self.params.clone(),
+            request: self.request.clone(),
+            expires_at_ms: None,
+            revoke_keys: Vec::new(),
+            departed: false,
+        }
+    }
+}
+
+/// The forwarded upgrade's two headers: the admission and its signature.
+pub struct Signed {
+    pub value: String,
+    pub signature: String,
+}
+
+/// The admission for a socket the gate admitted into `room` of an app's namespace.
+pub fn admission(
+    key: &str,
+    room: &str,
+    route_pattern: &str,
+    a: &Attachment,
+    revoke_ids: &[String],
+    now_ms: i64,
+    nonce: &[u8; 16],
+) -> Signed {
+    let params: Map<String, Value> = a
+        .params
+        .iter()
+        .map(|(n, v)| (n.clone(), Value::String(v.clone())))
+        .collect();
+    let body = json!({
+        "v": 1,
+        "room": room,
+        "id": a.id,
+        "route": route_pattern,
+        "params": params,
+        "session": a.session,
+        "expires_at": a.expires_at_ms,
+        "revoke": revoke_ids,
+        "ticket": Ticket::of(a).encode(),
+        "iat": now_ms,
+        "exp": now_ms + VALID_MS,
+        "nonce": URL_SAFE_NO_PAD.encode(nonce),
+    });
+    let value = URL_SAFE_NO_PAD.encode(body.to_string());
+    Signed {
+        signature: mac(key, ADMISSION_LABEL, &value),
+        value,
+    }
+}
+
+/// A revoke control for the sockets of one key id.
+pub fn revoke_control(key: &str, key_id: &str, now_ms: i64, nonce: &[u8; 16]) -> Signed {
+    let body = json!({
+        "v": 1,
+        "op": "revoke",
+        "key": key_id,
+        "iat": now_ms,
+        "exp": now_ms + VALID_MS,
+        "nonce": URL_SAFE_NO_PAD.encode(nonce),
+    });
+    let value = URL_SAFE_NO_PAD.encode(body.to_string());
+    Signed {
+        signature: mac(key, CONTROL_LABEL, &value),
+        value,
+    }
+}
+
+/// A revalidation request's tickets, if its signature holds and it is well formed.
+pub fn revalidation_tickets(key: &str, body: &str, signature: &str) -> Option<Vec<String>> {
+    if !verify(key, REVALIDATE_LABEL, body, signature) {
+        return None;
+    }
+    let v: Value = serde_json::from_str(body).ok()?;
+    if v["v"] != json!(1) {
+        return None;
+    }
+    let tickets: Vec<String> = v["tickets"]
+        .as_array()?
+        .iter()
+        .map(|t| t.as_str().map(str::to_owned))
+        .collect::<Option<_>>()?;
+    (tickets.len() <= MAX_TICKETS).then_some(tickets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn socket() -> Attachment {
+        Attachment {
+            id: "c0a1b2c3d4e5f".into(),
+            session: json!({"user": {"name": "Zoë"}}),
+            sid: "XYxA01K1Js0u7JYkqNzvolwuNnbFxjpG".into(),
+            route: 1,
+            params: vec![("room".into(), "lobby".into())],
+            request: RequestFacts::default(),
+            expires_at_ms: Some(1_795_694_400_000),
+            revoke_keys: vec![],
+            departed: false,
+        }
+    }
+
+    #[test]
+    fn macs_are_labelled_and_verified_in_constant_time() {
+        let m = mac("k", ADMISSION_LABEL, "text");
+        assert_eq!(m.len(), 43);
+        assert!(verify("k", ADMISSION_LABEL, "text", &m));
+        assert!(!verify("k", CONTROL_LABEL, "text", &m));
+        assert!(!verify("other", ADMISSION_LABEL, "text", &m));
+        assert!(!verify("k", ADMISSION_LABEL, "text2", &m));
+    }
+
+    #[test]
+    fn an_admission_is_ascii_signed_and_carries_a_ticket_back_to_the_socket() {
+        let a = socket();
+        let signed = admission(
+            "k",
+            "room:lobby",
+            "/ws/rooms/:room",
+            &a,
+            &["ab".repeat(32)],
+            1_000,
+            &[7; 16],
+        );
+        assert!(signed.value.is_ascii());
+        assert!(verify(
+            "k",
+            ADMISSION_LABEL,
+            &signed.value,
+            &signed.signature
+        ));
+        let body: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&signed.value).unwrap()).unwrap();
+        assert_eq!(body["v"], 1);
+        assert_eq!(body["exp"], 31_000);
+        assert_eq!(body["params"], json!({"room": "lobby"}));
+        assert_eq!(body["session"]["user"]["name"], "Zoë");
+        let ticket = Ticket::decode(body["ticket"].as_str().unwrap()).unwrap();
+        assert_eq!(ticket, Ticket::of(&a));
+        assert_eq!(ticket.as_attachment().sid, a.sid);
+    }
+
+    #[test]
+    fn revalidation_requests_need_the_signature_and_at_most_100_tickets() {
+        let body = json!({"v": 1, "tickets": ["a", "b"]}).to_string();
+        let sig = mac("k", REVALIDATE_LABEL, &body);
+        assert_eq!(
+            revalidation_tickets("k", &body, &sig),
+            Some(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(revalidation_tickets("k", &body, "forged"), None);
+        assert_eq!(revalidation_tickets("k2", &body, &sig), None);
+        let many = json!({"v": 1, "tickets": vec!["t"; 101]}).to_string();
+        assert_eq!(
+            revalidation_tickets("k", &many, &mac("k", REVALIDATE_LABEL, &many)),
+            None
+        );
+        let v2 = json!({"v": 2, "tickets": []}).to_string();
+        assert_eq!(
+            revalidation_tickets("k", &v2, &mac("k", REVALIDATE_LABEL, &v2)),
+            None
+        );
+    }
+}
