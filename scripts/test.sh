@@ -19,7 +19,7 @@ echo "== sessiongate-store (npm package, against a fake gate)"
 node --test --test-reporter=spec packages/express-store/test/
 
 echo "== sessiongate-room (npm package: unit tests, and the example rooms in workerd)"
-node --test --test-concurrency=1 --test-reporter=spec packages/room/test/
+node --test --test-concurrency=1 --test-reporter=spec packages/room/test/*.test.mjs
 
 echo "== native: cargo test"
 cargo test --locked
