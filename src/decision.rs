@@ -48,6 +48,23 @@ impl std::error::Error for StoreError {}
 /// error if it could not answer (the gate then fails closed with 503).
 pub type Stored<'a> = Result<Option<&'a str>, StoreError>;
 
+/// The origin, path and query of a URL as the runtime serializes it (WHATWG: the host is
+/// already ASCII and lower case, a default port is already left out, `?` and `#` inside the
+/// path are percent-encoded), without a URL parser: `https://gate.example.com/ws/a?v=2#x` is
+/// `("https://gate.example.com", "/ws/a", "v=2")`. Parsing URLs again would bring the `url`
+/// crate and its Unicode tables into the wasm for nothing.
+pub fn split_url(url: &str) -> (&str, &str, &str) {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let path_start = url[after_scheme..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| after_scheme + i);
+    let origin = &url[..path_start];
+    let rest = &url[path_start..];
+    let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    (origin, if path.is_empty() { "/" } else { path }, query)
+}
+
 /// What the gate sees of a handshake request.
 pub struct Handshake<'a> {
     pub method: &'a str,

@@ -901,3 +901,38 @@ fn check_names() {
         ]
     );
 }
+
+/// The gate reads the runtime's serialized URL without a URL parser (the `url` crate and its
+/// tables were about a quarter of the wasm): the same origin, path and query as
+/// `new URL(u).origin`, `.pathname`, `.search` without its `?`.
+#[test]
+fn split_url_matches_whatwg_for_serialized_urls() {
+    for (url, want) in [
+        (
+            "https://gate.example.com/ws/rooms/a?v=2",
+            ("https://gate.example.com", "/ws/rooms/a", "v=2"),
+        ),
+        (
+            "http://127.0.0.1:8787/ws/a%3Fb?x=1&y=%3F#frag",
+            ("http://127.0.0.1:8787", "/ws/a%3Fb", "x=1&y=%3F"),
+        ),
+        (
+            "https://xn--bcher-kva.example/ws/x",
+            ("https://xn--bcher-kva.example", "/ws/x", ""),
+        ),
+        (
+            "https://gate.example.com/",
+            ("https://gate.example.com", "/", ""),
+        ),
+        (
+            "https://gate.example.com/?",
+            ("https://gate.example.com", "/", ""),
+        ),
+        (
+            "https://[::1]:8443/ws/x?#",
+            ("https://[::1]:8443", "/ws/x", ""),
+        ),
+    ] {
+        assert_eq!(decision::split_url(url), want, "{url}");
+    }
+}

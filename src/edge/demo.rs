@@ -73,7 +73,7 @@ async fn read_login(mut req: Request) -> Option<Login> {
 async fn login(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
     let previous = current_sid(&req, settings);
     // Over https the cookie is Secure, as express-session's `cookie.secure` would make it.
-    let secure = if req.url()?.scheme() == "https" {
+    let secure = if req.inner().url().starts_with("https:") {
         "; Secure"
     } else {
         ""

@@ -65,16 +65,16 @@ pub fn sessions(env: &Env, settings: &Settings) -> KvSessions {
 /// then the hand-off to the Room. Every refusal is answered in [`deny`].
 pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
     let config = &settings.config;
-    let url = req.url()?;
-    let own_origin = url.origin().ascii_serialization();
+    let url = req.inner().url();
+    let (own_origin, path, query) = crate::decision::split_url(&url);
     let method = req.method();
     let headers = WorkerHeaders(req.headers());
     let handshake = Handshake {
         method: method.as_ref(),
-        path: url.path(),
-        query: url.query().unwrap_or(""),
+        path,
+        query,
         headers: &headers,
-        own_origin: &own_origin,
+        own_origin,
     };
     let checked = match check_request(&handshake, &settings.secrets, config) {
         Ok(checked) => checked,
