@@ -8,7 +8,7 @@ use crate::log::{self, Clipped, LogEvent, SidTag};
 use worker::{Request, Response, Result, WebSocketPair};
 
 use super::app;
-use super::members::{self, close, Member, RoomContext};
+use super::members::{close, Member, RoomContext};
 use super::Room;
 use crate::edge::gate::{too_large_session, ADMISSION_HEADER};
 use crate::edge::util::{self, Settings};
@@ -27,7 +27,7 @@ impl Room {
         let Some(route) = settings.config.routes.get(admission.attachment.route) else {
             return Response::error("bad admission", 400);
         };
-        let mut members = members::list(&self.state);
+        let members = self.members();
         let sid = &admission.attachment.sid;
         let same_session = members.iter().filter(|m| m.attachment.sid == *sid).count();
         if let Err(refusal) =
@@ -51,11 +51,11 @@ impl Room {
         }
         let app = app::for_route(route.app);
         let arrived = admission.attachment.clone();
-        members.push(Member {
+        self.member_joined(Member {
             socket,
-            attachment: admission.attachment,
+            attachment: std::rc::Rc::new(admission.attachment),
         });
-        let room = RoomContext::listed(&self.state, members);
+        let room = RoomContext::listed(&self.state, self.members());
         if let Some(me) = room.members().last() {
             if let Err(e) = app.on_connect(&room, me) {
                 Self::log_error(Some(&admission.room), "on_connect", &e);

@@ -6,7 +6,6 @@ use crate::decision::Refusal;
 use crate::engine::{self, Expulsion};
 use worker::Result;
 
-use super::members;
 use super::{Room, LAST_REVALIDATION_KEY};
 use crate::edge::util::{self, Settings};
 
@@ -19,7 +18,7 @@ impl Room {
         if let Err(e) = self.keys_on_alarm(&settings, now).await {
             Self::log_error(None, "index", &e);
         }
-        let members = members::list(&self.state);
+        let members = self.members();
         if members.is_empty() {
             return self.schedule(&settings, now).await;
         }
@@ -50,7 +49,7 @@ impl Room {
     /// Sets the alarm to the earliest session expiry, the next revalidation or the end of a
     /// key's linger. An empty room keeps only the last.
     pub(super) async fn schedule(&self, settings: &Settings, now: i64) -> Result<()> {
-        let members = members::list(&self.state);
+        let members = self.members();
         let storage = self.state.storage();
         let linger_ends = self.keys_next_due().await;
         if members.is_empty() {

@@ -6,7 +6,7 @@ use crate::engine::{self, Expulsion, RevokeTarget};
 use serde_json::json;
 use worker::{Request, Response, Result};
 
-use super::members::{self, close, Member, RoomContext};
+use super::members::{close, Member, RoomContext};
 use super::Room;
 
 impl Room {
@@ -17,11 +17,11 @@ impl Room {
             Ok(t) => t,
             Err(_) => return Response::error("bad revocation", 400),
         };
-        let members = members::list(&self.state);
+        let members = self.members();
         let victims: Vec<usize> = (0..members.len())
             .filter(|&i| members[i].attachment.matches_revocation(&target))
             .collect();
-        let sids = engine::distinct_sids(victims.iter().map(|&i| &members[i].attachment));
+        let sids = engine::distinct_sids(victims.iter().map(|&i| &*members[i].attachment));
         let answer = json!({"closed": victims.len(), "sids": sids});
         self.expel(
             &members,
@@ -41,22 +41,18 @@ impl Room {
             return;
         }
         let gone: Vec<&crate::engine::Attachment> =
-            victims.iter().map(|&i| &members[i].attachment).collect();
+            victims.iter().map(|&i| &*members[i].attachment).collect();
         self.keys_leave(&gone);
         for &i in victims {
             let member = &members[i];
-            let mut attachment = member.attachment.clone();
+            let mut attachment = (*member.attachment).clone();
             attachment.departed = true;
             let _ = member.socket.serialize_attachment(&attachment);
             close(&member.socket, why.close_code(), why.reason());
         }
-        let remaining = members
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !victims.contains(i))
-            .map(|(_, m)| m.clone())
-            .collect();
-        let room = RoomContext::listed(&self.state, remaining);
+        let ids: Vec<&str> = victims.iter().map(|&i| members[i].id()).collect();
+        self.members_left(&ids);
+        let room = RoomContext::listed(&self.state, self.members());
         for &i in victims {
             let gone = &members[i].attachment;
             if let Err(e) = self.app_of(gone).on_close(&room, &gone.id) {

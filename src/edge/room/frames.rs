@@ -39,19 +39,19 @@ impl Room {
         };
         let me = Member {
             socket: socket.clone(),
-            attachment,
+            attachment: std::rc::Rc::new(attachment),
         };
         match verdict {
             FrameVerdict::Drop => {}
             FrameVerdict::Expel => {
-                let members = members::list(&self.state);
+                let members = self.members();
                 if let Some(i) = members.iter().position(|m| m.id() == me.id()) {
                     self.expel(&members, &[i], Expulsion::RateLimited);
                 }
             }
             FrameVerdict::Refuse(refused) => me.send(&protocol::error(&refused)),
             FrameVerdict::Deliver => {
-                let room = RoomContext::new(&self.state, None);
+                let room = RoomContext::listed(&self.state, self.members());
                 if let Err(e) = self.app_of(&me.attachment).on_message(&room, &me, frame) {
                     Self::log_error(None, "on_message", &e);
                     close(socket, 1011, "internal error");
@@ -68,7 +68,8 @@ impl Room {
             self.rates.borrow_mut().remove(&me.id);
             if !me.departed {
                 self.keys_leave(&[&me]);
-                let room = RoomContext::new(&self.state, Some(&me.id));
+                self.members_left(&[&me.id]);
+                let room = RoomContext::listed(&self.state, self.members());
                 if let Err(e) = self.app_of(&me).on_close(&room, &me.id) {
                     Self::log_error(None, "on_close", &e);
                 }

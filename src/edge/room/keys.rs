@@ -13,7 +13,6 @@ use crate::log::{Clipped, LogEvent};
 use crate::revocation::{socket_keys, RoomKeys};
 use worker::Result;
 
-use super::members;
 use super::{Room, ROOM_NAME_KEY};
 use crate::edge::index;
 use crate::edge::util::{self, Settings};
@@ -45,7 +44,7 @@ impl Room {
             .filter_map(|k| k.ok()?.as_string())
             .filter_map(|k| k.strip_prefix(REGISTERED_PREFIX).map(str::to_owned))
             .collect();
-        let members = members::list(&self.state);
+        let members = self.members();
         let sockets: Vec<Vec<String>> = members
             .iter()
             .filter(|m| Some(m.attachment.id.as_str()) != arriving)

@@ -1,16 +1,29 @@
-//! The members of a room: its open sockets with their attachments, read synchronously from
-//! the hibernation API (the view `session.io` existed for), and the context an app gets.
+//! The members of a room: its open sockets with their attachments (the view `session.io`
+//! existed for), and the context an app gets. The room keeps them in memory: listed from the
+//! hibernation API (which wakes every socket and deserializes every attachment) once per wake,
+//! then kept up to date as sockets arrive and leave, so no hot path lists or deserializes.
 
-use std::cell::OnceCell;
+use std::rc::Rc;
 
 use crate::engine::Attachment;
+use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
 use worker::{SqlStorage, State, WebSocket};
+
+#[wasm_bindgen]
+extern "C" {
+    /// A WebSocket seen only for its `send`.
+    type Sender;
+    /// `WebSocket.send` with a string already in JavaScript: a broadcast converts its frame
+    /// from Rust once, not once per member.
+    #[wasm_bindgen(method, catch, js_name = send)]
+    fn send_value(this: &Sender, data: &JsValue) -> Result<(), JsValue>;
+}
 
 /// A socket of the room and what is kept with it (its session among them).
 #[derive(Clone)]
 pub struct Member {
     pub socket: WebSocket,
-    pub attachment: Attachment,
+    pub attachment: Rc<Attachment>,
 }
 
 impl Member {
@@ -23,6 +36,12 @@ impl Member {
     /// error here: its own close handler tells the others.
     pub fn send(&self, text: &str) {
         let _ = self.socket.send_with_str(text);
+    }
+
+    /// Sends a text frame already converted to a JavaScript string.
+    pub fn send_js(&self, text: &JsValue) {
+        let raw: &worker::web_sys::WebSocket = self.socket.as_ref();
+        let _ = raw.unchecked_ref::<Sender>().send_value(text);
     }
 }
 
@@ -49,7 +68,10 @@ pub fn list(state: &State) -> Vec<Member> {
                 .ok()
                 .flatten()
                 .filter(|a| !a.departed)?;
-            Some(Member { socket, attachment })
+            Some(Member {
+                socket,
+                attachment: Rc::new(attachment),
+            })
         })
         .collect()
 }
@@ -58,47 +80,27 @@ pub fn list(state: &State) -> Vec<Member> {
 /// send to them, and the object's storage.
 pub struct RoomContext<'a> {
     state: &'a State,
-    /// A member not to list: the one whose client just closed.
-    without: Option<&'a str>,
-    members: OnceCell<Vec<Member>>,
+    members: Rc<Vec<Member>>,
 }
 
 impl<'a> RoomContext<'a> {
-    /// A context that lists the members when first asked (listing wakes every socket).
-    pub fn new(state: &'a State, without: Option<&'a str>) -> Self {
-        RoomContext {
-            state,
-            without,
-            members: OnceCell::new(),
-        }
-    }
-
-    /// A context over members the engine has listed already.
-    pub fn listed(state: &'a State, members: Vec<Member>) -> Self {
-        RoomContext {
-            state,
-            without: None,
-            members: OnceCell::from(members),
-        }
+    /// A context over the room's members as the engine holds them.
+    pub fn listed(state: &'a State, members: Rc<Vec<Member>>) -> Self {
+        RoomContext { state, members }
     }
 
     /// Every member, read synchronously: the socket whose hook runs is one of them, except in
     /// `on_close`, which runs once it has left.
     pub fn members(&self) -> &[Member] {
-        self.members.get_or_init(|| {
-            let mut members = list(self.state);
-            if let Some(gone) = self.without {
-                members.retain(|m| m.id() != gone);
-            }
-            members
-        })
+        &self.members
     }
 
-    /// Sends `text` to every member but `except`.
+    /// Sends `text` to every member but `except`, converting it to JavaScript once.
     pub fn broadcast(&self, text: &str, except: Option<&str>) {
-        for member in self.members() {
+        let text = JsValue::from_str(text);
+        for member in self.members.iter() {
             if Some(member.id()) != except {
-                member.send(text);
+                member.send_js(&text);
             }
         }
     }

@@ -53,6 +53,8 @@ pub struct Room {
     /// Message counters per connection id. Kept in memory only: after hibernation the window
     /// starts afresh, which errs on the side of the client, never of an abuser for long.
     rates: RefCell<HashMap<String, RateWindow>>,
+    /// The members, listed once per wake and kept up to date (`members.rs`).
+    members: RefCell<Option<Rc<Vec<members::Member>>>>,
     /// What the room has registered in the revocation index; rebuilt after a restart.
     keys: RefCell<Option<crate::revocation::RoomKeys>>,
 }
@@ -60,6 +62,28 @@ pub struct Room {
 impl Room {
     fn settings(&self) -> std::result::Result<Rc<Settings>, String> {
         util::settings(&self.env)
+    }
+
+    /// The members, from memory; listed from the runtime once per wake.
+    fn members(&self) -> Rc<Vec<members::Member>> {
+        self.members
+            .borrow_mut()
+            .get_or_insert_with(|| Rc::new(members::list(&self.state)))
+            .clone()
+    }
+
+    /// A member joined (after it was accepted).
+    fn member_joined(&self, member: members::Member) {
+        if let Some(list) = self.members.borrow_mut().as_mut() {
+            Rc::make_mut(list).push(member);
+        }
+    }
+
+    /// Members left (their client closed, or the room closed them).
+    fn members_left(&self, ids: &[&str]) {
+        if let Some(list) = self.members.borrow_mut().as_mut() {
+            Rc::make_mut(list).retain(|m| !ids.contains(&m.id()));
+        }
     }
 
     /// The app of the route that admitted a socket.
@@ -90,6 +114,7 @@ impl DurableObject for Room {
             env,
             rates: RefCell::new(HashMap::new()),
             keys: RefCell::new(None),
+            members: RefCell::new(None),
         }
     }
 

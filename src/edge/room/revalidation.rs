@@ -8,20 +8,19 @@ use crate::decision::recheck;
 use crate::engine::{self, Expulsion};
 use crate::log::{Clipped, LogEvent, SidTag};
 
-use super::members;
 use super::Room;
 use crate::edge::gate::sessions;
 use crate::edge::util::{self, Settings};
 
 impl Room {
     pub(super) async fn revalidate(&self, settings: &Settings, now: i64) {
-        let members = members::list(&self.state);
+        let members = self.members();
         if members.is_empty() {
             return;
         }
         let store = sessions(&self.env, settings);
         let config = &settings.config;
-        let sids = engine::distinct_sids(members.iter().map(|m| &m.attachment));
+        let sids = engine::distinct_sids(members.iter().map(|m| &*m.attachment));
         let reads = sids.into_iter().map(|sid| {
             let key = config.session_key(sid);
             let store = &store;
