@@ -336,12 +336,17 @@ pub fn websocket_handshake(method: &str, headers: &dyn HeaderLookup) -> Result<(
     }
     let key = headers.header("sec-websocket-key");
     let key = key.as_deref().map(str::trim).unwrap_or("");
-    // 16 bytes are 24 base64 characters, the last two `==`.
+    // 16 bytes are 24 base64 characters, the last two `==`; decoded without allocating.
     use base64::Engine;
+    let mut nonce = [0u8; 18];
     let decoded = (key.len() == 24)
-        .then(|| base64::engine::general_purpose::STANDARD.decode(key).ok())
+        .then(|| {
+            base64::engine::general_purpose::STANDARD
+                .decode_slice(key, &mut nonce)
+                .ok()
+        })
         .flatten();
-    if decoded.is_none_or(|bytes| bytes.len() != 16) {
+    if decoded != Some(16) {
         return Err(Refusal::BadHandshake);
     }
     Ok(())

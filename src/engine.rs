@@ -74,10 +74,10 @@ impl Attachment {
     ) -> Attachment {
         let (header_names, uses_query) = config.request_subjects(admission.route);
         let headers = header_names
-            .into_iter()
+            .iter()
             .filter_map(|name| {
                 let value = headers.header(name)?;
-                Some((name.to_owned(), value.into_owned()))
+                Some((name.clone(), value.into_owned()))
             })
             .collect();
         Attachment {

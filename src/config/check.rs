@@ -93,8 +93,12 @@ pub(super) fn config(value: &Value) -> Result<Config, ConfigErrors> {
     if !c.errors.is_empty() {
         return Err(ConfigErrors(c.errors));
     }
+    let kept = (0..routes.len())
+        .map(|i| super::kept_request(&rules, &routes[i].rules))
+        .collect();
     Ok(Config {
         session_paths: session_paths(&expose, &revoke_by, &rules, &routes),
+        kept,
         cookie_name,
         cookie_format,
         key_prefix,

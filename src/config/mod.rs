@@ -157,6 +157,9 @@ pub struct Config {
     /// Every session path the config reads (rules, `expose`, `revoke_by`, `cookie.expires`):
     /// the handshake decodes only these.
     pub session_paths: crate::session::PathSet,
+    /// Per route: the header names and whether the query its rules (global ones included)
+    /// read, worked out once: what a socket keeps for revalidation, and what the bounds check.
+    pub kept: Vec<(Vec<String>, bool)>,
 }
 
 /// One problem, at a key path.
@@ -210,22 +213,9 @@ impl Config {
 
     /// Header names and whether the query string matter to the rules of a route (global ones
     /// included): what a socket keeps so the Room can re-run the rules later.
-    pub fn request_subjects(&self, route: usize) -> (Vec<&str>, bool) {
-        let mut headers = Vec::new();
-        let mut query = false;
-        let sets = [&self.rules, &self.routes[route].rules];
-        for set in sets {
-            for (_, _, c) in set.conditions() {
-                match &c.subject {
-                    Subject::Header(h) if !headers.contains(&h.as_str()) => {
-                        headers.push(h.as_str())
-                    }
-                    Subject::Query(_) => query = true,
-                    _ => {}
-                }
-            }
-        }
-        (headers, query)
+    pub fn request_subjects(&self, route: usize) -> (&[String], bool) {
+        let (headers, query) = &self.kept[route];
+        (headers, *query)
     }
 
     /// Compiles a config given as JSON text (how the Worker gets it).
@@ -238,4 +228,20 @@ impl Config {
         })?;
         Config::from_value(&value)
     }
+}
+
+/// The header names and whether the query two rule sets read (global, then a route's).
+pub(crate) fn kept_request(global: &RuleSet, route: &RuleSet) -> (Vec<String>, bool) {
+    let mut headers: Vec<String> = Vec::new();
+    let mut query = false;
+    for set in [global, route] {
+        for (_, _, c) in set.conditions() {
+            match &c.subject {
+                Subject::Header(h) if !headers.contains(h) => headers.push(h.clone()),
+                Subject::Query(_) => query = true,
+                _ => {}
+            }
+        }
+    }
+    (headers, query)
 }

@@ -145,7 +145,7 @@ fn conditions_are_listed_in_order_with_their_list_and_index() {
             (RuleKind::Exclude, 0, "header x-a exists true"),
         ]
     );
-    assert_eq!(c.request_subjects(0), (vec!["x-a"], true));
+    assert_eq!(c.request_subjects(0), (&["x-a".to_owned()][..], true));
     let mut paths = crate::session::PathSet::default();
     for path in ["passport.user", "a", "b"] {
         paths.insert(path);
