@@ -27,6 +27,7 @@ const TOP_KEYS: &[&str] = &[
     "cache_ttl",
     "store_max_ttl_seconds",
     "index_shards",
+    "log_admissions",
     "demo_login",
     "require",
     "include",
@@ -88,6 +89,9 @@ pub(super) fn config(value: &Value) -> Result<Config, ConfigErrors> {
     let demo_login = c.boolean(map, "demo_login", "").unwrap_or(false);
     let store_max_ttl_seconds = c.integer(map, "store_max_ttl_seconds", "", 60, YEAR_SECONDS);
     let index_shards = c.integer(map, "index_shards", "", 1, 1024).unwrap_or(16) as u32;
+    let log_admissions = c
+        .integer(map, "log_admissions", "", 0, 1_000_000)
+        .unwrap_or(1) as u32;
     let room = c.room_settings(map);
     let (rules, routes) = c.rules_and_routes(map, deny_with);
     if !c.errors.is_empty() {
@@ -111,6 +115,7 @@ pub(super) fn config(value: &Value) -> Result<Config, ConfigErrors> {
         cache_ttl: cache_ttl.map(|n| n as u32),
         store_max_ttl_seconds,
         index_shards,
+        log_admissions,
         demo_login,
         rules,
         routes,

@@ -144,6 +144,9 @@ pub struct Config {
     /// rooms are empty, or accept that revocations miss sockets admitted before the change
     /// until those sockets reconnect.
     pub index_shards: u32,
+    /// Log one admitted handshake in this many (1, the default: every one; 0: none). A log
+    /// line per admission costs throughput at high rates; refusals are always logged.
+    pub log_admissions: u32,
     /// `POST /demo/login` and friends. NEVER in production. Default false.
     pub demo_login: bool,
     /// Session paths a revocation may name (`{"session": {"field": "passport.user", ...}}`);

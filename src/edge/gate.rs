@@ -86,11 +86,13 @@ pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Resp
         Ok(admission) => admission,
         Err(denial) => return deny(denial, settings),
     };
-    util::log(&LogEvent::Decision(log::Decision::Admit {
-        route: config.routes[admission.route].path.as_str(),
-        room: Clipped::of(&admission.room),
-        sid: SidTag::of(&admission.sid),
-    }));
+    if util::sample(config.log_admissions) {
+        util::log(&LogEvent::Decision(log::Decision::Admit {
+            route: config.routes[admission.route].path.as_str(),
+            room: Clipped::of(&admission.room),
+            sid: SidTag::of(&admission.sid),
+        }));
+    }
     let id = connection_id(util::random_bytes()?);
     let attachment =
         Attachment::for_admission(id, &admission, config, handshake.headers, handshake.query);

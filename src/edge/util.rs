@@ -121,3 +121,20 @@ pub async fn put_marks(storage: &worker::Storage, keys: &[String]) -> Result<()>
     }
     storage.put_multiple_raw(object).await
 }
+
+thread_local! {
+    static ADMISSIONS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// One call in `every` (per isolate) says yes: `log_admissions` sampling. 0 never, 1 always.
+pub fn sample(every: u32) -> bool {
+    match every {
+        0 => false,
+        1 => true,
+        n => ADMISSIONS.with(|count| {
+            let next = (count.get() + 1) % n;
+            count.set(next);
+            next == 0
+        }),
+    }
+}
