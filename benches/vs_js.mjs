@@ -2,7 +2,8 @@
 // their anchors, nothing asserted:
 //
 //   node benches/vs_js.mjs [rounds=5] [handshakes=300] [concurrency=8] [cold starts=15] [sessions=fresh]
-//   node benches/vs_js.mjs 3 100 8 3          # the short form, about two minutes
+//   node benches/vs_js.mjs 3 100 8 3          # the short form, about a minute
+//   VS_JS_ONLY=handshakes (or startup) node benches/vs_js.mjs ...   # one part only
 //
 // 1. Handshakes. Three Workers, each under its own `wrangler dev` (own wrangler, own workerd,
 //    own local KV seeded with the same sessions), on free ports:
@@ -317,14 +318,17 @@ function sizes(bundle) {
 
 /* ------------------------------------------------------------------------- run */
 
-if (process.env.VS_JS_ONLY !== "startup") await handshakes();
-console.log("");
-const bundle = bundleAnchor();
-try {
-  await startup(bundle);
+const only = process.env.VS_JS_ONLY; // "handshakes" or "startup" (start-up and size): one part only
+if (only !== "startup") await handshakes();
+if (only !== "handshakes") {
   console.log("");
-  sizes(bundle);
-} finally {
-  rmSync(bundle.dir, { recursive: true, force: true });
+  const bundle = bundleAnchor();
+  try {
+    await startup(bundle);
+    console.log("");
+    sizes(bundle);
+  } finally {
+    rmSync(bundle.dir, { recursive: true, force: true });
+  }
 }
 process.exit(0);
