@@ -139,9 +139,12 @@ export async function startGate(name, options = {}) {
  * secrets as a JSON array); options.storeToken: STORE_TOKEN (default STORE_TOKEN, null leaves
  * it unset); options.extraArgs: more `wrangler dev` arguments (e.g. `--var`; note that
  * `--var SESSIONGATE:...` replaces the table with a string, which the gate refuses);
- * options.env: the wrangler.toml environment (default "test"; "soak" for benches/soak.mjs).
+ * options.env: the wrangler.toml environment (default "test"; "soak" for benches/soak.mjs; null:
+ * the top level); options.config: another wrangler.toml, relative to the repository (the
+ * benchmarks' JavaScript anchors, benches/anchor/), with the same KV namespace id so the same
+ * session helpers seed it.
  */
-async function startGateOnce(name, attempt, { sessionSecrets = JSON.stringify([SECRET_NEW, SECRET_OLD]), storeToken = STORE_TOKEN, extraArgs = [], env = "test" } = {}) {
+async function startGateOnce(name, attempt, { sessionSecrets = JSON.stringify([SECRET_NEW, SECRET_OLD]), storeToken = STORE_TOKEN, extraArgs = [], env = "test", config = null } = {}) {
   mkdirSync(ARTIFACTS, { recursive: true });
   const temp = mkdtempSync(join(tmpdir(), `sessiongate-e2e-${name}-`));
   const persistDir = join(temp, "state");
@@ -159,13 +162,14 @@ async function startGateOnce(name, attempt, { sessionSecrets = JSON.stringify([S
   }
   const logFile = join(ARTIFACTS, `e2e-${name}.run${run}${attempt === 1 ? "" : `.attempt${attempt}`}.log`);
   const log = createWriteStream(logFile);
-  log.write(`# ${new Date().toISOString()} wrangler dev --env ${env} on 127.0.0.1:${port}, persist ${persistDir}\n`);
+  log.write(`# ${new Date().toISOString()} wrangler dev ${config ? `-c ${config} ` : ""}${env ? `--env ${env}` : ""} on 127.0.0.1:${port}, persist ${persistDir}\n`);
 
   const child = spawn(
     join(ROOT, "node_modules/.bin/wrangler"),
     [
       "dev",
-      "--env", env,
+      ...(config ? ["-c", config] : []),
+      ...(env ? ["--env", env] : []),
       "--ip", "127.0.0.1",
       "--port", String(port),
       "--inspector-port", String(inspectorPort),
@@ -292,8 +296,8 @@ async function startGateOnce(name, attempt, { sessionSecrets = JSON.stringify([S
     let proxy;
     try {
       proxy = await getPlatformProxy({
-        configPath: join(ROOT, "wrangler.toml"),
-        environment: "test",
+        configPath: join(ROOT, config ?? "wrangler.toml"),
+        environment: config ? undefined : "test",
         persist: { path: join(persistDir, "v3") },
       });
     } finally {

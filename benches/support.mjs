@@ -1,0 +1,162 @@
+// Shared by benches/vs_js.mjs and benches/fanout.mjs: the three Workers of issue 13 under
+// `wrangler dev` (each its own wrangler, workerd and local KV), the CPU of their processes read
+// from /proc, and small statistics. Linux only (/proc).
+//
+//   gate  the Rust/wasm gate, `wrangler dev --env bench` ([env.bench]: 1,000 sockets a room, no
+//         per-session limit, 1,000 frames a second a socket, no revalidation)
+//   b     benches/anchor/wrangler.toml: the gate's job in plain JavaScript
+//   c     benches/anchor/wrangler.pass.toml: (b)'s Worker as a pass-through (no checks)
+
+import { execFileSync } from "node:child_process";
+import { readFileSync, readdirSync } from "node:fs";
+import WebSocket from "ws";
+import { startGate } from "../tests/e2e/harness.mjs";
+
+export const TARGETS = {
+  gate: { label: "gate", options: { env: "bench" } },
+  b: { label: "(b) JS", options: { config: "benches/anchor/wrangler.toml", env: null } },
+  c: { label: "(c) pass", options: { config: "benches/anchor/wrangler.pass.toml", env: null } },
+};
+
+/** Starts one target under `wrangler dev` (the e2e harness) and finds its processes. */
+export async function startTarget(key, name) {
+  const server = await startGate(`${name}-${key}`, TARGETS[key].options);
+  server.key = key;
+  server.label = TARGETS[key].label;
+  server.procs = processesOf(server);
+  if (server.procs.worker.length !== 1) {
+    process.stderr.write(`# ${key}: expected one worker workerd in wrangler's group, found ${JSON.stringify(server.procs)}\n`);
+  }
+  return server;
+}
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/**
+ * The processes of one `wrangler dev` (its process group): "worker" is the workerd that runs
+ * the Worker and its Durable Objects (and Miniflare's KV), "proxy" the workerd of wrangler's
+ * dev proxy (the one listening on the public port), "node" wrangler itself.
+ */
+export function processesOf(server) {
+  const out = { worker: [], proxy: [], node: [] };
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const pgrp = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+      if (pgrp !== server.pid) continue;
+      if (comm.startsWith("workerd")) {
+        const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+        const isProxy = cmdline.includes(`--socket-addr=entry=127.0.0.1:${server.port}\0`);
+        out[isProxy ? "proxy" : "worker"].push(Number(entry));
+      } else if (comm === "node" || comm.startsWith("node")) {
+        out.node.push(Number(entry));
+      }
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
+/** utime + stime of a process (all its threads), in milliseconds. */
+export function processCpuMs(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU milliseconds used so far by each role of a server's processes. */
+export function cpuSnapshot(server) {
+  const sum = (pids) => pids.reduce((a, pid) => a + processCpuMs(pid), 0);
+  return { worker: sum(server.procs.worker), proxy: sum(server.procs.proxy), node: sum(server.procs.node), at: performance.now() };
+}
+
+export function cpuDelta(before, after) {
+  return { worker: after.worker - before.worker, proxy: after.proxy - before.proxy, node: after.node - before.node, ms: after.at - before.at };
+}
+
+export const CPU_RESOLUTION_MS = 1000 / CLK_TCK;
+
+/* ------------------------------------------------------------------- statistics */
+
+export function median(values) {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+export function range(values) {
+  const v = values.filter((x) => Number.isFinite(x));
+  return v.length ? `${Math.min(...v).toFixed(2)}-${Math.max(...v).toFixed(2)}` : "n/a";
+}
+
+export const fmt = (x, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : "n/a");
+
+/** Rotates a list by `r` (round r starts with the r-th item): interleaved rounds. */
+export function rotate(list, r) {
+  const k = r % list.length;
+  return [...list.slice(k), ...list.slice(0, k)];
+}
+
+export const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+
+/* ------------------------------------------------------------------- WebSockets */
+
+/**
+ * One handshake up to the first frame (the welcome), then the socket is dropped:
+ * resolves "admitted", an HTTP status, or "error: ...".
+ */
+export function handshake(url, headers, timeoutMs = 15_000) {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { headers });
+    const timer = setTimeout(() => {
+      ws.terminate();
+      resolve("error: timeout");
+    }, timeoutMs);
+    ws.once("message", () => {
+      clearTimeout(timer);
+      ws.terminate();
+      resolve("admitted");
+    });
+    ws.once("unexpected-response", (_req, res) => {
+      clearTimeout(timer);
+      res.resume();
+      ws.terminate();
+      resolve(res.statusCode);
+    });
+    ws.once("error", (e) => {
+      clearTimeout(timer);
+      resolve(`error: ${e.message}`);
+    });
+  });
+}
+
+/** Runs `n` calls of `one(i)` with `concurrency` in flight; returns { seconds, outcomes }. */
+export async function runConcurrent(n, concurrency, one) {
+  let next = 0;
+  const outcomes = {};
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n) {
+        const i = next++;
+        const outcome = await one(i);
+        outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+      }
+    }),
+  );
+  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, outcomes };
+}

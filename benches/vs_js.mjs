@@ -1,0 +1,334 @@
+// The gate against what a user would write in JavaScript (issue 13), printed as figures beside
+// their anchors, nothing asserted:
+//
+//   node benches/vs_js.mjs [rounds=5] [handshakes=300] [concurrency=8] [cold starts=15] [sessions=fresh]
+//   node benches/vs_js.mjs 3 100 8 3          # the short form, about a minute
+//   VS_JS_ONLY=handshakes (or startup) node benches/vs_js.mjs ...   # one part only
+//
+// 1. Handshakes. Three Workers, each under its own `wrangler dev` (own wrangler, own workerd,
+//    own local KV seeded with the same sessions), on free ports:
+//      gate  the Rust/wasm gate, `--env bench` ([env.soak] without revalidation)
+//      (b)   benches/anchor/: npm `cookie`, WebCrypto HMAC + timingSafeEqual, KV get,
+//            JSON.parse, expiry, one rule, a JS Durable Object (acceptWebSocket,
+//            serializeAttachment, welcome with the peers, join to the others)
+//      (c)   (b)'s Worker as a pass-through: no checks, straight to the same Durable Object
+//    Every handshake is admitted into one of 20 rooms that each keep one socket open (no room
+//    starts or empties during a round); the client waits for the welcome frame and drops the
+//    socket. sessions=fresh: every handshake has its own session (the gate registers its
+//    revocation key with the index on arrival); sessions=room: the session of the socket the
+//    room keeps (its key is registered already). Rounds are interleaved (the order rotates each round). Worker CPU per handshake is
+//    the utime+stime delta of the Worker's workerd process (/proc/<pid>/stat, 10 ms ticks)
+//    over the round plus a settle time, divided by the handshakes: workerd gives no
+//    per-request figure. The dev proxy's workerd and wrangler's node are shown beside it.
+// 2. Start-up: time from spawning workerd (no wrangler, no Miniflare: a capnp config of one
+//    Worker with the gate's bindings, KV bound to a stub) to its answer to a first plain GET,
+//    for an empty Worker (empty Durable Object classes), the gate (build/) and (b) (wrangler's
+//    own bundle), cold starts interleaved. Polled every millisecond: "listening" is when its
+//    socket first accepts a connection (the Worker loaded, its modules compiled), "first
+//    answer" adds the first request (for the gate: instantiating the wasm, reading the config).
+// 3. Size: build/index_bg.wasm raw and gzipped (-9), against (b)'s bundle as wrangler builds
+//    it (`wrangler deploy --dry-run --outdir`), gzipped.
+//
+// Local `wrangler dev` throughput is bounded by wrangler's proxy and Miniflare: compare the
+// rows of one run, not with production.
+
+import { execFileSync, spawn } from "node:child_process";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import WebSocket from "ws";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
+import { freePort } from "../tests/support/net.mjs";
+import { ROOT, SECRET_NEW, SECRET_OLD, newSid, sessionRecord, signedCookie } from "../tests/e2e/harness.mjs";
+import { CPU_RESOLUTION_MS, processCpuMs, cpuDelta, cpuSnapshot, fmt, handshake, median, range, rotate, runConcurrent, sleep, startTarget } from "./support.mjs";
+
+const ROUNDS = Number(process.argv[2] ?? 5);
+const COUNT = Number(process.argv[3] ?? 300);
+const CONCURRENCY = Number(process.argv[4] ?? 8);
+const COLD_STARTS = Number(process.argv[5] ?? 15);
+const SESSIONS = process.argv[6] ?? "fresh";
+if (!["fresh", "room"].includes(SESSIONS)) throw new Error(`sessions: "fresh" or "room", not ${SESSIONS}`);
+const ROOMS = 20;
+const SETTLE_MS = 500; // after a round, before reading CPU: the Durable Objects' close handlers
+
+const ANCHOR = {
+  rate: "issue 13 measured gate/(b) 0.71-0.79, gate/(c) 0.64-0.73; target gate/(b) >= 1.0, gate/(c) >= 0.9",
+  cpu: "issue 13 measured gate/(b) 1.38-1.62; target <= 1.0",
+  startup: "issue 13 measured gate +13.6 ms, (b) +0.4 ms over an empty Worker; target gate <= +5 ms",
+  size: "issue 13 measured wasm 660 KB, 283 KB gzipped, (b) 4.4 KB gzipped; target wasm <= 150 KB gzipped",
+};
+
+const env = { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" };
+Object.assign(process.env, { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" });
+
+/* ------------------------------------------------------------------ 1. handshakes */
+
+async function handshakes() {
+  console.log(`## handshakes: ${ROUNDS} rounds x ${COUNT} admitted handshakes, concurrency ${CONCURRENCY}, into ${ROOMS} occupied rooms, sessions=${SESSIONS}`);
+  const keys = ["gate", "b", "c"];
+  const servers = {};
+  try {
+    for (const key of keys) servers[key] = await startTarget(key, "vs_js");
+    const cookies = [];
+    const records = [];
+    for (let i = 0; i < COUNT + ROOMS; i++) {
+      const sid = newSid();
+      records.push([sid, sessionRecord({ user: `u-bench-${i}`, name: `bench ${i}` })]);
+      cookies.push(signedCookie(sid));
+    }
+    for (const key of keys) for (const [sid, record] of records) await servers[key].putSession(sid, record);
+    for (const key of keys) {
+      const s = servers[key];
+      console.log(`${s.label.padEnd(9)} wrangler dev on :${s.port}, worker workerd ${s.procs.worker.join(",")}, proxy workerd ${s.procs.proxy.join(",")}, node ${s.procs.node.join(",")}`);
+    }
+
+    // Rooms that stay occupied, then a warm-up of each isolate and its Durable Objects.
+    const kept = [];
+    for (const key of keys) {
+      const s = servers[key];
+      for (let r = 0; r < ROOMS; r++) {
+        const ws = await openKept(`${s.wsBase}/ws/rooms/kept-${r}`, { cookie: cookies[COUNT + r], origin: s.origin });
+        kept.push(ws);
+      }
+      const warm = await runConcurrent(ROOMS * 2, CONCURRENCY, (i) => handshake(`${s.wsBase}/ws/rooms/kept-${i % ROOMS}`, { cookie: cookies[i], origin: s.origin }));
+      if (warm.outcomes.admitted !== ROOMS * 2) console.log(`warm-up ${s.label}: ${JSON.stringify(warm.outcomes)}`);
+    }
+    await sleep(1000);
+    for (const key of keys) {
+      const s = servers[key];
+      const a = cpuSnapshot(s);
+      await sleep(3000);
+      const d = cpuDelta(a, cpuSnapshot(s));
+      console.log(`${s.label.padEnd(9)} idle CPU (3 s, ${ROOMS} occupied rooms): worker ${fmt(d.worker / 3, 0)} ms/s, proxy ${fmt(d.proxy / 3, 0)} ms/s, node ${fmt(d.node / 3, 0)} ms/s`);
+    }
+
+    const rows = { gate: [], b: [], c: [] };
+    for (let r = 0; r < ROUNDS; r++) {
+      const parts = [];
+      for (const key of rotate(keys, r)) {
+        const s = servers[key];
+        const before = cpuSnapshot(s);
+        const cookie = (i) => (SESSIONS === "fresh" ? cookies[i] : cookies[COUNT + (i % ROOMS)]);
+        const { seconds, outcomes } = await runConcurrent(COUNT, CONCURRENCY, (i) =>
+          handshake(`${s.wsBase}/ws/rooms/kept-${i % ROOMS}`, { cookie: cookie(i), origin: s.origin }),
+        );
+        await sleep(SETTLE_MS);
+        const d = cpuDelta(before, cpuSnapshot(s));
+        const admitted = outcomes.admitted ?? 0;
+        const row = {
+          rate: admitted / seconds,
+          worker: d.worker / COUNT,
+          proxy: d.proxy / COUNT,
+          node: d.node / COUNT,
+          outcomes,
+        };
+        rows[key].push(row);
+        const odd = admitted === COUNT ? "" : ` ${JSON.stringify(outcomes)}`;
+        parts.push(`${s.label} ${fmt(row.rate, 0)}/s cpu ${fmt(row.worker, 2)} ms (proxy ${fmt(row.proxy, 2)}, node ${fmt(row.node, 2)})${odd}`);
+      }
+      const g = rows.gate[r], b = rows.b[r], c = rows.c[r];
+      console.log(`round ${r + 1}: ${parts.join(" | ")} || rate gate/(b) ${fmt(g.rate / b.rate, 2)} gate/(c) ${fmt(g.rate / c.rate, 2)}, cpu gate/(b) ${fmt(g.worker / b.worker, 2)}`);
+    }
+    for (const ws of kept) ws.terminate();
+
+    const med = (key, field) => median(rows[key].map((x) => x[field]));
+    console.log("");
+    console.log(`medians (${ROUNDS} rounds; worker CPU per handshake from /proc, resolution ${fmt(CPU_RESOLUTION_MS / COUNT, 3)} ms at ${COUNT} handshakes):`);
+    for (const key of keys) {
+      console.log(`  ${servers[key].label.padEnd(9)} ${fmt(med(key, "rate"), 0).padStart(5)} handshakes/s   worker CPU ${fmt(med(key, "worker"), 2)} ms/handshake   (dev proxy ${fmt(med(key, "proxy"), 2)}, wrangler node ${fmt(med(key, "node"), 2)})`);
+    }
+    const ratio = (field, other) => rows.gate.map((g, r) => g[field] / rows[other][r][field]);
+    console.log(`  rate gate/(b): median ${fmt(med("gate", "rate") / med("b", "rate"), 2)}, per round ${range(ratio("rate", "b"))}   [${ANCHOR.rate}]`);
+    console.log(`  rate gate/(c): median ${fmt(med("gate", "rate") / med("c", "rate"), 2)}, per round ${range(ratio("rate", "c"))}`);
+    console.log(`  worker CPU gate/(b): median ${fmt(med("gate", "worker") / med("b", "worker"), 2)}, per round ${range(ratio("worker", "b"))}   [${ANCHOR.cpu}]`);
+    console.log(`  worker CPU gate/(c): median ${fmt(med("gate", "worker") / med("c", "worker"), 2)}, per round ${range(ratio("worker", "c"))}`);
+    const badLog = servers.gate.output().split("\n").filter((l) => /panic|RuntimeError|unreachable|Durable Object reset|exceeded/i.test(l));
+    if (badLog.length) console.log(`  gate log: ${badLog.length} panic/RuntimeError/reset lines, e.g. ${badLog[0].slice(0, 200)}`);
+  } finally {
+    for (const s of Object.values(servers)) await s.stop();
+  }
+}
+
+function openKept(url, headers) {
+  return new Promise((ok, fail) => {
+    const ws = new WebSocket(url, { headers });
+    ws.once("message", () => ok(ws));
+    ws.once("unexpected-response", (_q, res) => fail(new Error(`${url}: HTTP ${res.statusCode}`)));
+    ws.once("error", fail);
+  });
+}
+
+/* -------------------------------------------------------------------- 2. start-up */
+
+const EMPTY_WORKER = `import { DurableObject } from "cloudflare:workers";
+export default { fetch() { return new Response("ok"); } };
+export class Room extends DurableObject {}
+export class RevocationIndex extends DurableObject {}
+`;
+const WORKERD = join(ROOT, "node_modules/@cloudflare/workerd-linux-64/bin/workerd");
+
+function bundleAnchor() {
+  const out = mkdtempSync(join(tmpdir(), "sessiongate-anchor-bundle-"));
+  execFileSync(join(ROOT, "node_modules/.bin/wrangler"), ["deploy", "--dry-run", "--outdir", out, "-c", "benches/anchor/wrangler.toml"], { cwd: ROOT, env, stdio: "ignore" });
+  return { dir: out, script: join(out, "worker.js") };
+}
+
+/** A workerd config (capnp text) serving one Worker on `port`, KV bound to a stub service. */
+function workerdConfig(port, modules, bindings, classes) {
+  const q = (text) => JSON.stringify(text); // a JSON string literal is a capnp text literal (ASCII)
+  return `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [ (name = "main", worker = .mainWorker), (name = "kv", worker = .kvWorker) ],
+  sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
+);
+const kvWorker :Workerd.Worker = (
+  modules = [ (name = "kv.mjs", esModule = ${q("export default { fetch() { return new Response(null, { status: 404 }); } };")}) ],
+  compatibilityDate = "2026-04-01",
+);
+const mainWorker :Workerd.Worker = (
+  modules = [ ${modules.map(([name, kind]) => `(name = ${q(name)}, ${kind} = embed ${q(name)})`).join(", ")} ],
+  compatibilityDate = "2026-04-01",
+  bindings = [ ${bindings.join(", ")},
+    (name = "SESSIONS", kvNamespace = "kv"),
+    ${classes.map(([binding, className]) => `(name = ${q(binding)}, durableObjectNamespace = ${q(className)})`).join(", ")} ],
+  durableObjectNamespaces = [ ${classes.map(([, className]) => `(className = ${q(className)}, uniqueKey = ${q(className)}, enableSql = true)`).join(", ")} ],
+  durableObjectStorage = (inMemory = void),
+);
+`;
+}
+
+const signed = (x) => (x >= 0 ? `+${fmt(x)}` : fmt(x));
+
+/**
+ * Spawns workerd, polls (every millisecond) until its socket accepts a TCP connection, then
+ * sends GET /ws/rooms/probe (no upgrade): ms from spawn to listening and to the answer, and
+ * workerd's CPU by then.
+ */
+async function coldStart(dir, configFile, port) {
+  const t0 = performance.now();
+  const child = spawn(WORKERD, ["serve", join(dir, configFile), "--experimental"], { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (c) => (stderr += c));
+  try {
+    for (;;) {
+      const open = await new Promise((ok) => {
+        const socket = net.connect(port, "127.0.0.1");
+        socket.once("connect", () => {
+          socket.destroy();
+          ok(true);
+        });
+        socket.once("error", () => ok(false));
+      });
+      if (open) break;
+      if (child.exitCode !== null) throw new Error(`workerd exited: ${stderr.slice(0, 2000)}`);
+      if (performance.now() - t0 > 30_000) throw new Error(`workerd did not listen in 30 s: ${stderr.slice(0, 2000)}`);
+      await sleep(1);
+    }
+    const listening = performance.now() - t0;
+    const probe = () =>
+      new Promise((ok, fail) => {
+        const req = http.get({ host: "127.0.0.1", port, path: "/ws/rooms/probe", agent: false }, (res) => {
+          res.resume();
+          res.on("end", () => ok(res.statusCode));
+        });
+        req.on("error", fail);
+      });
+    const status = await probe();
+    const ms = performance.now() - t0;
+    const cpu = processCpuMs(child.pid);
+    await probe();
+    return { ms, listening, status, cpu, second: performance.now() - t0 - ms };
+  } finally {
+    child.kill("SIGKILL");
+    await new Promise((ok) => (child.exitCode !== null || child.signalCode !== null ? ok() : child.once("exit", ok)));
+  }
+}
+
+async function startup(bundle) {
+  console.log(`## start-up: workerd spawned on a config of one Worker until it answers its first request (GET /ws/rooms/probe), ${COLD_STARTS} cold starts each, interleaved`);
+  const dir = mkdtempSync(join(tmpdir(), "sessiongate-startup-"));
+  const q = (text) => JSON.stringify(text);
+  const secrets = `(name = "SESSION_SECRETS", text = ${q(JSON.stringify([SECRET_NEW, SECRET_OLD]))})`;
+  const { workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml"), "bench");
+  const config = `(name = "SESSIONGATE", json = ${q(JSON.stringify(workerOptions.bindings.SESSIONGATE))})`;
+  copyFileSync(join(ROOT, "build/index.js"), join(dir, "index.js"));
+  copyFileSync(join(ROOT, "build/index_bg.wasm"), join(dir, "index_bg.wasm"));
+  copyFileSync(bundle.script, join(dir, "anchor.js"));
+  writeFileSync(join(dir, "empty.js"), EMPTY_WORKER);
+  const gateClasses = [["ROOMS", "Room"], ["INDEX", "RevocationIndex"]];
+  const variants = {
+    empty: { modules: [["empty.js", "esModule"]], bindings: [secrets, config], classes: gateClasses },
+    gate: { modules: [["index.js", "esModule"], ["index_bg.wasm", "wasm"]], bindings: [secrets, config], classes: gateClasses },
+    "(b)": { modules: [["anchor.js", "esModule"]], bindings: [secrets], classes: [["ROOMS", "Room"]] },
+  };
+  const times = {};
+  const cpus = {};
+  const listens = {};
+  const seconds = {};
+  try {
+    for (const [key, v] of Object.entries(variants)) {
+      v.port = await freePort();
+      v.file = `${key.replace(/\W/g, "")}.capnp`;
+      writeFileSync(join(dir, v.file), workerdConfig(v.port, v.modules, v.bindings, v.classes));
+      times[key] = [];
+      cpus[key] = [];
+      listens[key] = [];
+      seconds[key] = [];
+    }
+    for (let i = 0; i <= COLD_STARTS; i++) {
+      for (const key of rotate(Object.keys(variants), i)) {
+        const { ms, listening, status, cpu, second } = await coldStart(dir, variants[key].file, variants[key].port);
+        variants[key].status = status;
+        if (i > 0) {
+          // the first pass warms the page cache
+          times[key].push(ms);
+          cpus[key].push(cpu);
+          listens[key].push(listening);
+          seconds[key].push(second);
+        }
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  for (const key of Object.keys(variants)) {
+    console.log(`  ${key.padEnd(6)} listening after ${fmt(median(listens[key]))} ms, first answer (HTTP ${variants[key].status}) after ${fmt(median(times[key]))} ms (the second took ${fmt(median(seconds[key]))} ms), workerd CPU by then ${fmt(median(cpus[key]), 0)} ms (medians; answers ${times[key].map((t) => t.toFixed(0)).join(", ")})`);
+  }
+  const over = (key, t) => signed(median(t[key]) - median(t.empty));
+  console.log(`  over the empty Worker, first answer: gate ${over("gate", times)} ms, (b) ${over("(b)", times)} ms   [${ANCHOR.startup}]`);
+  console.log(`  of which listening (workerd loads the Worker and compiles its modules): gate ${over("gate", listens)} ms, (b) ${over("(b)", listens)} ms; workerd CPU: gate ${over("gate", cpus)} ms, (b) ${over("(b)", cpus)} ms`);
+}
+
+/* ------------------------------------------------------------------------ 3. size */
+
+function sizes(bundle) {
+  console.log("## size");
+  const wasm = readFileSync(join(ROOT, "build/index_bg.wasm"));
+  const shim = readFileSync(join(ROOT, "build/index.js"));
+  const anchor = readFileSync(bundle.script);
+  const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
+  const gz = (b) => gzipSync(b, { level: 9 }).length;
+  console.log(`  gate wasm ${kb(wasm.length)} raw, ${kb(gz(wasm))} gzipped; its JS glue (build/index.js) ${kb(shim.length)} raw, ${kb(gz(shim))} gzipped`);
+  console.log(`  (b) bundle (wrangler deploy --dry-run) ${kb(anchor.length)} raw, ${kb(gz(anchor))} gzipped`);
+  console.log(`  gate wasm gzipped / (b) gzipped: ${fmt(gz(wasm) / gz(anchor), 0)}x   [${ANCHOR.size}]`);
+}
+
+/* ------------------------------------------------------------------------- run */
+
+const only = process.env.VS_JS_ONLY; // "handshakes" or "startup" (start-up and size): one part only
+if (only !== "startup") await handshakes();
+if (only !== "handshakes") {
+  console.log("");
+  const bundle = bundleAnchor();
+  try {
+    await startup(bundle);
+    console.log("");
+    sizes(bundle);
+  } finally {
+    rmSync(bundle.dir, { recursive: true, force: true });
+  }
+}
+process.exit(0);
