@@ -121,9 +121,14 @@ pub fn admission(
         "exp": now_ms + VALID_MS,
         "nonce": URL_SAFE_NO_PAD.encode(nonce),
     });
+    signed(key, ADMISSION_LABEL, &body)
+}
+
+/// `body` as a header value (base64url JSON) with its MAC.
+fn signed(key: &str, label: &str, body: &Value) -> Signed {
     let value = URL_SAFE_NO_PAD.encode(body.to_string());
     Signed {
-        signature: mac(key, ADMISSION_LABEL, &value),
+        signature: mac(key, label, &value),
         value,
     }
 }
@@ -138,11 +143,7 @@ pub fn revoke_control(key: &str, key_id: &str, now_ms: i64, nonce: &[u8; 16]) ->
         "exp": now_ms + VALID_MS,
         "nonce": URL_SAFE_NO_PAD.encode(nonce),
     });
-    let value = URL_SAFE_NO_PAD.encode(body.to_string());
-    Signed {
-        signature: mac(key, CONTROL_LABEL, &value),
-        value,
-    }
+    signed(key, CONTROL_LABEL, &body)
 }
 
 /// A revalidation request's tickets, if its signature holds and it is well formed.

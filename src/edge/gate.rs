@@ -54,6 +54,26 @@ impl KvSessions {
     }
 }
 
+/// Reads each of `sids` once, in parallel: revalidation (the built-in Room's, and apps' rooms'
+/// through `/_sessiongate/revalidate`).
+pub async fn load_each<'a>(
+    store: &KvSessions,
+    config: &crate::config::Config,
+    sids: impl IntoIterator<Item = &'a str>,
+) -> std::collections::HashMap<&'a str, std::result::Result<Option<String>, StoreError>> {
+    let mut sids: Vec<&str> = sids.into_iter().collect();
+    sids.sort_unstable();
+    sids.dedup();
+    let reads = sids.into_iter().map(|sid| async move {
+        let key = config.session_key(sid);
+        (sid, store.load(&key).await)
+    });
+    futures_util::future::join_all(reads)
+        .await
+        .into_iter()
+        .collect()
+}
+
 pub fn sessions(env: &Env, settings: &Settings) -> KvSessions {
     KvSessions {
         kv: env::sessions(env).map_err(|e| format!("KV binding {}: {e}", env::SESSIONS)),

@@ -4,15 +4,13 @@
 //! route's rules again. Signed both ways with `ADMISSION_KEY`; without it the endpoint does
 //! not exist.
 
-use std::collections::HashMap;
-
 use crate::admission::{mac, revalidation_tickets, Ticket, REVALIDATED_LABEL};
 use crate::decision::recheck;
 use serde_json::{json, Value};
 use worker::{Env, Method, Request, Response, Result};
 
 use super::env;
-use super::gate::{sessions, SIGNATURE_HEADER};
+use super::gate::{load_each, sessions, SIGNATURE_HEADER};
 use super::util::{self, json_response, Settings};
 
 pub const PATH: &str = "/_sessiongate/revalidate";
@@ -32,18 +30,8 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
     let sockets: Vec<Option<Ticket>> = tickets.iter().map(|t| Ticket::decode(t)).collect();
     let config = &settings.config;
     let store = sessions(env, settings);
-    let mut sids: Vec<&str> = sockets.iter().flatten().map(|t| t.sid.as_str()).collect();
-    sids.sort_unstable();
-    sids.dedup();
-    let reads = sids.into_iter().map(|sid| {
-        let key = config.session_key(sid);
-        let store = &store;
-        async move { (sid, store.load(&key).await) }
-    });
-    let stored: HashMap<&str, _> = futures_util::future::join_all(reads)
-        .await
-        .into_iter()
-        .collect();
+    let sids = sockets.iter().flatten().map(|t| t.sid.as_str());
+    let stored = load_each(&store, config, sids).await;
     if stored.values().any(|r| r.is_err()) {
         // The store did not answer: the room keeps its sockets and asks again next interval.
         let mut response = json_response(&json!({"error": "session store unavailable"}), 503)?;

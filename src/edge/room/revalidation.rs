@@ -2,14 +2,12 @@
 //! route's rules run again; a session that is gone closes its sockets with 4401, one that now
 //! fails a rule with 4403. KV not answering keeps the sockets until the next tick.
 
-use std::collections::HashMap;
-
 use crate::decision::recheck;
 use crate::engine::{self, Expulsion};
 use crate::log::{Clipped, LogEvent, SidTag};
 
 use super::Room;
-use crate::edge::gate::sessions;
+use crate::edge::gate::{load_each, sessions};
 use crate::edge::util::{self, Settings};
 
 impl Room {
@@ -20,16 +18,8 @@ impl Room {
         }
         let store = sessions(&self.env, settings);
         let config = &settings.config;
-        let sids = engine::distinct_sids(members.iter().map(|m| &*m.attachment));
-        let reads = sids.into_iter().map(|sid| {
-            let key = config.session_key(sid);
-            let store = &store;
-            async move { (sid, store.load(&key).await) }
-        });
-        let results: HashMap<&str, _> = futures_util::future::join_all(reads)
-            .await
-            .into_iter()
-            .collect();
+        let sids = members.iter().map(|m| m.attachment.sid.as_str());
+        let results = load_each(&store, config, sids).await;
         let mut refused = Vec::new();
         for (i, member) in members.iter().enumerate() {
             let a = &member.attachment;
