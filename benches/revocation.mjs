@@ -28,10 +28,10 @@
 // to each target socket's close frame (the harness records the close frame as the close; see
 // tests/e2e/README.md).
 
-import { readFileSync, readdirSync } from "node:fs";
 import { loadavg } from "node:os";
 import { randomBytes } from "node:crypto";
 import { admit, sessionRecord, newSid, signedCookie, sleep, startGate } from "../tests/e2e/harness.mjs";
+import { rssLine, workerdRss } from "./support.mjs";
 
 const OCCUPIED = Number(process.argv[2] ?? 2000);
 const SMALL = Number(process.argv[3] ?? 20);
@@ -51,31 +51,6 @@ if (!(SMALL >= TARGET_ROOMS && OCCUPIED >= SMALL && ROUNDS >= 1)) {
   console.error(`usage: node benches/revocation.mjs [occupied=2000] [small=20] [rounds=5] (${TARGET_ROOMS} <= small <= occupied)`);
   process.exit(2);
 }
-
-/* ----------------------------------------------------------------------- memory */
-
-/** RSS (KB) of the workerd processes in wrangler's process group (as benches/soak.mjs reads it). */
-function workerdRss(group, port) {
-  const out = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const pgrp = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
-      if (pgrp !== group || !comm.startsWith("workerd")) continue;
-      const kb = Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${entry}/status`, "utf8"))?.[1] ?? 0);
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
-      const role = cmdline.includes(`--socket-addr=entry=127.0.0.1:${port}\0`) ? "proxy" : "worker";
-      out.push({ pid: Number(entry), kb, role });
-    } catch {
-      /* gone meanwhile */
-    }
-  }
-  return out;
-}
-const mb = (kb) => `${(kb / 1024).toFixed(1)} MB`;
-const rssLine = (list) => `${mb(list.reduce((a, p) => a + p.kb, 0))} (${list.map((p) => `${p.role} ${mb(p.kb)}`).join(", ") || "no workerd found"})`;
 
 /* ---------------------------------------------------------------------- helpers */
 
@@ -110,7 +85,7 @@ console.log(`revocation: ${OCCUPIED} and ${SMALL} occupied rooms (one socket eac
 const gate = await startGate("revocation", { env: "soak" });
 try {
   await sleep(1000);
-  console.log(`workerd RSS, gate idle:                  ${rssLine(workerdRss(gate.pid, gate.port))}`);
+  console.log(`workerd RSS, gate idle:                  ${rssLine(workerdRss(gate))}`);
   const ws = (room) => `${gate.wsBase}/ws/rooms/${room}`;
 
   // Filler sockets: rooms fill-<i>, sessions of users u-fill-<n> (10 rooms per session).
@@ -286,7 +261,7 @@ try {
     if (openFillers < want) {
       console.log(`round ${round}: ${await growTo(want)}`);
       const settled = await settle(Date.now());
-      console.log(`round ${round}: workerd RSS, ${openFillers + TARGET_ROOMS} rooms:  ${rssLine(workerdRss(gate.pid, gate.port))}; a probe handshake within ${PROBE_MS} ms ${settled} ms after the last open`);
+      console.log(`round ${round}: workerd RSS, ${openFillers + TARGET_ROOMS} rooms:  ${rssLine(workerdRss(gate))}; a probe handshake within ${PROBE_MS} ms ${settled} ms after the last open`);
     } else if (openFillers > want) {
       console.log(`round ${round}: ${await shrinkTo(want)}`);
       const settled = await settle(Date.now(), SHRINK_SETTLE_MS);
@@ -302,7 +277,7 @@ try {
     const order = round % 2 === 1 ? [SMALL, OCCUPIED] : [OCCUPIED, SMALL];
     for (const size of order) await phase(size, round);
   }
-  console.log(`workerd RSS, end (${openFillers + TARGET_ROOMS} rooms): ${rssLine(workerdRss(gate.pid, gate.port))}`);
+  console.log(`workerd RSS, end (${openFillers + TARGET_ROOMS} rooms): ${rssLine(workerdRss(gate))}`);
   if (lostHandshakes) console.log(`lost handshakes (retried): ${lostHandshakes}`);
   console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(" ")} (1, 5, 15 min; the machine has other users)`);
 

@@ -9,9 +9,9 @@
 // OTHER member of its room exactly once. Latency is receive time minus send time, both taken
 // here (one clock). Memory is the RSS of wrangler's workerd processes, read from /proc.
 
-import { readFileSync, readdirSync } from "node:fs";
 import WebSocket from "ws";
 import { newSid, sessionRecord, signedCookie, sleep, startGate } from "../tests/e2e/harness.mjs";
+import { rssLine, workerdRss } from "./support.mjs";
 
 const SOCKETS = Number(process.argv[2] ?? 1000);
 const ROOMS = Number(process.argv[3] ?? 10);
@@ -20,34 +20,6 @@ const RATE = Number(process.argv[5] ?? 50); // broadcasts per second, all socket
 const SOCKETS_PER_SESSION = 10;
 const OPEN_CONCURRENCY = 16;
 const DRAIN_MS = 20_000;
-
-/* ----------------------------------------------------------------------- memory */
-
-/**
- * RSS (KB) of every workerd in wrangler's process group (not getPlatformProxy's, not ours):
- * "proxy" is the dev proxy listening on the gate's port, "worker" the runtime of the gate itself.
- */
-function workerdRss(group, port) {
-  const out = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const pgrp = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
-      if (pgrp !== group || !comm.startsWith("workerd")) continue;
-      const kb = Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${entry}/status`, "utf8"))?.[1] ?? 0);
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
-      const role = cmdline.includes(`--socket-addr=entry=127.0.0.1:${port}\0`) ? "proxy" : "worker";
-      out.push({ pid: Number(entry), kb, role });
-    } catch {
-      /* gone meanwhile */
-    }
-  }
-  return out;
-}
-const mb = (kb) => `${(kb / 1024).toFixed(1)} MB`;
-const rssLine = (list) => `${mb(list.reduce((a, p) => a + p.kb, 0))} (${list.map((p) => `${p.role} ${mb(p.kb)}`).join(", ") || "no workerd found"})`;
 
 /* ---------------------------------------------------------------------- sockets */
 
@@ -142,7 +114,7 @@ const gate = await startGate("soak", { env: "soak" });
 let failed = false;
 try {
   await sleep(1000);
-  const rssIdle = workerdRss(gate.pid, gate.port);
+  const rssIdle = workerdRss(gate);
   console.log(`workerd RSS, gate idle:          ${rssLine(rssIdle)}`);
 
   const cookies = [];
@@ -167,7 +139,7 @@ try {
   const openSeconds = (Date.now() - openStarted) / 1000;
   console.log(`opened ${SOCKETS} sockets in ${openSeconds.toFixed(1)} s (${(SOCKETS / openSeconds).toFixed(0)}/s)`);
   await sleep(3000); // joins settle
-  const rssOpen = workerdRss(gate.pid, gate.port);
+  const rssOpen = workerdRss(gate);
   console.log(`workerd RSS, ${SOCKETS} sockets open:   ${rssLine(rssOpen)}`);
 
   // Steady load: one broadcast every 1000/RATE ms, from the sockets in turn (rooms interleaved).
@@ -196,14 +168,14 @@ try {
   const drainStarted = Date.now();
   while (inFlight.size > 0 && Date.now() - drainStarted < DRAIN_MS) await sleep(100);
   const drainMs = Date.now() - drainStarted;
-  const rssLoaded = workerdRss(gate.pid, gate.port);
+  const rssLoaded = workerdRss(gate);
 
   closingOnPurpose = true;
   for (const m of members) m.ws.close(1000, "soak done");
   await sleep(5000);
   for (const m of members) m.ws.terminate();
   await sleep(3000);
-  const rssAfter = workerdRss(gate.pid, gate.port);
+  const rssAfter = workerdRss(gate);
 
   const lost = [...inFlight.values()].reduce((a, m) => a + m.remaining.size, 0);
   const sorted = Float64Array.from(stats.latencies).sort();

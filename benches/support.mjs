@@ -1,4 +1,4 @@
-// Shared by benches/vs_js.mjs and benches/fanout.mjs: the three Workers of issue 13 under
+// Shared by the benchmarks (vs_js, fanout; soak and revocation for workerd's RSS): the three Workers of issue 13 under
 // `wrangler dev` (each its own wrangler, workerd and local KV), the CPU of their processes read
 // from /proc, and small statistics. Linux only (/proc).
 //
@@ -65,6 +65,23 @@ export function processesOf(server) {
   }
   return out;
 }
+
+/** RSS of a server's workerd processes, each with its role ("worker" or "proxy"), in KB. */
+export function workerdRss(server) {
+  const { worker, proxy } = processesOf(server);
+  const rssKb = (pid) => {
+    try {
+      return Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
+    } catch {
+      return 0; // gone meanwhile
+    }
+  };
+  return [...worker.map((pid) => ({ pid, role: "worker" })), ...proxy.map((pid) => ({ pid, role: "proxy" }))].map((p) => ({ ...p, kb: rssKb(p.pid) }));
+}
+
+const mb = (kb) => `${(kb / 1024).toFixed(1)} MB`;
+/** "1298.4 MB (worker 662.0 MB, proxy 636.4 MB)" */
+export const rssLine = (list) => `${mb(list.reduce((a, p) => a + p.kb, 0))} (${list.map((p) => `${p.role} ${mb(p.kb)}`).join(", ") || "no workerd found"})`;
 
 /** utime + stime of a process (all its threads), in milliseconds. */
 export function processCpuMs(pid) {
