@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::json;
 use sessiongate::revocation::{
-    entry_storage_key, key_id, shard_of, socket_keys, RoomKeys, ShardIndex,
+    entry_storage_key, key_id, locate, socket_keys, RoomKeys, ShardIndex,
 };
 
 const SOCKETS: usize = 1_000_000;
@@ -84,9 +84,9 @@ fn main() {
         taken.push(room);
         let keys = socket_keys(sid, &[("passport.user".into(), json!(format!("u-{user}")))]);
         for key in rooms[room].arrive(&keys) {
-            let shard = shard_of(&key, shards) as usize;
-            shard_index[shard].add(&key_id(&key), &room_names[room]);
-            shard_writes[shard] += 1;
+            let at = locate(&key, shards);
+            shard_index[at.shard as usize].add(&at.id, &room_names[room]);
+            shard_writes[at.shard as usize] += 1;
             index_adds += 1;
         }
     }
@@ -99,8 +99,8 @@ fn main() {
         let user_key = format!("field:passport.user={}", json!(format!("u-{user}")));
         let sid_key = format!("sid:{sid}");
         for (key, out) in [(user_key, &mut by_user_rooms), (sid_key, &mut by_sid_rooms)] {
-            let shard = shard_of(&key, shards) as usize;
-            out.push(shard_index[shard].rooms(&key_id(&key)).len());
+            let at = locate(&key, shards);
+            out.push(shard_index[at.shard as usize].rooms(&at.id).len());
         }
     }
     let stats = |v: &mut Vec<usize>| {

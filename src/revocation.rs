@@ -52,21 +52,32 @@ pub fn target_key(target: &RevokeTarget) -> String {
     }
 }
 
-/// A one-way id of a key (hex SHA-256): what shards store, so a sid is kept nowhere new.
-pub fn key_id(key: &str) -> String {
-    let digest = Sha256::digest(key.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+/// A key's place in the index, from one SHA-256 of the key: its one-way id (hex), which is
+/// what shards store, so a sid is kept nowhere new; and its shard, the first four bytes of the
+/// hash modulo `shards`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub id: String,
+    pub shard: u32,
 }
 
-/// The shard that holds `key`: the first four bytes of its SHA-256, modulo `shards`.
-pub fn shard_of(key: &str, shards: u32) -> u32 {
+pub fn locate(key: &str, shards: u32) -> Located {
     let digest = Sha256::digest(key.as_bytes());
     let head = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
-    head % shards.max(1)
+    Located {
+        id: crate::log::hex(&digest),
+        shard: head % shards.max(1),
+    }
+}
+
+/// A key's one-way id alone (what an app's room tags its sockets with).
+pub fn key_id(key: &str) -> String {
+    locate(key, 1).id
+}
+
+/// A key's shard alone.
+pub fn shard_of(key: &str, shards: u32) -> u32 {
+    locate(key, shards).shard
 }
 
 /// A shard's entries in memory: key id to rooms. The Durable Object keeps the same entries in
@@ -270,6 +281,11 @@ mod tests {
             "{counts:?}"
         );
         assert_eq!(shard_of("anything", 1), 0);
+        let at = locate("sid:x", 16);
+        assert_eq!(
+            (at.id.clone(), at.shard),
+            (key_id("sid:x"), shard_of("sid:x", 16))
+        );
         assert_eq!(shard_of("anything", 0), 0);
     }
 

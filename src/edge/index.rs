@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::revocation::{entry_prefix, entry_storage_key, key_id, shard_of};
+use crate::revocation::{entry_prefix, entry_storage_key, locate, Located};
 use serde::{Deserialize, Serialize};
 use worker::{
     durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, State,
@@ -134,10 +134,8 @@ pub async fn update(
 ) -> Result<usize> {
     let mut by_shard: BTreeMap<u32, Vec<String>> = BTreeMap::new();
     for key in keys {
-        by_shard
-            .entry(shard_of(key, shards))
-            .or_default()
-            .push(key_id(key));
+        let Located { id, shard } = locate(key, shards);
+        by_shard.entry(shard).or_default().push(id);
     }
     let path = if add { "/add" } else { "/remove" };
     let calls = by_shard.into_iter().map(|(shard, ids)| {
@@ -162,19 +160,18 @@ pub async fn update(
     Ok(requests)
 }
 
-/// The room entries listed for a revocation key, and the shard asked.
-pub async fn rooms(env: &Env, shards: u32, key: &str) -> Result<(u32, Vec<String>)> {
-    let shard = shard_of(key, shards);
-    let mut response = call(env, shard, "/rooms", key_id(key)).await?;
-    Ok((shard, response.json().await?))
+/// The room entries listed for a located revocation key.
+pub async fn rooms(env: &Env, key: &Located) -> Result<Vec<String>> {
+    let mut response = call(env, key.shard, "/rooms", key.id.clone()).await?;
+    response.json().await
 }
 
 /// Removes stale entries of one key (rooms that held none of its sockets): one request.
-pub async fn forget(env: &Env, shard: u32, key: &str, rooms: Vec<String>) -> Result<()> {
+pub async fn forget(env: &Env, key: &Located, rooms: Vec<String>) -> Result<()> {
     let body = serde_json::to_string(&Entries {
         rooms,
-        ids: vec![key_id(key)],
+        ids: vec![key.id.clone()],
     })
     .map_err(util::error)?;
-    call(env, shard, "/remove", body).await.map(|_| ())
+    call(env, key.shard, "/remove", body).await.map(|_| ())
 }

@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::engine::RevokeTarget;
 use crate::log::{Clipped, LogEvent, Revoke};
-use crate::revocation::target_key;
+use crate::revocation::{locate, target_key};
 use crate::signature::bearer_matches;
 use serde_json::{json, Value};
 use worker::{Env, Method, Request, RequestInit, Response, Result};
@@ -131,8 +131,8 @@ pub struct Outcome {
 /// without cleaning up, or its socket left within the linger): it cost this one request and
 /// is removed.
 pub async fn revoke(env: &Env, config: &Config, target: &RevokeTarget) -> Result<Outcome> {
-    let key = target_key(target);
-    let (shard, rooms) = super::index::rooms(env, config.index_shards, &key).await?;
+    let key = locate(&target_key(target), config.index_shards);
+    let rooms = super::index::rooms(env, &key).await?;
     let body = serde_json::to_string(target).map_err(util::error)?;
     let admission_key = env::token(env, env::ADMISSION_KEY);
     let calls = rooms.iter().map(|entry| {
@@ -153,7 +153,7 @@ pub async fn revoke(env: &Env, config: &Config, target: &RevokeTarget) -> Result
                     admission_key.ok_or_else(|| util::error("ADMISSION_KEY is not set"))?;
                 let control = crate::admission::revoke_control(
                     secret,
-                    &crate::revocation::key_id(key),
+                    &key.id,
                     util::now_ms(),
                     &util::random_bytes::<16>()?,
                 );
@@ -223,7 +223,7 @@ pub async fn revoke(env: &Env, config: &Config, target: &RevokeTarget) -> Result
     }
     if !stale.is_empty() {
         outcome.requests += 1;
-        if let Err(e) = super::index::forget(env, shard, &key, stale).await {
+        if let Err(e) = super::index::forget(env, &key, stale).await {
             util::log(&LogEvent::Revoke(Revoke::Error {
                 error: Clipped::of(&format!("index clean-up: {e}")),
             }));
