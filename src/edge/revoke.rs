@@ -5,7 +5,6 @@ use crate::config::Config;
 use crate::engine::RevokeTarget;
 use crate::log::{Clipped, LogEvent, Revoke};
 use crate::revocation::{locate, target_key};
-use crate::signature::bearer_matches;
 use serde_json::{json, Value};
 use worker::{Env, Method, Request, RequestInit, Response, Result};
 
@@ -43,15 +42,11 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
     if req.method() != Method::Post {
         return json_response(&json!({"error": "use POST"}), 405);
     }
-    let presented = req.headers().get("authorization")?.unwrap_or_default();
-    let bearer = presented.strip_prefix("Bearer ").unwrap_or("");
-    if !bearer_matches(bearer, &token) {
+    if !util::has_bearer(&req, &token)? {
         util::log(&LogEvent::Revoke(Revoke::Error {
             error: Clipped::of("bad or missing token"),
         }));
-        let mut response = json_response(&json!({"error": "unauthorized"}), 401)?;
-        response.headers_mut().set("WWW-Authenticate", "Bearer")?;
-        return Ok(response);
+        return util::unauthorized();
     }
     let body: RevokeRequest = match req.json().await {
         Ok(b) => b,

@@ -7,7 +7,6 @@
 
 use crate::engine::RevokeTarget;
 use crate::log::{Clipped, LogEvent, SidTag, Store};
-use crate::signature::bearer_matches;
 use crate::store_api::{check_put, check_sid, StoreRequestError, MAX_BODY_BYTES, PATH_PREFIX};
 use serde_json::json;
 use worker::{Env, Method, Request, Response, Result};
@@ -23,14 +22,11 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
     let Some(token) = env::token(env, env::STORE_TOKEN) else {
         return json_response(&json!({"error": "not found"}), 404);
     };
-    let presented = req.headers().get("authorization")?.unwrap_or_default();
-    if !bearer_matches(presented.strip_prefix("Bearer ").unwrap_or(""), &token) {
+    if !util::has_bearer(&req, &token)? {
         util::log(&LogEvent::Store(Store::Error {
             error: "bad or missing token",
         }));
-        let mut response = json_response(&json!({"error": "unauthorized"}), 401)?;
-        response.headers_mut().set("WWW-Authenticate", "Bearer")?;
-        return Ok(response);
+        return util::unauthorized();
     }
     let path = req.path();
     let sid = path.strip_prefix(PATH_PREFIX).unwrap_or("").to_owned();

@@ -138,3 +138,18 @@ pub fn sample(every: u32) -> bool {
         }),
     }
 }
+
+/// Does the request carry `Authorization: Bearer <token>`? Compared as digests, in constant
+/// time (`ADMIN_TOKEN`, `STORE_TOKEN`).
+pub fn has_bearer(req: &worker::Request, token: &str) -> Result<bool> {
+    let presented = req.headers().get("authorization")?.unwrap_or_default();
+    let bearer = presented.strip_prefix("Bearer ").unwrap_or("");
+    Ok(crate::signature::bearer_matches(bearer, token))
+}
+
+/// The answer to a missing or wrong bearer token.
+pub fn unauthorized() -> Result<Response> {
+    let mut response = json_response(&serde_json::json!({"error": "unauthorized"}), 401)?;
+    response.headers_mut().set("WWW-Authenticate", "Bearer")?;
+    Ok(response)
+}
