@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRequire } from "node:module";
 import { Miniflare } from "miniflare";
-import { ROOT, SECRET_NEW, admit, closeAll, httpRequest, newSid, openSocket, refuse, roomName, sessionRecord, signedCookie } from "./harness.mjs";
+import { ROOT, SECRET_NEW, admit, gateWorker, closeAll, httpRequest, newSid, refuse, roomName, sessionRecord, signedCookie } from "./harness.mjs";
 
 const require = createRequire(import.meta.url);
 const esbuild = require("esbuild");
@@ -55,27 +55,10 @@ before(async () => {
   });
   mf = new Miniflare({
     workers: [
-      {
-        name: "sessiongate",
-        modules: [
-          { type: "ESModule", path: join(ROOT, "build/index.js") },
-          { type: "CompiledWasm", path: join(ROOT, "build/index_bg.wasm") },
-        ],
-        modulesRoot: join(ROOT, "build"),
-        compatibilityDate: "2026-04-01",
-        kvNamespaces: ["SESSIONS"],
-        durableObjects: {
-          ROOMS: { className: "Room", useSQLite: true },
-          INDEX: { className: "RevocationIndex", useSQLite: true },
-          APP_ROOMS: { className: "ChatRoom", scriptName: "sessiongate-example-room" },
-        },
-        bindings: {
-          SESSIONGATE: CONFIG,
-          SESSION_SECRETS: JSON.stringify([SECRET_NEW]),
-          ADMIN_TOKEN,
-          ADMISSION_KEY,
-        },
-      },
+      gateWorker({
+        durableObjects: { APP_ROOMS: { className: "ChatRoom", scriptName: "sessiongate-example-room" } },
+        bindings: { SESSIONGATE: CONFIG, SESSION_SECRETS: JSON.stringify([SECRET_NEW]), ADMIN_TOKEN, ADMISSION_KEY },
+      }),
       {
         name: "sessiongate-example-room",
         modules: true,

@@ -320,6 +320,32 @@ function tail(text, lines = 60) {
   return text.split("\n").slice(-lines).join("\n");
 }
 
+/* ----------------------------------------------------- the gate in Miniflare */
+
+/**
+ * The built gate (build/) as a Miniflare worker definition: workerd without wrangler's dev
+ * proxy, for what the proxy hides (the client's own handshake) or a second Worker beside it.
+ * `bindings` holds SESSIONGATE and the secrets; `durableObjects` adds to the gate's own.
+ */
+export function gateWorker({ bindings, durableObjects = {} }) {
+  return {
+    name: "sessiongate",
+    modules: [
+      { type: "ESModule", path: join(ROOT, "build/index.js") },
+      { type: "CompiledWasm", path: join(ROOT, "build/index_bg.wasm") },
+    ],
+    modulesRoot: join(ROOT, "build"),
+    compatibilityDate: "2026-04-01",
+    kvNamespaces: ["SESSIONS"],
+    durableObjects: {
+      ROOMS: { className: "Room", useSQLite: true },
+      INDEX: { className: "RevocationIndex", useSQLite: true },
+      ...durableObjects,
+    },
+    bindings,
+  };
+}
+
 /* -------------------------------------------------------- sessions and cookies */
 
 /** A fresh express-session style sid: 24 random bytes, base64url (32 characters). */

@@ -5,9 +5,8 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { join } from "node:path";
 import { Miniflare } from "miniflare";
-import { ROOT, newSid, sessionRecord, signedCookie } from "./harness.mjs";
+import { gateWorker, newSid, sessionRecord, signedCookie } from "./harness.mjs";
 
 const KEY = "dGhlIHNhbXBsZSBub25jZQ=="; // RFC 6455 section 1.3's sample nonce
 let mf;
@@ -16,21 +15,12 @@ const logs = [];
 
 before(async () => {
   mf = new Miniflare({
-    modules: [
-      { type: "ESModule", path: join(ROOT, "build/index.js") },
-      { type: "CompiledWasm", path: join(ROOT, "build/index_bg.wasm") },
-    ],
-    modulesRoot: join(ROOT, "build"),
-    compatibilityDate: "2026-04-01",
-    kvNamespaces: ["SESSIONS"],
-    durableObjects: {
-      ROOMS: { className: "Room", useSQLite: true },
-      INDEX: { className: "RevocationIndex", useSQLite: true },
-    },
-    bindings: {
-      SESSIONGATE: { key_prefix: "sess:", routes: [{ path: "/ws/rooms/:room" }] },
-      SESSION_SECRETS: JSON.stringify(["e2e new secret"]),
-    },
+    ...gateWorker({
+      bindings: {
+        SESSIONGATE: { key_prefix: "sess:", routes: [{ path: "/ws/rooms/:room" }] },
+        SESSION_SECRETS: JSON.stringify(["e2e new secret"]),
+      },
+    }),
     handleRuntimeStdio(stdout, stderr) {
       for (const stream of [stdout, stderr]) stream.on("data", (d) => logs.push(String(d)));
     },
