@@ -5,7 +5,7 @@
 //!
 //! * A socket's revocation keys are its sid and the value of each `revoke_by` path its session
 //!   has ([`socket_keys`]). A revocation names exactly one key ([`target_key`]).
-//! * A key lives on shard `hash(key) mod shards` ([`shard_of`]), so no object sees all traffic
+//! * A key lives on shard `hash(key) mod shards` ([`locate`]), so no object sees all traffic
 //!   and a revocation touches one shard plus the rooms listed there.
 //! * Shards store a one-way id of the key ([`key_id`]), never the sid itself.
 //! * A room registers a key when its first socket with that key arrives and unregisters it a
@@ -73,11 +73,6 @@ pub fn locate(key: &str, shards: u32) -> Located {
 /// A key's one-way id alone (what an app's room tags its sockets with).
 pub fn key_id(key: &str) -> String {
     locate(key, 1).id
-}
-
-/// A key's shard alone.
-pub fn shard_of(key: &str, shards: u32) -> u32 {
-    locate(key, shards).shard
 }
 
 /// A shard's entries in memory: key id to rooms. The Durable Object keeps the same entries in
@@ -273,20 +268,19 @@ mod tests {
         assert!(!id.contains("XYxA"));
         let mut counts = [0u32; 16];
         for i in 0..16_000 {
-            counts[shard_of(&format!("sid:{i}"), 16) as usize] += 1;
+            counts[locate(&format!("sid:{i}"), 16).shard as usize] += 1;
         }
         // Within 10% of even.
         assert!(
             counts.iter().all(|&c| (900..1100).contains(&c)),
             "{counts:?}"
         );
-        assert_eq!(shard_of("anything", 1), 0);
+        assert_eq!(locate("anything", 1).shard, 0);
         let at = locate("sid:x", 16);
-        assert_eq!(
-            (at.id.clone(), at.shard),
-            (key_id("sid:x"), shard_of("sid:x", 16))
-        );
-        assert_eq!(shard_of("anything", 0), 0);
+        // The shard is the hash's first four bytes (the id's first 8 hex digits), mod shards.
+        assert_eq!(at.id, key_id("sid:x"));
+        assert_eq!(at.shard, u32::from_str_radix(&at.id[..8], 16).unwrap() % 16);
+        assert_eq!(locate("anything", 0).shard, 0);
     }
 
     #[test]
