@@ -204,6 +204,7 @@ async function startGateOnce(name, attempt, { sessionSecrets = JSON.stringify([S
     name,
     pid: child.pid, // wrangler's process-group leader: workerd runs in its group
     port,
+    inspectorPort, // wrangler's inspector proxy: V8 CPU profiles of the Worker (benches/profile.mjs)
     base,
     wsBase: `ws://127.0.0.1:${port}`,
     origin: base, // the gate's own origin, always allowed

@@ -1,0 +1,159 @@
+// Where a Worker's CPU goes during admitted handshakes: a V8 CPU profile taken through
+// wrangler dev's inspector, summed by self time. Prints figures, asserts nothing.
+//
+//   node benches/profile.mjs [target=gate|b|c] [handshakes=600] [concurrency=8] [top=25]
+//
+// The target runs as in benches/vs_js.mjs (`wrangler dev`, 20 rooms kept occupied, fresh
+// sessions). Self time is grouped into: wasm (the gate's code, by function when the build kept
+// names), glue (the JavaScript of build/ or of the anchor's bundle), runtime (V8 built-ins and
+// workerd's API, which the profile shows without a script), gc, and idle/program. For named
+// wasm functions build with `SESSIONGATE_WASM_NAMES=1 bash scripts/build.sh` (wasm-opt then
+// keeps the name section; the figures are otherwise those of the shipped build).
+
+import { readFileSync } from "node:fs";
+import WebSocket from "ws";
+import { newSid, sessionRecord, signedCookie } from "../tests/e2e/harness.mjs";
+import { fmt, handshake, runConcurrent, sleep, startTarget } from "./support.mjs";
+
+const TARGET = process.argv[2] ?? "gate";
+const COUNT = Number(process.argv[3] ?? 600);
+const CONCURRENCY = Number(process.argv[4] ?? 8);
+const TOP = Number(process.argv[5] ?? 25);
+const ROOMS = 20;
+
+Object.assign(process.env, { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" });
+
+/** One Chrome DevTools Protocol session on the Worker's isolate. */
+async function inspect(port) {
+  let targets = [];
+  for (let i = 0; i < 50 && targets.length === 0; i++) {
+    try {
+      targets = await (await fetch(`http://127.0.0.1:${port}/json`)).json();
+    } catch {
+      await sleep(100);
+    }
+  }
+  const target = targets.find((t) => t.webSocketDebuggerUrl) ?? targets[0];
+  if (!target) throw new Error(`no inspector target on :${port}`);
+  const ws = new WebSocket(target.webSocketDebuggerUrl);
+  await new Promise((ok, fail) => ws.once("open", ok).once("error", fail));
+  let next = 1;
+  const pending = new Map();
+  ws.on("message", (data) => {
+    const msg = JSON.parse(data);
+    if (msg.id && pending.has(msg.id)) {
+      pending.get(msg.id)(msg);
+      pending.delete(msg.id);
+    }
+  });
+  return {
+    call(method, params = {}) {
+      const id = next++;
+      ws.send(JSON.stringify({ id, method, params }));
+      return new Promise((ok, fail) =>
+        pending.set(id, (msg) => (msg.error ? fail(new Error(`${method}: ${msg.error.message}`)) : ok(msg.result))),
+      );
+    },
+    close: () => ws.close(),
+  };
+}
+
+const sources = new Map();
+/** The wasm-bindgen import a line of build/index.js belongs to (its `__wbg_...` name), if any. */
+function shim(url, line) {
+  if (!url.endsWith("index.js") || !url.includes("build")) return "";
+  if (!sources.has(url)) {
+    try {
+      sources.set(url, readFileSync(new URL(url.replace(/^file:\/\//, "file:///")), "utf8").split("\n"));
+    } catch {
+      sources.set(url, null);
+    }
+  }
+  const lines = sources.get(url);
+  if (!lines) return "";
+  for (let i = line; i >= 0 && i > line - 30; i--) {
+    const m = /(__wbg_\w+|__wbindgen_\w+)/.exec(lines[i]);
+    if (m) return ` ${m[1]}`;
+  }
+  return "";
+}
+
+function categorize(frame) {
+  const { functionName: name, url } = frame;
+  if (name === "(garbage collector)") return "gc";
+  if (name === "(idle)" || name === "(program)" || name === "(root)") return name;
+  if (url.startsWith("wasm://") || /^\$?(func\d+|wasm-function)/.test(name)) return "wasm";
+  if (url) return "glue";
+  return "runtime";
+}
+
+async function main() {
+  const server = await startTarget(TARGET, "profile");
+  const sockets = [];
+  try {
+    const cookies = [];
+    for (let i = 0; i < COUNT + ROOMS * 3; i++) {
+      const sid = newSid();
+      await server.putSession(sid, sessionRecord({ user: `u-prof-${i}`, name: `prof ${i}` }));
+      cookies.push(signedCookie(sid));
+    }
+    for (let r = 0; r < ROOMS; r++) {
+      const ws = new WebSocket(`${server.wsBase}/ws/rooms/kept-${r}`, { headers: { cookie: cookies[COUNT + r], origin: server.origin } });
+      await new Promise((ok, fail) => ws.once("message", ok).once("error", fail));
+      ws.on("message", () => {});
+      sockets.push(ws);
+    }
+    const warm = await runConcurrent(ROOMS * 2, CONCURRENCY, (i) =>
+      handshake(`${server.wsBase}/ws/rooms/kept-${i % ROOMS}`, { cookie: cookies[COUNT + ROOMS + i], origin: server.origin }),
+    );
+    if (warm.outcomes.admitted !== ROOMS * 2) console.log(`warm-up: ${JSON.stringify(warm.outcomes)}`);
+    await sleep(500);
+
+    const inspector = await inspect(server.inspectorPort);
+    await inspector.call("Profiler.enable");
+    await inspector.call("Profiler.setSamplingInterval", { interval: 100 });
+    await inspector.call("Profiler.start");
+    const run = await runConcurrent(COUNT, CONCURRENCY, (i) =>
+      handshake(`${server.wsBase}/ws/rooms/kept-${i % ROOMS}`, { cookie: cookies[i], origin: server.origin }),
+    );
+    await sleep(500);
+    const { profile } = await inspector.call("Profiler.stop");
+    inspector.close();
+
+    // Self time per node: samples x their intervals.
+    const selfUs = new Map();
+    for (let i = 0; i < profile.samples.length; i++) {
+      const dt = profile.timeDeltas[i + 1] ?? 0;
+      selfUs.set(profile.samples[i], (selfUs.get(profile.samples[i]) ?? 0) + dt);
+    }
+    const byCategory = new Map();
+    const byFunction = new Map();
+    let busy = 0;
+    for (const node of profile.nodes) {
+      const us = selfUs.get(node.id) ?? 0;
+      if (!us) continue;
+      const category = categorize(node.callFrame);
+      byCategory.set(category, (byCategory.get(category) ?? 0) + us);
+      if (category !== "(idle)" && category !== "(program)") busy += us;
+      const { functionName, url, lineNumber } = node.callFrame;
+      // An anonymous function of the glue is one of wasm-bindgen's import shims: named by its line.
+      const key = `${category} ${functionName || (url ? `(anonymous) ${url.split("/").pop()}:${lineNumber + 1}${shim(url, lineNumber)}` : "(anonymous)")}`;
+      byFunction.set(key, (byFunction.get(key) ?? 0) + us);
+    }
+    console.log(`${server.label}: ${COUNT} handshakes ${JSON.stringify(run.outcomes)} in ${fmt(run.seconds, 2)} s; isolate busy ${fmt(busy / 1000, 0)} ms (${fmt(busy / COUNT / 1000, 3)} ms a handshake)`);
+    for (const [category, us] of [...byCategory].sort((a, b) => b[1] - a[1])) {
+      const share = category.startsWith("(") ? "" : ` (${fmt((100 * us) / busy, 1)}% of busy)`;
+      console.log(`  ${category.padEnd(10)} ${fmt(us / 1000, 1).padStart(8)} ms${share}`);
+    }
+    console.log(`top ${TOP} by self time:`);
+    for (const [key, us] of [...byFunction].filter(([k]) => !k.startsWith("(")).sort((a, b) => b[1] - a[1]).slice(0, TOP)) {
+      console.log(`  ${fmt(us / 1000, 1).padStart(8)} ms ${fmt((100 * us) / busy, 1).padStart(5)}%  ${key.slice(0, 140)}`);
+    }
+  } finally {
+    for (const ws of sockets) ws.terminate();
+    await server.stop?.();
+  }
+}
+
+await main();
+process.exit(0);
