@@ -100,16 +100,37 @@ impl Attachment {
         }
     }
 
+    /// The attachment as the room stores it with its socket: one JSON string, checked against
+    /// the budget. A string crosses into JavaScript as one value and is read back only after a
+    /// wake; an object would be built and read back field by field. `id` is the first field
+    /// ([`Attachment::id_in_stored`] relies on it).
+    pub fn to_stored(&self) -> Result<String, AttachmentTooLarge> {
+        let json =
+            serde_json::to_string(self).map_err(|_| AttachmentTooLarge { bytes: usize::MAX })?;
+        if json.len() > ATTACHMENT_BUDGET {
+            return Err(AttachmentTooLarge { bytes: json.len() });
+        }
+        Ok(json)
+    }
+
     /// The serialized size, checked against the budget before the socket is accepted.
     pub fn check_size(&self) -> Result<usize, AttachmentTooLarge> {
-        let bytes = serde_json::to_vec(self)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX);
-        if bytes > ATTACHMENT_BUDGET {
-            Err(AttachmentTooLarge { bytes })
-        } else {
-            Ok(bytes)
-        }
+        self.to_stored().map(|json| json.len())
+    }
+
+    /// An attachment as [`Attachment::to_stored`] wrote it; `None` for anything else.
+    pub fn from_stored(json: &str) -> Option<Attachment> {
+        serde_json::from_str(json).ok()
+    }
+
+    /// The connection id of a stored attachment, read from its first field without decoding
+    /// the rest: how the room finds the member a frame or a close belongs to. `None` when the
+    /// text does not start as `to_stored` writes it (then decode it whole).
+    pub fn id_in_stored(json: &str) -> Option<&str> {
+        let rest = json.strip_prefix(r#"{"id":""#)?;
+        let id = &rest[..rest.find('"')?];
+        // Ids are `c` and hex digits: no escapes to undo.
+        id.bytes().all(|b| b.is_ascii_alphanumeric()).then_some(id)
     }
 
     /// Has the session's `cookie.expires` passed?
@@ -401,6 +422,18 @@ mod tests {
     }
 
     #[test]
+    fn stored_attachment_ids_are_read_only_as_written() {
+        let mut a = attachment("c0001abcdefff");
+        a.departed = true;
+        let stored = a.to_stored().unwrap();
+        assert_eq!(Attachment::id_in_stored(&stored), Some("c0001abcdefff"));
+        assert_eq!(Attachment::from_stored(&stored), Some(a));
+        assert_eq!(Attachment::id_in_stored(r#"{"sid":"x","id":"c1"}"#), None);
+        assert_eq!(Attachment::id_in_stored(r#"{"id":"c\"1"}"#), None);
+        assert_eq!(Attachment::from_stored("[1]"), None);
+    }
+
+    #[test]
     fn connection_ids_are_c_and_hex() {
         assert_eq!(
             connection_id([0, 1, 0xab, 0xcd, 0xef, 0xff]),
@@ -424,6 +457,9 @@ mod tests {
     fn attachment_budget() {
         let mut a = attachment("c1");
         assert!(a.check_size().is_ok());
+        let stored = a.to_stored().unwrap();
+        assert_eq!(Attachment::id_in_stored(&stored), Some(a.id.as_str()));
+        assert_eq!(Attachment::from_stored(&stored).as_ref(), Some(&a));
         a.session = json!({"blob": "x".repeat(ATTACHMENT_BUDGET)});
         let err = a.check_size().unwrap_err();
         assert!(err.bytes > ATTACHMENT_BUDGET);

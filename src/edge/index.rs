@@ -59,7 +59,8 @@ impl DurableObject for RevocationIndex {
                     .collect();
                 for batch in keys.chunks(STORAGE_BATCH) {
                     if req.path() == "/add" {
-                        util::put_marks(&storage, batch).await?;
+                        util::put_numbers(&storage, batch.iter().map(|k| (k.as_str(), 1.0)))
+                            .await?;
                     } else {
                         storage.delete_multiple(batch.to_vec()).await?;
                     }

@@ -112,12 +112,15 @@ pub fn json_response(value: &serde_json::Value, status: u16) -> Result<Response>
     Ok(Response::from_json(value)?.with_status(status))
 }
 
-/// Stores `1` under each of `keys` in one write. (`Storage::put_multiple` with a map would
-/// hand the runtime a JS `Map`, which it reads as an object with no keys and stores nothing.)
-pub async fn put_marks(storage: &worker::Storage, keys: &[String]) -> Result<()> {
+/// Stores each `(key, number)` in one write. (`Storage::put_multiple` with a map would hand
+/// the runtime a JS `Map`, which it reads as an object with no keys and stores nothing.)
+pub async fn put_numbers<'a>(
+    storage: &worker::Storage,
+    entries: impl IntoIterator<Item = (&'a str, f64)>,
+) -> Result<()> {
     let object = js_sys::Object::new();
-    for key in keys {
-        js_sys::Reflect::set(&object, &key.as_str().into(), &1.into())?;
+    for (key, number) in entries {
+        js_sys::Reflect::set(&object, &key.into(), &number.into())?;
     }
     storage.put_multiple_raw(object).await
 }

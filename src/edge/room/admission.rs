@@ -8,7 +8,7 @@ use crate::log::{self, Clipped, LogEvent, SidTag};
 use worker::{Request, Response, Result, WebSocketPair};
 
 use super::app;
-use super::members::{close, Member, RoomContext};
+use super::members::{self, close, Member, RoomContext};
 use super::Room;
 use crate::edge::gate::{too_large_session, ADMISSION_HEADER};
 use crate::edge::util::{self, Settings};
@@ -27,24 +27,29 @@ impl Room {
         let Some(route) = settings.config.routes.get(admission.attachment.route) else {
             return Response::error("bad admission", 400);
         };
-        let members = self.members();
-        let sid = &admission.attachment.sid;
-        let same_session = members.iter().filter(|m| m.attachment.sid == *sid).count();
-        if let Err(refusal) =
-            engine::check_limits(&settings.config.room, members.len(), same_session)
-        {
+        let (occupancy, same_session) = {
+            // Not held past here: the list is extended in place below, not copied.
+            let members = self.members();
+            let sid = &admission.attachment.sid;
+            let same = members.iter().filter(|m| m.attachment.sid == *sid).count();
+            (members.len(), same)
+        };
+        if let Err(refusal) = engine::check_limits(&settings.config.room, occupancy, same_session) {
             log_refusal(&admission, refusal);
             return util::refuse(refusal, route.deny_with);
         }
-        if let Err(too_large) = admission.attachment.check_size() {
-            // The gate checks this before forwarding; this is the last line of defence.
-            return too_large_session(&admission.room, &admission.attachment, &too_large);
-        }
+        // The gate checks the size before forwarding; this is the last line of defence.
+        let stored = match admission.attachment.to_stored() {
+            Ok(stored) => stored,
+            Err(too_large) => {
+                return too_large_session(&admission.room, &admission.attachment, &too_large)
+            }
+        };
 
         let pair = WebSocketPair::new()?;
         let socket = pair.server;
         self.state.accept_web_socket(&socket);
-        if let Err(e) = socket.serialize_attachment(&admission.attachment) {
+        if let Err(e) = members::store_json(&socket, &stored) {
             // Never keep an accepted socket the room cannot speak for.
             close(&socket, 1011, "internal error");
             return Err(e);

@@ -11,6 +11,8 @@ use crate::edge::util::{self, Settings};
 
 impl Room {
     pub(super) async fn on_alarm(&self) -> Result<()> {
+        // The alarm that fired is no longer set.
+        self.remembered.borrow_mut().alarm = None;
         let Ok(settings) = self.settings() else {
             return Ok(());
         };
@@ -31,17 +33,11 @@ impl Room {
             Expulsion::Refused(Refusal::SessionExpired),
         );
         let interval = u64::from(settings.config.room.revalidate_seconds) * 1000;
-        let storage = self.state.storage();
-        let last = storage
-            .get::<i64>(LAST_REVALIDATION_KEY)
-            .await
-            .ok()
-            .flatten();
-        if engine::revalidation_due(last, interval, now) {
+        let last = self.last_revalidation(now).await?;
+        if engine::revalidation_due(Some(last), interval, now) {
             self.revalidate(&settings, now).await;
-            storage.put(LAST_REVALIDATION_KEY, now).await?;
-        } else if last.is_none() {
-            storage.put(LAST_REVALIDATION_KEY, now).await?;
+            self.state.storage().put(LAST_REVALIDATION_KEY, now).await?;
+            self.remembered.borrow_mut().last_revalidation_ms = Some(now);
         }
         self.schedule(&settings, now).await
     }
@@ -49,17 +45,30 @@ impl Room {
     /// Sets the alarm to the earliest session expiry, the next revalidation or the end of a
     /// key's linger. An empty room keeps only the last.
     pub(super) async fn schedule(&self, settings: &Settings, now: i64) -> Result<()> {
-        let members = self.members();
-        let storage = self.state.storage();
         let linger_ends = self.keys_next_due().await;
-        if members.is_empty() {
-            return match linger_ends {
-                Some(at) => self.set_alarm_at(at.max(now + 1)).await,
-                None => storage.delete_alarm().await,
-            };
+        if self.members().is_empty() {
+            return self.set_alarm(linger_ends.map(|at| at.max(now + 1))).await;
         }
-        // The interval runs from the first revalidation, or from when the room first got a
-        // socket: sockets joining later must not push the next revalidation back.
+        let last = self.last_revalidation(now).await?;
+        let interval = u64::from(settings.config.room.revalidate_seconds) * 1000;
+        let members = self.members();
+        let expiries = members.iter().map(|m| m.attachment.expires_at_ms);
+        let next = engine::next_alarm_ms(expiries, last, interval, now);
+        let at = next
+            .into_iter()
+            .chain(linger_ends.map(|at| at.max(now + 1)))
+            .min();
+        self.set_alarm(at).await
+    }
+
+    /// When the room last revalidated. The interval runs from the first revalidation, or
+    /// from when the room first got a socket: sockets joining later must not push the next
+    /// revalidation back.
+    async fn last_revalidation(&self, now: i64) -> Result<i64> {
+        if let Some(last) = self.remembered.borrow().last_revalidation_ms {
+            return Ok(last);
+        }
+        let storage = self.state.storage();
         let last = match storage
             .get::<i64>(LAST_REVALIDATION_KEY)
             .await
@@ -72,26 +81,26 @@ impl Room {
                 now
             }
         };
-        let interval = u64::from(settings.config.room.revalidate_seconds) * 1000;
-        let expiries = members.iter().map(|m| m.attachment.expires_at_ms);
-        let next = engine::next_alarm_ms(expiries, last, interval, now);
-        match next
-            .into_iter()
-            .chain(linger_ends.map(|at| at.max(now + 1)))
-            .min()
-        {
-            Some(at) => self.set_alarm_at(at).await,
-            None => storage.delete_alarm().await,
-        }
+        self.remembered.borrow_mut().last_revalidation_ms = Some(last);
+        Ok(last)
     }
 
-    async fn set_alarm_at(&self, at_ms: i64) -> Result<()> {
-        // An absolute time: worker's `From<i64>` would read the number as an offset from now.
-        let when = worker::js_sys::Date::new(&(at_ms as f64).into());
-        self.state
-            .storage()
-            .set_alarm(worker::ScheduledTime::new(when))
-            .await
+    /// Sets the alarm to `at_ms` (`None`: deletes it), unless this object already did.
+    async fn set_alarm(&self, at_ms: Option<i64>) -> Result<()> {
+        if self.remembered.borrow().alarm == Some(at_ms) {
+            return Ok(());
+        }
+        let storage = self.state.storage();
+        match at_ms {
+            // An absolute time: worker's `From<i64>` would read the number as an offset.
+            Some(at) => {
+                let when = worker::js_sys::Date::new(&(at as f64).into());
+                storage.set_alarm(worker::ScheduledTime::new(when)).await?
+            }
+            None => storage.delete_alarm().await?,
+        }
+        self.remembered.borrow_mut().alarm = Some(at_ms);
+        Ok(())
     }
 
     /// After sockets left: the alarm now also covers their keys' linger.

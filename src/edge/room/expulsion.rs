@@ -47,7 +47,7 @@ impl Room {
             let member = &members[i];
             let mut attachment = (*member.attachment).clone();
             attachment.departed = true;
-            let _ = member.socket.serialize_attachment(&attachment);
+            let _ = super::members::store(&member.socket, &attachment);
             close(&member.socket, why.close_code(), why.reason());
         }
         let ids: Vec<&str> = victims.iter().map(|&i| members[i].id()).collect();

@@ -3,12 +3,12 @@
 //! against the rate limit, an oversized one gets an `error` frame; only then does the app see
 //! it. A socket its client closed leaves through the app's `on_close`.
 
-use crate::engine::{self, Attachment, Expulsion, FrameVerdict};
+use crate::engine::{self, Expulsion, FrameVerdict};
 use crate::protocol;
 use worker::WebSocket;
 
 use super::app::Frame;
-use super::members::{self, close, Member, RoomContext};
+use super::members::{self, close, RoomContext};
 use super::Room;
 use crate::edge::util;
 
@@ -21,25 +21,25 @@ impl Room {
         if !members::is_open(socket) {
             return;
         }
-        let Ok(Some(attachment)) = socket.deserialize_attachment::<Attachment>() else {
+        let Some(id) = members::id_of(socket) else {
             close(socket, 1011, "lost connection state");
             return;
         };
+        // A socket the room closed (departed) is no longer among the members: not heard.
+        let me = self.member(&id);
         let verdict = {
             let mut rates = self.rates.borrow_mut();
-            let rate = rates.entry(attachment.id.clone()).or_default();
-            let heard = !attachment.departed;
+            let rate = rates.entry(id).or_default();
             engine::judge_frame(
-                heard,
+                me.is_some(),
                 rate,
                 &settings.config.room,
                 frame.len(),
                 util::now_ms(),
             )
         };
-        let me = Member {
-            socket: socket.clone(),
-            attachment: std::rc::Rc::new(attachment),
+        let Some(me) = me else {
+            return;
         };
         match verdict {
             FrameVerdict::Drop => {}
@@ -64,9 +64,18 @@ impl Room {
     /// it unless the room closed it itself (and told the app then), and the closing handshake
     /// completes with `code`.
     pub(super) async fn on_departure(&self, socket: &WebSocket, code: u16, reason: &str) {
-        if let Ok(Some(me)) = socket.deserialize_attachment::<Attachment>() {
-            self.rates.borrow_mut().remove(&me.id);
-            if !me.departed {
+        if let Some(id) = members::id_of(socket) {
+            self.rates.borrow_mut().remove(&id);
+            // A member in memory, or (when the members were listed while this socket was
+            // already closing, so without it) one whose attachment says the room did not
+            // close it itself.
+            let me = match self.member(&id) {
+                Some(me) => Some(me.attachment),
+                None => members::attachment_of(socket)
+                    .filter(|a| !a.departed)
+                    .map(std::rc::Rc::new),
+            };
+            if let Some(me) = me {
                 self.keys_leave(&[&me]);
                 self.members_left(&[&me.id]);
                 let room = RoomContext::listed(&self.state, self.members());

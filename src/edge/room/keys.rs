@@ -75,14 +75,17 @@ impl Room {
             return Ok(());
         }
         let storage = self.state.storage();
-        if storage
-            .get::<String>(ROOM_NAME_KEY)
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-        {
-            storage.put(ROOM_NAME_KEY, room).await?;
+        if !self.remembered.borrow().room_name_stored {
+            if storage
+                .get::<String>(ROOM_NAME_KEY)
+                .await
+                .ok()
+                .flatten()
+                .is_none()
+            {
+                storage.put(ROOM_NAME_KEY, room).await?;
+            }
+            self.remembered.borrow_mut().room_name_stored = true;
         }
         let shards = settings.config.index_shards;
         let entry = index::room_entry(crate::edge::env::ROOMS, room);
@@ -95,12 +98,16 @@ impl Room {
             log_index_error("register", &e);
             return Ok(());
         }
+        // The marks and, if this object has not stored it yet, the shard count: one write.
         let marks: Vec<String> = new
             .iter()
             .map(|k| format!("{REGISTERED_PREFIX}{k}"))
             .collect();
-        util::put_marks(&storage, &marks).await?;
-        storage.put(SHARDS_KEY, shards).await?;
+        let shards_entry = (self.remembered.borrow().shards != Some(shards))
+            .then_some((SHARDS_KEY, f64::from(shards)));
+        let entries = marks.iter().map(|mark| (mark.as_str(), 1.0));
+        util::put_numbers(&storage, entries.chain(shards_entry)).await?;
+        self.remembered.borrow_mut().shards = Some(shards);
         Ok(())
     }
 
@@ -150,6 +157,7 @@ impl Room {
             };
             index::update(&self.env, shards, &entry, &all, true).await?;
             storage.put(SHARDS_KEY, shards).await?;
+            self.remembered.borrow_mut().shards = Some(shards);
         }
         Ok(())
     }

@@ -2,6 +2,8 @@
 //! existed for), and the context an app gets. The room keeps them in memory: listed from the
 //! hibernation API (which wakes every socket and deserializes every attachment) once per wake,
 //! then kept up to date as sockets arrive and leave, so no hot path lists or deserializes.
+//! An attachment is stored as one JSON string (`Attachment::to_stored`): the frame and close
+//! handlers read only its id from it, to find the member in memory.
 
 use std::rc::Rc;
 
@@ -11,12 +13,57 @@ use worker::{SqlStorage, State, WebSocket};
 
 #[wasm_bindgen]
 extern "C" {
-    /// A WebSocket seen only for its `send`.
-    type Sender;
+    /// A WebSocket accepted with the hibernation API, seen for the calls `worker` would make
+    /// through serde-wasm-bindgen or with a fresh conversion each time.
+    type HibernatableSocket;
     /// `WebSocket.send` with a string already in JavaScript: a broadcast converts its frame
     /// from Rust once, not once per member.
     #[wasm_bindgen(method, catch, js_name = send)]
-    fn send_value(this: &Sender, data: &JsValue) -> Result<(), JsValue>;
+    fn send_value(this: &HibernatableSocket, data: &JsValue) -> Result<(), JsValue>;
+    #[wasm_bindgen(method, catch, js_name = serializeAttachment)]
+    fn serialize_attachment(this: &HibernatableSocket, value: &JsValue) -> Result<(), JsValue>;
+    #[wasm_bindgen(method, catch, js_name = deserializeAttachment)]
+    fn deserialize_attachment(this: &HibernatableSocket) -> Result<JsValue, JsValue>;
+}
+
+fn hibernatable(socket: &WebSocket) -> &HibernatableSocket {
+    let raw: &worker::web_sys::WebSocket = socket.as_ref();
+    raw.unchecked_ref()
+}
+
+/// Stores `attachment` with `socket` (it survives hibernation), as one JSON string.
+pub fn store(socket: &WebSocket, attachment: &Attachment) -> worker::Result<()> {
+    let json = attachment.to_stored().map_err(crate::edge::util::error)?;
+    store_json(socket, &json)
+}
+
+/// Stores an attachment already written by `Attachment::to_stored`.
+pub fn store_json(socket: &WebSocket, json: &str) -> worker::Result<()> {
+    hibernatable(socket)
+        .serialize_attachment(&JsValue::from_str(json))
+        .map_err(worker::Error::from)
+}
+
+/// The stored attachment's JSON, if the socket has one.
+fn stored(socket: &WebSocket) -> Option<String> {
+    hibernatable(socket)
+        .deserialize_attachment()
+        .ok()?
+        .as_string()
+}
+
+/// The socket's attachment, decoded whole: for a socket the room does not hold in memory.
+pub fn attachment_of(socket: &WebSocket) -> Option<Attachment> {
+    Attachment::from_stored(&stored(socket)?)
+}
+
+/// The socket's connection id, read from its stored attachment without decoding the rest.
+pub fn id_of(socket: &WebSocket) -> Option<String> {
+    let json = stored(socket)?;
+    match Attachment::id_in_stored(&json) {
+        Some(id) => Some(id.to_owned()),
+        None => Attachment::from_stored(&json).map(|a| a.id),
+    }
 }
 
 /// A socket of the room and what is kept with it (its session among them).
@@ -40,8 +87,7 @@ impl Member {
 
     /// Sends a text frame already converted to a JavaScript string.
     pub fn send_js(&self, text: &JsValue) {
-        let raw: &worker::web_sys::WebSocket = self.socket.as_ref();
-        let _ = raw.unchecked_ref::<Sender>().send_value(text);
+        let _ = hibernatable(&self.socket).send_value(text);
     }
 }
 
@@ -63,11 +109,7 @@ pub fn list(state: &State) -> Vec<Member> {
         .into_iter()
         .filter(is_open)
         .filter_map(|socket| {
-            let attachment = socket
-                .deserialize_attachment::<Attachment>()
-                .ok()
-                .flatten()
-                .filter(|a| !a.departed)?;
+            let attachment = attachment_of(&socket).filter(|a| !a.departed)?;
             Some(Member {
                 socket,
                 attachment: Rc::new(attachment),

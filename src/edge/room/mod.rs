@@ -57,6 +57,23 @@ pub struct Room {
     members: RefCell<Option<Rc<Vec<members::Member>>>>,
     /// What the room has registered in the revocation index; rebuilt after a restart.
     keys: RefCell<Option<crate::revocation::RoomKeys>>,
+    /// What this object last read from or wrote to its storage, so that an arrival or a
+    /// departure reads and writes storage only when something changes. Forgotten with the
+    /// object.
+    remembered: RefCell<Remembered>,
+}
+
+/// See [`Room::remembered`]. `None`: not known yet (read storage).
+#[derive(Default)]
+struct Remembered {
+    /// `LAST_REVALIDATION_KEY`.
+    last_revalidation_ms: Option<i64>,
+    /// The alarm this object set (`Some(None)`: it deleted it).
+    alarm: Option<Option<i64>>,
+    /// `ROOM_NAME_KEY` is stored.
+    room_name_stored: bool,
+    /// The shard count stored under `keys::SHARDS_KEY`.
+    shards: Option<u32>,
 }
 
 impl Room {
@@ -70,6 +87,11 @@ impl Room {
             .borrow_mut()
             .get_or_insert_with(|| Rc::new(members::list(&self.state)))
             .clone()
+    }
+
+    /// The member with connection id `id`, if the room holds it.
+    fn member(&self, id: &str) -> Option<members::Member> {
+        self.members().iter().find(|m| m.id() == id).cloned()
     }
 
     /// A member joined (after it was accepted).
@@ -115,6 +137,7 @@ impl DurableObject for Room {
             rates: RefCell::new(HashMap::new()),
             keys: RefCell::new(None),
             members: RefCell::new(None),
+            remembered: RefCell::new(Remembered::default()),
         }
     }
 
