@@ -1,10 +1,10 @@
 // Where a Worker's CPU goes during admitted handshakes: a V8 CPU profile taken through
 // wrangler dev's inspector, summed by self time. Prints figures, asserts nothing.
 //
-//   node benches/profile.mjs [target=gate|b|c] [handshakes=600] [concurrency=8] [top=25]
+//   node benches/profile.mjs [target=gate|b|c|logged] [handshakes=600] [concurrency=8] [top=25] [sessions=fresh|room]
 //
-// The target runs as in benches/vs_js.mjs (`wrangler dev`, 20 rooms kept occupied, fresh
-// sessions). Self time is grouped into: wasm (the gate's code, by function when the build kept
+// The target runs as in benches/vs_js.mjs (`wrangler dev`, 20 rooms kept occupied; fresh
+// sessions, or the session of the socket each room keeps). Self time is grouped into: wasm (the gate's code, by function when the build kept
 // names), glue (the JavaScript of build/ or of the anchor's bundle), runtime (V8 built-ins and
 // workerd's API, which the profile shows without a script), gc, and idle/program. For named
 // wasm functions build with `SESSIONGATE_WASM_NAMES=1 bash scripts/build.sh` (wasm-opt then
@@ -19,6 +19,7 @@ const TARGET = process.argv[2] ?? "gate";
 const COUNT = Number(process.argv[3] ?? 600);
 const CONCURRENCY = Number(process.argv[4] ?? 8);
 const TOP = Number(process.argv[5] ?? 25);
+const SESSIONS = process.argv[6] ?? "fresh";
 const ROOMS = 20;
 
 Object.assign(process.env, { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" });
@@ -114,7 +115,7 @@ async function main() {
     await inspector.call("Profiler.setSamplingInterval", { interval: 100 });
     await inspector.call("Profiler.start");
     const run = await runConcurrent(COUNT, CONCURRENCY, (i) =>
-      handshake(`${server.wsBase}/ws/rooms/kept-${i % ROOMS}`, { cookie: cookies[i], origin: server.origin }),
+      handshake(`${server.wsBase}/ws/rooms/kept-${i % ROOMS}`, { cookie: cookies[SESSIONS === "room" ? COUNT + (i % ROOMS) : i], origin: server.origin }),
     );
     await sleep(500);
     const { profile } = await inspector.call("Profiler.stop");

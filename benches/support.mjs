@@ -8,18 +8,34 @@
 //   c     benches/anchor/wrangler.pass.toml: (b)'s Worker as a pass-through (no checks)
 
 import { execFileSync } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import WebSocket from "ws";
-import { startGate } from "../tests/e2e/harness.mjs";
+import { ROOT, startGate } from "../tests/e2e/harness.mjs";
+
+// Beside wrangler.toml (wrangler reads main, assets and the build command relative to it);
+// ignored by git, written before each start.
+const LOGGED_CONFIG = "wrangler.bench-logged.toml";
+
+function writeLoggedConfig() {
+  const toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
+  const table = "[env.bench.vars.SESSIONGATE]\n";
+  if (!toml.includes(table)) throw new Error(`wrangler.toml has no ${table.trim()}`);
+  writeFileSync(join(ROOT, LOGGED_CONFIG), toml.replace(table, `${table}log_admissions = 1\n`));
+}
 
 export const TARGETS = {
   gate: { label: "gate", options: { env: "bench" } },
   b: { label: "(b) JS", options: { config: "benches/anchor/wrangler.toml", env: null } },
   c: { label: "(c) pass", options: { config: "benches/anchor/wrangler.pass.toml", env: null } },
+  // The gate with a log line for every admission (log_admissions = 1), to measure what the
+  // line costs against the default sampling: wrangler.toml's [env.bench] with that one setting.
+  logged: { label: "gate log1", options: { config: LOGGED_CONFIG, env: "bench" }, prepare: writeLoggedConfig },
 };
 
 /** Starts one target under `wrangler dev` (the e2e harness) and finds its processes. */
 export async function startTarget(key, name) {
+  TARGETS[key].prepare?.();
   const server = await startGate(`${name}-${key}`, TARGETS[key].options);
   server.key = key;
   server.label = TARGETS[key].label;

@@ -2,7 +2,7 @@
 // their anchors, nothing asserted:
 //
 //   node benches/vs_js.mjs [rounds=5] [handshakes=300] [concurrency=8] [cold starts=15] [sessions=fresh]
-//   node benches/vs_js.mjs 3 100 8 3          # the short form, about a minute
+//   node benches/vs_js.mjs 3 100 8 3          # the short form, about two minutes
 //   VS_JS_ONLY=handshakes (or startup) node benches/vs_js.mjs ...   # one part only
 //
 // 1. Handshakes. Three Workers, each under its own `wrangler dev` (own wrangler, own workerd,
@@ -12,6 +12,8 @@
 //            JSON.parse, expiry, one rule, a JS Durable Object (acceptWebSocket,
 //            serializeAttachment, welcome with the peers, join to the others)
 //      (c)   (b)'s Worker as a pass-through: no checks, straight to the same Durable Object
+//      gate log1  the gate with a log line for every admission (log_admissions = 1; the
+//            default logs one in 100): what the line costs, printed as a share of the rate
 //    Every handshake is admitted into one of 20 rooms that each keep one socket open (no room
 //    starts or empties during a round); the client waits for the welcome frame and drops the
 //    socket. sessions=fresh: every handshake has its own session (the gate registers its
@@ -52,12 +54,14 @@ const COLD_STARTS = Number(process.argv[5] ?? 15);
 const SESSIONS = process.argv[6] ?? "fresh";
 if (!["fresh", "room"].includes(SESSIONS)) throw new Error(`sessions: "fresh" or "room", not ${SESSIONS}`);
 const ROOMS = 20;
+const LOG_EVERY = 100; // log_admissions' default (src/config/check.rs)
 const SETTLE_MS = 500; // after a round, before reading CPU: the Durable Objects' close handlers
 
 const ANCHOR = {
   rate: "issue 13 measured gate/(b) 0.71-0.79, gate/(c) 0.64-0.73; target gate/(b) >= 1.0, gate/(c) >= 0.9",
   cpu: "issue 13 measured gate/(b) 1.38-1.62; target <= 1.0",
   startup: "issue 13 measured gate +13.6 ms, (b) +0.4 ms over an empty Worker; target gate <= +5 ms",
+  log: "issue 13 measured a line per admission at ~15% of the rate; target < 3%",
   size: "issue 13 measured wasm 660 KB, 283 KB gzipped, (b) 4.4 KB gzipped; target wasm <= 150 KB gzipped",
 };
 
@@ -68,7 +72,7 @@ Object.assign(process.env, { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND
 
 async function handshakes() {
   console.log(`## handshakes: ${ROUNDS} rounds x ${COUNT} admitted handshakes, concurrency ${CONCURRENCY}, into ${ROOMS} occupied rooms, sessions=${SESSIONS}`);
-  const keys = ["gate", "b", "c"];
+  const keys = ["gate", "b", "c", "logged"];
   const servers = {};
   try {
     for (const key of keys) servers[key] = await startTarget(key, "vs_js");
@@ -105,7 +109,7 @@ async function handshakes() {
       console.log(`${s.label.padEnd(9)} idle CPU (3 s, ${ROOMS} occupied rooms): worker ${fmt(d.worker / 3, 0)} ms/s, proxy ${fmt(d.proxy / 3, 0)} ms/s, node ${fmt(d.node / 3, 0)} ms/s`);
     }
 
-    const rows = { gate: [], b: [], c: [] };
+    const rows = { gate: [], b: [], c: [], logged: [] };
     for (let r = 0; r < ROUNDS; r++) {
       const parts = [];
       for (const key of rotate(keys, r)) {
@@ -145,6 +149,8 @@ async function handshakes() {
     console.log(`  rate gate/(c): median ${fmt(med("gate", "rate") / med("c", "rate"), 2)}, per round ${range(ratio("rate", "c"))}`);
     console.log(`  worker CPU gate/(b): median ${fmt(med("gate", "worker") / med("b", "worker"), 2)}, per round ${range(ratio("worker", "b"))}   [${ANCHOR.cpu}]`);
     console.log(`  worker CPU gate/(c): median ${fmt(med("gate", "worker") / med("c", "worker"), 2)}, per round ${range(ratio("worker", "c"))}`);
+    const cost = rows.gate.map((g, r) => 1 - rows.logged[r].rate / g.rate);
+    console.log(`  admission log line: a line for every admission (log_admissions = 1) costs ${fmt(100 * median(cost), 1)}% of the default's rate (per round ${range(cost.map((x) => 100 * x))}%); the default logs one in ${LOG_EVERY}, so ~${fmt((100 * median(cost)) / LOG_EVERY, 2)}%   [${ANCHOR.log}]`);
     const badLog = servers.gate.output().split("\n").filter((l) => /panic|RuntimeError|unreachable|Durable Object reset|exceeded/i.test(l));
     if (badLog.length) console.log(`  gate log: ${badLog.length} panic/RuntimeError/reset lines, e.g. ${badLog[0].slice(0, 200)}`);
   } finally {

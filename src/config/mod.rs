@@ -144,8 +144,8 @@ pub struct Config {
     /// rooms are empty, or accept that revocations miss sockets admitted before the change
     /// until those sockets reconnect.
     pub index_shards: u32,
-    /// Log one admitted handshake in this many (1, the default: every one; 0: none). A log
-    /// line per admission costs throughput at high rates; refusals are always logged.
+    /// Log one admitted handshake in this many (100, the default; 1: every one; 0: none). A
+    /// log line per admission costs throughput at high rates; refusals are always logged.
     pub log_admissions: u32,
     /// `POST /demo/login` and friends. NEVER in production. Default false.
     pub demo_login: bool,

@@ -25,6 +25,10 @@ fn defaults_are_the_secure_ones() {
     assert_eq!(c.deny_with, DenyWith::Status);
     assert_eq!(c.cache_ttl, None);
     assert!(!c.demo_login);
+    assert_eq!(
+        c.log_admissions, 100,
+        "admissions sampled, refusals always logged"
+    );
     assert_eq!(c.room, RoomSettings::default());
 }
 

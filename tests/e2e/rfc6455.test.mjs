@@ -17,7 +17,7 @@ before(async () => {
   mf = new Miniflare({
     ...gateWorker({
       bindings: {
-        SESSIONGATE: { key_prefix: "sess:", routes: [{ path: "/ws/rooms/:room" }] },
+        SESSIONGATE: { key_prefix: "sess:", log_admissions: 1, routes: [{ path: "/ws/rooms/:room" }] },
         SESSION_SECRETS: JSON.stringify(["e2e new secret"]),
       },
     }),
