@@ -5,6 +5,7 @@
 //! Client to room: `{"type":"broadcast","data":ANY}`, `{"type":"send","to":ID,"data":ANY}`.
 //! Room to client: `welcome`, `join`, `leave`, `message`, `error` (see docs/PROTOCOL.md).
 
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::engine::Attachment;
@@ -74,17 +75,71 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
     }
 }
 
+// The room's frames are written from borrowed views, without building a `Value` (a welcome
+// lists every peer's session: cloning them cost an allocation per peer per arrival). Fields
+// are in the order `json!` wrote them before (its maps are sorted), so frames are unchanged.
+
 /// A member as peers see it.
-pub fn peer(member: &Attachment) -> Value {
-    json!({"id": member.id, "session": member.session})
+#[derive(Serialize)]
+pub struct Peer<'a> {
+    id: &'a str,
+    session: &'a Value,
 }
 
-pub fn welcome(me: &Attachment, peers: &[Value]) -> String {
-    json!({"type": "welcome", "id": me.id, "session": me.session, "peers": peers}).to_string()
+impl<'a> Peer<'a> {
+    pub fn of(member: &'a Attachment) -> Self {
+        Peer {
+            id: &member.id,
+            session: &member.session,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Welcome<'a> {
+    id: &'a str,
+    peers: &'a [Peer<'a>],
+    session: &'a Value,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct Join<'a> {
+    id: &'a str,
+    session: &'a Value,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    data: &'a Value,
+    from: Peer<'a>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+fn to_text(frame: &impl Serialize) -> String {
+    // Serializing borrowed strings and `Value`s cannot fail (no non-string map keys).
+    serde_json::to_string(frame).unwrap_or_default()
+}
+
+pub fn welcome(me: &Attachment, peers: &[Peer<'_>]) -> String {
+    to_text(&Welcome {
+        id: &me.id,
+        peers,
+        session: &me.session,
+        kind: "welcome",
+    })
 }
 
 pub fn join(member: &Attachment) -> String {
-    json!({"type": "join", "id": member.id, "session": member.session}).to_string()
+    to_text(&Join {
+        id: &member.id,
+        session: &member.session,
+        kind: "join",
+    })
 }
 
 pub fn leave(id: &str) -> String {
@@ -93,7 +148,11 @@ pub fn leave(id: &str) -> String {
 
 /// A message as peers receive it: `from` always comes from the sender's stored session.
 pub fn message(from: &Attachment, data: &Value) -> String {
-    json!({"type": "message", "from": peer(from), "data": data}).to_string()
+    to_text(&Message {
+        data,
+        from: Peer::of(from),
+        kind: "message",
+    })
 }
 
 /// The answer to a refused frame, in every app.
@@ -145,6 +204,22 @@ mod tests {
             FrameError::Binary.to_string(),
             "binary frames are not supported"
         );
+    }
+
+    #[test]
+    fn frames_are_written_as_json_wrote_them() {
+        let (me, other) = (attachment("c1"), attachment("c2"));
+        let peers = [Peer::of(&other)];
+        let expected = json!({"type": "welcome", "id": "c1", "session": me.session, "peers": [
+            {"id": "c2", "session": other.session}
+        ]});
+        assert_eq!(welcome(&me, &peers), expected.to_string());
+        let expected = json!({"type": "join", "id": "c1", "session": me.session});
+        assert_eq!(join(&me), expected.to_string());
+        let data = json!({"b": [1, 2.5, "x"], "a": null});
+        let expected =
+            json!({"type": "message", "from": {"id": "c1", "session": me.session}, "data": data});
+        assert_eq!(message(&me, &data), expected.to_string());
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! with a `from` filled from the stored session; a departure is a `leave`.
 
 use crate::protocol::{self, ClientFrame, FrameError};
-use serde_json::Value;
 use worker::Result;
 
 use super::app::{App, Frame};
@@ -13,11 +12,11 @@ pub struct Chat;
 
 impl App for Chat {
     fn on_connect(&self, room: &RoomContext<'_>, me: &Member) -> Result<()> {
-        let peers: Vec<Value> = room
+        let peers: Vec<protocol::Peer<'_>> = room
             .members()
             .iter()
             .filter(|m| m.id() != me.id())
-            .map(|m| protocol::peer(&m.attachment))
+            .map(|m| protocol::Peer::of(&m.attachment))
             .collect();
         me.send(&protocol::welcome(&me.attachment, &peers));
         room.broadcast(&protocol::join(&me.attachment), Some(me.id()));
