@@ -66,7 +66,7 @@ async fn read_login(mut req: Request) -> Option<Login> {
                 .collect(),
         })
     } else {
-        req.json().await.ok()
+        util::json_body(&mut req).await.ok()
     }
 }
 

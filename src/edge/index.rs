@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use crate::revocation::{entry_prefix, entry_storage_key, locate, Located};
 use serde::{Deserialize, Serialize};
 use worker::{
-    durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, State,
-    WebSocket, WebSocketIncomingMessage,
+    durable_object, DurableObject, Env, Method, Request, Response, Result, State, WebSocket,
+    WebSocketIncomingMessage,
 };
 
 use super::env;
@@ -44,7 +44,7 @@ impl DurableObject for RevocationIndex {
         let storage = self.state.storage();
         match (req.method(), req.path().as_str()) {
             (Method::Post, "/add") | (Method::Post, "/remove") => {
-                let Ok(entries) = req.json::<Entries>().await else {
+                let Ok(entries) = util::json_body::<Entries>(&mut req).await else {
                     return Response::error("bad entries", 400);
                 };
                 let keys: Vec<String> = entries
@@ -114,9 +114,7 @@ pub fn parse_room_entry(entry: &str) -> Option<(&str, &str)> {
 }
 
 async fn call(env: &Env, shard: u32, path: &str, body: String) -> Result<Response> {
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let req = Request::new_with_init(&format!("https://index{path}"), &init)?;
+    let req = util::post(&format!("https://index{path}"), Some(&body), &[])?;
     env::index(env)?
         .id_from_name(&format!("shard:{shard}"))?
         .get_stub()?
@@ -164,7 +162,7 @@ pub async fn update(
 /// The room entries listed for a located revocation key.
 pub async fn rooms(env: &Env, key: &Located) -> Result<Vec<String>> {
     let mut response = call(env, key.shard, "/rooms", key.id.clone()).await?;
-    response.json().await
+    util::json_answer(&mut response).await
 }
 
 /// Removes stale entries of one key (rooms that held none of its sockets): one request.

@@ -6,7 +6,7 @@ use crate::engine::RevokeTarget;
 use crate::log::{Clipped, LogEvent, Revoke};
 use crate::revocation::{locate, target_key};
 use serde_json::{json, Value};
-use worker::{Env, Method, Request, RequestInit, Response, Result};
+use worker::{Env, Method, Request, Response, Result};
 
 use super::env;
 use super::room::REVOKE_PATH;
@@ -48,7 +48,7 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
         }));
         return util::unauthorized();
     }
-    let body: RevokeRequest = match req.json().await {
+    let body: RevokeRequest = match util::json_body(&mut req).await {
         Ok(b) => b,
         Err(_) => return bad_request(),
     };
@@ -138,10 +138,7 @@ pub async fn revoke(env: &Env, config: &Config, target: &RevokeTarget) -> Result
             let (binding, room) = super::index::parse_room_entry(entry)
                 .ok_or_else(|| util::error("bad index entry"))?;
             let req = if binding == env::ROOMS {
-                let mut init = RequestInit::new();
-                init.with_method(Method::Post)
-                    .with_body(Some(body.as_str().into()));
-                Request::new_with_init(&format!("https://room{REVOKE_PATH}"), &init)?
+                util::post(&format!("https://room{REVOKE_PATH}"), Some(body), &[])?
             } else {
                 // An app's own room: the signed control of docs/ADMISSION.md.
                 let secret =
@@ -152,14 +149,13 @@ pub async fn revoke(env: &Env, config: &Config, target: &RevokeTarget) -> Result
                     util::now_ms(),
                     &util::random_bytes::<16>()?,
                 );
-                let mut init = RequestInit::new();
-                let headers = worker::Headers::new();
-                headers.set(CONTROL_HEADER, &control.value)?;
-                headers.set(super::gate::SIGNATURE_HEADER, &control.signature)?;
-                init.with_method(Method::Post).with_headers(headers);
-                Request::new_with_init(
+                util::post(
                     &format!("https://sessiongate.internal{CONTROL_PATH}"),
-                    &init,
+                    None,
+                    &[
+                        (CONTROL_HEADER, &control.value),
+                        (super::gate::SIGNATURE_HEADER, &control.signature),
+                    ],
                 )?
             };
             let mut response = env
@@ -174,7 +170,7 @@ pub async fn revoke(env: &Env, config: &Config, target: &RevokeTarget) -> Result
                     response.status_code()
                 )));
             }
-            response.json::<Value>().await
+            util::json_answer::<Value>(&mut response).await
         }
     });
     let mut outcome = Outcome {

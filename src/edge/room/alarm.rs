@@ -36,7 +36,8 @@ impl Room {
         let last = self.last_revalidation(now).await?;
         if engine::revalidation_due(Some(last), interval, now) {
             self.revalidate(&settings, now).await;
-            self.state.storage().put(LAST_REVALIDATION_KEY, now).await?;
+            let storage = self.state.storage();
+            storage.put_raw(LAST_REVALIDATION_KEY, now as f64).await?;
             self.remembered.borrow_mut().last_revalidation_ms = Some(now);
         }
         self.schedule(&settings, now).await
@@ -69,15 +70,11 @@ impl Room {
             return Ok(last);
         }
         let storage = self.state.storage();
-        let last = match storage
-            .get::<i64>(LAST_REVALIDATION_KEY)
-            .await
-            .ok()
-            .flatten()
-        {
-            Some(last) => last,
+        let stored = util::stored_number(&storage, LAST_REVALIDATION_KEY).await;
+        let last = match stored.ok().flatten() {
+            Some(last) => last as i64,
             None => {
-                storage.put(LAST_REVALIDATION_KEY, now).await?;
+                storage.put_raw(LAST_REVALIDATION_KEY, now as f64).await?;
                 now
             }
         };

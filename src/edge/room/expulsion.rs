@@ -13,7 +13,7 @@ impl Room {
     /// Closes the sockets matching a revocation; answers how many and their sids (for
     /// `delete_session`).
     pub(super) async fn revoke(&self, mut req: Request) -> Result<Response> {
-        let target: RevokeTarget = match req.json().await {
+        let target: RevokeTarget = match crate::edge::util::json_body(&mut req).await {
             Ok(t) => t,
             Err(_) => return Response::error("bad revocation", 400),
         };

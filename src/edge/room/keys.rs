@@ -76,14 +76,13 @@ impl Room {
         }
         let storage = self.state.storage();
         if !self.remembered.borrow().room_name_stored {
-            if storage
-                .get::<String>(ROOM_NAME_KEY)
+            if util::stored_text(&storage, ROOM_NAME_KEY)
                 .await
                 .ok()
                 .flatten()
                 .is_none()
             {
-                storage.put(ROOM_NAME_KEY, room).await?;
+                storage.put_raw(ROOM_NAME_KEY, room).await?;
             }
             self.remembered.borrow_mut().room_name_stored = true;
         }
@@ -132,7 +131,11 @@ impl Room {
     pub(super) async fn keys_on_alarm(&self, settings: &Settings, now: i64) -> Result<()> {
         self.ensure_keys(None).await?;
         let storage = self.state.storage();
-        let Some(room) = storage.get::<String>(ROOM_NAME_KEY).await.ok().flatten() else {
+        let Some(room) = util::stored_text(&storage, ROOM_NAME_KEY)
+            .await
+            .ok()
+            .flatten()
+        else {
             return Ok(());
         };
         let entry = index::room_entry(crate::edge::env::ROOMS, &room);
@@ -149,14 +152,17 @@ impl Room {
             storage.delete_multiple(marks).await?;
             index::update(&self.env, shards, &entry, &due, false).await?;
         }
-        let registered_under = storage.get::<u32>(SHARDS_KEY).await.ok().flatten();
-        if registered_under.is_some_and(|n| n != shards) {
+        let registered_under = util::stored_number(&storage, SHARDS_KEY)
+            .await
+            .ok()
+            .flatten();
+        if registered_under.is_some_and(|n| n != f64::from(shards)) {
             let all: Vec<String> = match self.keys.borrow().as_ref() {
                 Some(keys) => keys.registered().map(str::to_owned).collect(),
                 None => Vec::new(),
             };
             index::update(&self.env, shards, &entry, &all, true).await?;
-            storage.put(SHARDS_KEY, shards).await?;
+            storage.put_raw(SHARDS_KEY, shards).await?;
             self.remembered.borrow_mut().shards = Some(shards);
         }
         Ok(())
