@@ -146,6 +146,26 @@ async function main() {
       const share = category.startsWith("(") ? "" : ` (${fmt((100 * us) / busy, 1)}% of busy)`;
       console.log(`  ${category.padEnd(10)} ${fmt(us / 1000, 1).padStart(8)} ms${share}`);
     }
+    // Inclusive time of the functions named in PROFILE_INCLUSIVE (a regular expression): each
+    // node's subtree, counted once per function even when it recurses.
+    if (process.env.PROFILE_INCLUSIVE) {
+      const pattern = new RegExp(process.env.PROFILE_INCLUSIVE);
+      const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+      const subtree = (node, seen) => (selfUs.get(node.id) ?? 0) + (node.children ?? []).reduce((a, c) => a + subtree(byId.get(c), seen), 0);
+      const inclusive = new Map();
+      const walk = (node, inside) => {
+        const name = node.callFrame.functionName;
+        const counts = pattern.test(name) && !inside.has(name);
+        if (counts) inclusive.set(name, (inclusive.get(name) ?? 0) + subtree(node));
+        const next = counts ? new Set([...inside, name]) : inside;
+        for (const c of node.children ?? []) walk(byId.get(c), next);
+      };
+      walk(profile.nodes[0], new Set());
+      console.log(`inclusive time of /${process.env.PROFILE_INCLUSIVE}/:`);
+      for (const [name, us] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, TOP)) {
+        console.log(`  ${fmt(us / 1000, 1).padStart(8)} ms ${fmt((100 * us) / busy, 1).padStart(5)}%  ${name.slice(0, 140)}`);
+      }
+    }
     console.log(`top ${TOP} by self time:`);
     for (const [key, us] of [...byFunction].filter(([k]) => !k.startsWith("(")).sort((a, b) => b[1] - a[1]).slice(0, TOP)) {
       console.log(`  ${fmt(us / 1000, 1).padStart(8)} ms ${fmt((100 * us) / busy, 1).padStart(5)}%  ${key.slice(0, 140)}`);

@@ -6,7 +6,9 @@ use std::borrow::Cow;
 use crate::decision::{check_request, check_session, Denial, Handshake, Refusal, StoreError};
 use crate::engine::{connection_id, Attachment, RoomAdmission};
 use crate::log::{self, Clipped, LogEvent, SidTag};
-use worker::{Env, Headers, KvStore, Request, Response, Result};
+use worker::wasm_bindgen::JsCast;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{web_sys, Env, Headers, KvStore, Request, Response, Result};
 
 use super::env;
 use super::util::{self, Settings};
@@ -83,7 +85,10 @@ pub fn sessions(env: &Env, settings: &Settings) -> KvSessions {
 
 /// One handshake, top to bottom: the request checks, the one KV read, the session checks,
 /// then the hand-off to the Room. Every refusal is answered in [`deny`].
-pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
+///
+/// Answers with the runtime's own `Response`: the Room's 101 passes through as it came, where
+/// a `worker::Response` would be taken apart and built again (headers, status, socket).
+pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<web_sys::Response> {
     let config = &settings.config;
     let url = req.inner().url();
     let (own_origin, path, query) = crate::decision::split_url(&url);
@@ -98,13 +103,13 @@ pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Resp
     };
     let checked = match check_request(&handshake, &settings.secrets, config) {
         Ok(checked) => checked,
-        Err(denial) => return deny(denial, settings),
+        Err(denial) => return deny(denial, settings).map(Into::into),
     };
     let stored = sessions(env, settings).load(&checked.key(config)).await;
     let stored = stored.as_ref().map(Option::as_deref).map_err(Clone::clone);
     let admission = match check_session(&checked, stored, config, util::now_ms()) {
         Ok(admission) => admission,
-        Err(denial) => return deny(denial, settings),
+        Err(denial) => return deny(denial, settings).map(Into::into),
     };
     if util::sample(config.log_admissions) {
         util::log(&LogEvent::Decision(log::Decision::Admit {
@@ -119,7 +124,7 @@ pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<Resp
     // Client input is bounded already, so what overflows is the projected session: the config
     // exposes too much. 500, one short line, never an admit.
     if let Err(too_large) = attachment.check_size() {
-        return too_large_session(&admission.room, &attachment, &too_large);
+        return too_large_session(&admission.room, &attachment, &too_large).map(Into::into);
     }
     if let Some(binding) = &config.routes[admission.route].target {
         return forward_to_app(req, env, settings, binding, &admission.room, &attachment).await;
@@ -191,12 +196,19 @@ fn to_room(req: &Request) -> Result<Request> {
     Ok(forwarded)
 }
 
-async fn forward(req: Request, env: &Env, admission: RoomAdmission) -> Result<Response> {
+async fn forward(req: Request, env: &Env, admission: RoomAdmission) -> Result<web_sys::Response> {
     let stub = env::rooms(env)?.id_from_name(&admission.room)?.get_stub()?;
     let mut forwarded = to_room(&req)?;
     let admission = admission.encode().map_err(util::error)?;
     forwarded.headers_mut()?.set(ADMISSION_HEADER, &admission)?;
-    stub.fetch_with_request(forwarded).await
+    fetch_raw(stub, forwarded).await
+}
+
+/// `stub.fetch(request)`, its answer left as the runtime's `Response`.
+async fn fetch_raw(stub: worker::Stub, req: Request) -> Result<web_sys::Response> {
+    let stub: worker::worker_sys::DurableObject = stub.into_rpc();
+    let answer = JsFuture::from(stub.fetch_with_request(req.inner())?).await?;
+    Ok(answer.unchecked_into())
 }
 
 /// Forwards to an app's own room (a route's `target`) with the signed admission of
@@ -209,7 +221,7 @@ async fn forward_to_app(
     binding: &str,
     room: &str,
     attachment: &Attachment,
-) -> Result<Response> {
+) -> Result<web_sys::Response> {
     let route = settings.config.routes[attachment.route].path.as_str();
     let misconfigured = |error: &str| {
         util::log(&LogEvent::Target { route, error });
@@ -217,6 +229,7 @@ async fn forward_to_app(
             "sessiongate: route target unavailable (see the Worker's logs)",
             500,
         )
+        .map(Into::into)
     };
     let Some(key) = env::token(env, env::ADMISSION_KEY) else {
         return misconfigured("ADMISSION_KEY is not set (wrangler secret put ADMISSION_KEY)");
@@ -246,7 +259,7 @@ async fn forward_to_app(
     let shards = settings.config.index_shards;
     let (listed, response) = futures_util::future::join(
         super::index::update(env, shards, &entry, &keys, true),
-        stub.fetch_with_request(forwarded),
+        fetch_raw(stub, forwarded),
     )
     .await;
     if let Err(e) = listed {

@@ -55,16 +55,14 @@ impl Room {
             return Err(e);
         }
         let app = app::for_route(route.app);
-        let arrived = admission.attachment.clone();
-        self.member_joined(Member {
-            socket,
-            attachment: std::rc::Rc::new(admission.attachment),
-        });
-        let room = RoomContext::listed(&self.state, self.members());
-        if let Some(me) = room.members().last() {
-            if let Err(e) = app.on_connect(&room, me) {
+        let arrived = Member::new(socket, std::rc::Rc::new(admission.attachment));
+        self.member_joined(arrived.clone());
+        {
+            // Not held across the awaits below: a departure meanwhile would copy the list.
+            let room = RoomContext::listed(&self.state, self.members());
+            if let Err(e) = app.on_connect(&room, &arrived) {
                 Self::log_error(Some(&admission.room), "on_connect", &e);
-                close(&me.socket, 1011, "internal error");
+                close(&arrived.socket, 1011, "internal error");
             }
         }
         // From here on the socket is in the room: bookkeeping that fails is logged, and the
@@ -78,14 +76,8 @@ impl Room {
         Response::from_websocket(pair.client)
     }
 
-    /// Registers the socket's revocation keys the room did not hold yet (off the handshake's
-    /// path) and sets the alarm.
-    async fn after_arrival(
-        &self,
-        settings: &Settings,
-        room: &str,
-        arrived: &crate::engine::Attachment,
-    ) -> Result<()> {
+    /// Registers the socket's revocation keys the room did not hold yet and sets the alarm.
+    async fn after_arrival(&self, settings: &Settings, room: &str, arrived: &Member) -> Result<()> {
         self.keys_arrive(settings, room, arrived).await?;
         self.schedule(settings, util::now_ms()).await
     }

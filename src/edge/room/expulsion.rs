@@ -40,8 +40,7 @@ impl Room {
         if victims.is_empty() {
             return;
         }
-        let gone: Vec<&crate::engine::Attachment> =
-            victims.iter().map(|&i| &*members[i].attachment).collect();
+        let gone: Vec<&[String]> = victims.iter().map(|&i| &*members[i].keys).collect();
         self.keys_leave(&gone);
         for &i in victims {
             let member = &members[i];

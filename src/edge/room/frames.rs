@@ -8,7 +8,7 @@ use crate::protocol;
 use worker::WebSocket;
 
 use super::app::Frame;
-use super::members::{self, close, RoomContext};
+use super::members::{self, close, Member, RoomContext};
 use super::Room;
 use crate::edge::util;
 
@@ -69,17 +69,15 @@ impl Room {
             // A member in memory, or (when the members were listed while this socket was
             // already closing, so without it) one whose attachment says the room did not
             // close it itself.
-            let me = match self.member(&id) {
-                Some(me) => Some(me.attachment),
-                None => members::attachment_of(socket)
-                    .filter(|a| !a.departed)
-                    .map(std::rc::Rc::new),
-            };
+            let me = self.member(&id).or_else(|| {
+                let attachment = members::attachment_of(socket).filter(|a| !a.departed)?;
+                Some(Member::new(socket.clone(), std::rc::Rc::new(attachment)))
+            });
             if let Some(me) = me {
-                self.keys_leave(&[&me]);
-                self.members_left(&[&me.id]);
+                self.keys_leave(&[&me.keys]);
+                self.members_left(&[me.id()]);
                 let room = RoomContext::listed(&self.state, self.members());
-                if let Err(e) = self.app_of(&me).on_close(&room, &me.id) {
+                if let Err(e) = self.app_of(&me.attachment).on_close(&room, me.id()) {
                     Self::log_error(None, "on_close", &e);
                 }
             }

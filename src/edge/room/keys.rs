@@ -8,11 +8,11 @@
 //! What is registered is kept in storage (`ix:<key>`), so the room knows it after an eviction;
 //! the counts are rebuilt from the sockets.
 
-use crate::engine::Attachment;
 use crate::log::{Clipped, LogEvent};
-use crate::revocation::{socket_keys, RoomKeys};
+use crate::revocation::RoomKeys;
 use worker::Result;
 
+use super::members::Member;
 use super::{Room, ROOM_NAME_KEY};
 use crate::edge::index;
 use crate::edge::util::{self, Settings};
@@ -21,10 +21,6 @@ use crate::edge::util::{self, Settings};
 const REGISTERED_PREFIX: &str = "ix:";
 /// Storage: the shard count the keys were registered under.
 const SHARDS_KEY: &str = "ix_shards";
-
-fn keys_of(a: &Attachment) -> Vec<String> {
-    socket_keys(&a.sid, &a.revoke_keys)
-}
 
 impl Room {
     /// The bookkeeping, rebuilt from storage and the open sockets the first time it is needed
@@ -45,16 +41,11 @@ impl Room {
             .filter_map(|k| k.strip_prefix(REGISTERED_PREFIX).map(str::to_owned))
             .collect();
         let members = self.members();
-        let sockets: Vec<Vec<String>> = members
+        let sockets = members
             .iter()
-            .filter(|m| Some(m.attachment.id.as_str()) != arriving)
-            .map(|m| keys_of(&m.attachment))
-            .collect();
-        let rebuilt = RoomKeys::rebuild(
-            registered,
-            sockets.iter().map(Vec::as_slice),
-            util::now_ms(),
-        );
+            .filter(|m| Some(m.id()) != arriving)
+            .map(|m| &*m.keys);
+        let rebuilt = RoomKeys::rebuild(registered, sockets, util::now_ms());
         self.keys.borrow_mut().get_or_insert(rebuilt);
         Ok(())
     }
@@ -64,11 +55,11 @@ impl Room {
         &self,
         settings: &Settings,
         room: &str,
-        a: &Attachment,
+        arrived: &Member,
     ) -> Result<()> {
-        self.ensure_keys(Some(&a.id)).await?;
+        self.ensure_keys(Some(arrived.id())).await?;
         let new = match self.keys.borrow_mut().as_mut() {
-            Some(keys) => keys.arrive(&keys_of(a)),
+            Some(keys) => keys.arrive(&arrived.keys),
             None => return Ok(()),
         };
         if new.is_empty() {
@@ -111,11 +102,11 @@ impl Room {
     }
 
     /// Sockets left: their keys start lingering (no storage, no request yet).
-    pub(super) fn keys_leave(&self, gone: &[&Attachment]) {
+    pub(super) fn keys_leave(&self, gone: &[&[String]]) {
         if let Some(keys) = self.keys.borrow_mut().as_mut() {
             let now = util::now_ms();
-            for a in gone {
-                keys.leave(&keys_of(a), now);
+            for socket_keys in gone {
+                keys.leave(socket_keys, now);
             }
         }
     }

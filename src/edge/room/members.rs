@@ -71,9 +71,20 @@ pub fn id_of(socket: &WebSocket) -> Option<String> {
 pub struct Member {
     pub socket: WebSocket,
     pub attachment: Rc<Attachment>,
+    /// Its revocation keys (`revocation::socket_keys`), worked out once.
+    pub keys: Rc<[String]>,
 }
 
 impl Member {
+    pub fn new(socket: WebSocket, attachment: Rc<Attachment>) -> Member {
+        let keys = crate::revocation::socket_keys(&attachment.sid, &attachment.revoke_keys).into();
+        Member {
+            socket,
+            attachment,
+            keys,
+        }
+    }
+
     /// The connection id, unique within the room.
     pub fn id(&self) -> &str {
         &self.attachment.id
@@ -110,10 +121,7 @@ pub fn list(state: &State) -> Vec<Member> {
         .filter(is_open)
         .filter_map(|socket| {
             let attachment = attachment_of(&socket).filter(|a| !a.departed)?;
-            Some(Member {
-                socket,
-                attachment: Rc::new(attachment),
-            })
+            Some(Member::new(socket, Rc::new(attachment)))
         })
         .collect()
 }
