@@ -133,7 +133,7 @@ pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<web_
         room: admission.room,
         attachment,
     };
-    forward(req, env, admission).await
+    forward(env, admission).await
 }
 
 /// Logs a refusal (the failing rule or store error included, the sid only as its tag) and
@@ -180,8 +180,8 @@ pub fn too_large_session(
     )
 }
 
-/// The client's upgrade as a room may see it: every client-sent internal header removed, and
-/// the cookie, which no room needs (the built-in Room holds the sid in the clear).
+/// The client's upgrade as an app's room may see it: every client-sent internal header
+/// removed, and the cookie, which no room needs.
 fn to_room(req: &Request) -> Result<Request> {
     let mut forwarded = req.clone_mut()?;
     let headers = forwarded.headers_mut()?;
@@ -196,11 +196,18 @@ fn to_room(req: &Request) -> Result<Request> {
     Ok(forwarded)
 }
 
-async fn forward(req: Request, env: &Env, admission: RoomAdmission) -> Result<web_sys::Response> {
+/// Hands an admitted handshake to the built-in Room. The Room reads nothing of the client's
+/// request but the upgrade, so it gets a new one carrying only that and the admission: no
+/// client header can reach it, and nothing is copied header by header.
+async fn forward(env: &Env, admission: RoomAdmission) -> Result<web_sys::Response> {
     let stub = env::rooms(env)?.id_from_name(&admission.room)?.get_stub()?;
-    let mut forwarded = to_room(&req)?;
     let admission = admission.encode().map_err(util::error)?;
-    forwarded.headers_mut()?.set(ADMISSION_HEADER, &admission)?;
+    let forwarded = util::request(
+        "GET",
+        "https://room/",
+        None,
+        &[("upgrade", "websocket"), (ADMISSION_HEADER, &admission)],
+    )?;
     fetch_raw(stub, forwarded).await
 }
 

@@ -88,12 +88,17 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     Ok(out)
 }
 
-/// A POST to a Durable Object (`url` only names the path), made with the runtime's own
+/// A request to a Durable Object (`url` only names the path), made with the runtime's own
 /// `RequestInit`: `worker::RequestInit` converts through serde-wasm-bindgen (its `cf`
 /// options), about 11 KB of wasm for two fields.
-pub fn post(url: &str, body: Option<&str>, headers: &[(&str, &str)]) -> Result<worker::Request> {
+pub fn request(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Result<worker::Request> {
     let init = worker::web_sys::RequestInit::new();
-    init.set_method("POST");
+    init.set_method(method);
     if let Some(body) = body {
         init.set_body(&body.into());
     }
@@ -106,6 +111,11 @@ pub fn post(url: &str, body: Option<&str>, headers: &[(&str, &str)]) -> Result<w
     }
     let req = worker::web_sys::Request::new_with_str_and_init(url, &init)?;
     Ok(req.into())
+}
+
+/// A POST to a Durable Object (see [`request`]).
+pub fn post(url: &str, body: Option<&str>, headers: &[(&str, &str)]) -> Result<worker::Request> {
+    request("POST", url, body, headers)
 }
 
 /// Writes one log line (the kinds are documented in `crate::log`).
