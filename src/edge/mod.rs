@@ -11,7 +11,14 @@ mod room;
 mod store_api;
 mod util;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use worker::{event, web_sys, Context, Env, Request, Response, Result};
+
+/// A handler's future behind a pointer: its state machine stays a function of its own
+/// instead of being inlined into `fetch`'s, so the runtime compiles it only if it runs.
+type Handler<'a> = Pin<Box<dyn Future<Output = Result<Response>> + 'a>>;
 
 /// Every request to the Worker. Answers are the runtime's `Response`s so that a handshake's
 /// 101 from its room passes through untouched (see `gate::handle`).
@@ -31,23 +38,21 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<web_sys::Respons
     };
     let path = req.path();
     if path == revalidate::PATH {
-        return revalidate::handle(req, &env, &settings)
-            .await
-            .map(Into::into);
+        let handler: Handler = Box::pin(revalidate::handle(req, &env, &settings));
+        return handler.await.map(Into::into);
     }
     if path == revoke::PATH {
-        return revoke::handle(req, &env, &settings).await.map(Into::into);
+        let handler: Handler = Box::pin(revoke::handle(req, &env, &settings));
+        return handler.await.map(Into::into);
     }
     if path.starts_with(crate::store_api::PATH_PREFIX) {
-        return store_api::handle(req, &env, &settings)
-            .await
-            .map(Into::into);
+        let handler: Handler = Box::pin(store_api::handle(req, &env, &settings));
+        return handler.await.map(Into::into);
     }
     if let Some(action) = path.strip_prefix("/demo/") {
         if settings.config.demo_login {
-            return demo::handle(action, req, &env, &settings)
-                .await
-                .map(Into::into);
+            let handler: Handler = Box::pin(demo::handle(action, req, &env, &settings));
+            return handler.await.map(Into::into);
         }
         return Response::error("not found", 404).map(Into::into);
     }
