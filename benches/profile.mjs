@@ -60,23 +60,23 @@ async function inspect(port) {
 }
 
 const sources = new Map();
-/** The wasm-bindgen import a line of build/index.js belongs to (its `__wbg_...` name), if any. */
+/** What a line of the bundled glue holds: the wasm-bindgen import it belongs to (its `__wbg_...`
+ * name), or the line's start. Read while wrangler dev (which deletes its bundle on exit) runs. */
 function shim(url, line) {
-  if (!url.endsWith("index.js") || !url.includes("build")) return "";
   if (!sources.has(url)) {
     try {
-      sources.set(url, readFileSync(new URL(url.replace(/^file:\/\//, "file:///")), "utf8").split("\n"));
+      sources.set(url, readFileSync(url.startsWith("file://") ? new URL(url) : url, "utf8").split("\n"));
     } catch {
       sources.set(url, null);
     }
   }
   const lines = sources.get(url);
-  if (!lines) return "";
-  for (let i = line; i >= 0 && i > line - 30; i--) {
+  if (!lines || !lines[line]) return "";
+  for (let i = line; i >= 0 && i > line - 12; i--) {
     const m = /(__wbg_\w+|__wbindgen_\w+)/.exec(lines[i]);
     if (m) return ` ${m[1]}`;
   }
-  return "";
+  return ` ${lines[line].trim().slice(0, 60)}`;
 }
 
 function categorize(frame) {
