@@ -2,8 +2,8 @@
 //!
 //! * `auth_path/decide`: `decision::decide` on a realistic handshake: a Cookie header with four
 //!   cookies incl. `connect.sid`, unsign with prepared `Secrets`, an in-memory store handing
-//!   back a ~300-byte session (one `String` clone of a `&'static str`), `Session::from_json`
-//!   and three rules (require / include / exclude).
+//!   back a ~300-byte session (one `String` clone of a `&'static str`), `SessionView::decode`
+//!   of the paths the config reads, and three rules (require / include / exclude).
 //! * `hmac/raw_per_call`: one HMAC-SHA256 of the 32-char sid the way `cookie-signature` does it
 //!   on every call: `Hmac::<Sha256>::new_from_slice(secret)` + update + finalize (key setup
 //!   included).
@@ -29,6 +29,7 @@ use sessiongate::cookie_format::CookieFormat;
 use sessiongate::decision::{decide, Decision, Handshake, StoreError};
 use sessiongate::rules::RuleContext;
 use sessiongate::session::Session;
+use sessiongate::session_view::SessionView;
 use sessiongate::signature::Secrets;
 use sha2::Sha256;
 
@@ -216,7 +217,7 @@ fn summary(fx: &Fixture) {
     let session = ns_per_op(200_000, 5, || Session::from_json(black_box(SESSION)));
     // What decide() runs: only the paths the config reads.
     let picked = ns_per_op(200_000, 5, || {
-        Session::from_json_paths(black_box(SESSION), &fx.config.session_paths)
+        SessionView::decode(black_box(SESSION), &fx.config.session_paths).map(|s| s.expires_at_ms())
     });
     let value = ns_per_op(200_000, 5, || {
         serde_json::from_str::<serde_json::Value>(black_box(SESSION)).map(|_| ())
@@ -252,7 +253,7 @@ fn summary(fx: &Fixture) {
             (expires, ok)
         })
     });
-    let s = Session::from_json(SESSION).unwrap();
+    let s = SessionView::decode(SESSION, &fx.config.session_paths).unwrap();
     let route = &fx.config.routes[0];
     let params = route.path.match_path("/ws/rooms/lobby").unwrap();
     let headers = fx.headers.clone();
@@ -287,7 +288,7 @@ fn summary(fx: &Fixture) {
         "store load (String clone, ~{}B)    {load:8.1} ns/op",
         SESSION.len()
     );
-    println!("Session::from_json_paths (decide's) {picked:8.1} ns/op");
+    println!("SessionView::decode (decide's)      {picked:8.1} ns/op");
     println!("Session::from_json (incl. drop)     {session:8.1} ns/op");
     println!("  serde_json::Value parse+drop      {value:8.1} ns/op");
     println!("  of which drop of the Map          {drop_session:8.1} ns/op");
