@@ -171,17 +171,23 @@ impl Node {
         }
     }
 
-    /// The child under this (raw, possibly escaped) object key.
-    fn child(&self, key: RawStr<'_>) -> Option<&Node> {
+    /// The child under this (raw, possibly escaped) object key, and its position.
+    fn child(&self, key: RawStr<'_>) -> Option<(usize, &Node)> {
         if key.escaped {
             let key = unescape(key.text);
-            self.children.iter().find(|c| c.name == key)
+            self.children
+                .iter()
+                .enumerate()
+                .find(|(_, c)| c.name == key)
         } else {
-            self.children.iter().find(|c| c.name == key.text)
+            self.children
+                .iter()
+                .enumerate()
+                .find(|(_, c)| c.name == key.text)
         }
     }
 
-    /// Forgets every value kept below this node: a later duplicate key replaces the value.
+    /// Forgets every value kept at or below this node: a duplicate key replaces the value.
     fn clear<'a>(&self, values: &mut [Option<JsonRef<'a>>]) {
         if let Some(id) = self.whole {
             values[id.0] = None;
@@ -402,18 +408,23 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     fn byte(&self, at: usize) -> Option<u8> {
         self.text.as_bytes().get(at).copied()
     }
 
     /// Skips JSON whitespace and says what comes next.
+    #[inline]
     fn peek_token(&mut self) -> Option<u8> {
-        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.byte(self.pos) {
-            self.pos += 1;
+        loop {
+            match self.byte(self.pos) {
+                Some(b' ' | b'\n' | b'\t' | b'\r') => self.pos += 1,
+                next => return next,
+            }
         }
-        self.byte(self.pos)
     }
 
+    #[inline]
     fn expect(&mut self, token: u8) -> Step<()> {
         if self.peek_token() != Some(token) {
             return Err(Invalid);
@@ -425,13 +436,25 @@ impl<'a> Reader<'a> {
     /// The value at a node of the path tree that is not kept whole: an object's members on the
     /// paths are followed and the rest skipped; an array's elements are kept (and followed
     /// where a path indexes them), since serde_json kept such an array whole.
+    /// Values are only ever added below `node` here: a caller that reads a node's value a
+    /// second time (a duplicate key) clears what the first left.
     fn pick(&mut self, node: &Node, values: &mut [Option<JsonRef<'a>>]) -> Step<()> {
-        node.clear(values);
         match self.peek_token() {
-            Some(b'{') => self.object(|reader, key| match node.child(key) {
-                Some(child) => reader.wanted(child, values),
-                None => reader.skip_value(),
-            }),
+            Some(b'{') => {
+                // Which children this object named already (all, past 64: clearing is safe).
+                let mut named = 0u64;
+                self.object(|reader, key| match node.child(key) {
+                    Some((i, child)) => {
+                        let bit = 1u64.checked_shl(i as u32).unwrap_or(0);
+                        if bit == 0 || named & bit != 0 {
+                            child.clear(values);
+                        }
+                        named |= bit;
+                        reader.wanted(child, values)
+                    }
+                    None => reader.skip_value(),
+                })
+            }
             Some(b'[') => self.array(|reader, index| {
                 let start = reader.pos;
                 let mut followed = false;
@@ -611,6 +634,7 @@ impl<'a> Reader<'a> {
         let mut at = start;
         let mut escaped = false;
         loop {
+            at = special_byte(bytes, at);
             match *bytes.get(at).ok_or(Invalid)? {
                 b'"' => break,
                 b'\\' => {
@@ -618,8 +642,7 @@ impl<'a> Reader<'a> {
                     at = escape_end(bytes, at + 1, strict).ok_or(Invalid)?;
                 }
                 // Control characters must be escaped.
-                0..=0x1f => return Err(Invalid),
-                _ => at += 1,
+                _ => return Err(Invalid),
             }
         }
         self.pos = at + 1;
@@ -688,6 +711,37 @@ impl<'a> Reader<'a> {
         self.pos += word.len();
         Ok(())
     }
+}
+
+/// The first `"`, `\\` or control character at or after `from` (or the end): eight bytes at a
+/// time, with serde_json's test for "some byte of this word is one of them". Its lowest hit
+/// is exact, and a little-endian word's lowest byte comes first in the text.
+fn special_byte(bytes: &[u8], from: usize) -> usize {
+    const ONES: u64 = u64::MAX / 255;
+    const HIGH_BITS: u64 = ONES << 7;
+    let has_byte = |word: u64, byte: u8| {
+        let x = word ^ (ONES * u64::from(byte));
+        x.wrapping_sub(ONES) & !x
+    };
+    let rest = bytes.get(from..).unwrap_or_default();
+    let mut at = from;
+    let mut words = rest.chunks_exact(8);
+    for chunk in &mut words {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let control = word.wrapping_sub(ONES * 0x20) & !word;
+        let hits = (control | has_byte(word, b'"') | has_byte(word, b'\\')) & HIGH_BITS;
+        if hits != 0 {
+            return at + hits.trailing_zeros() as usize / 8;
+        }
+        at += 8;
+    }
+    at + words
+        .remainder()
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .unwrap_or(words.remainder().len())
 }
 
 /// Where an escape ends (the index after it), given the index of the byte after its `\`; `None`
@@ -1051,6 +1105,25 @@ mod tests {
             view.project(&ids).to_string(),
             full.project(&exposed).to_string()
         );
+    }
+
+    #[test]
+    fn special_bytes_are_found_at_every_offset() {
+        for special in [b'"', b'\\', 0x00, 0x1f] {
+            for filler in [b'a', 0x20, 0x7f, 0xc3] {
+                for len in 0..20 {
+                    for at in 0..=len {
+                        let mut bytes = vec![filler; len];
+                        if at < len {
+                            bytes[at] = special;
+                        }
+                        for from in 0..=at {
+                            assert_eq!(special_byte(&bytes, from), at, "{bytes:?} from {from}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

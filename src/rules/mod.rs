@@ -43,8 +43,11 @@ pub trait HeaderLookup {
 /// Room re-checks the rules with) hold headers.
 impl HeaderLookup for [(String, String)] {
     fn header(&self, lower_case_name: &str) -> Option<Cow<'_, str>> {
+        // Lengths first: most names differ there, and that test is inlined.
         self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(lower_case_name))
+            .find(|(n, _)| {
+                n.len() == lower_case_name.len() && n.eq_ignore_ascii_case(lower_case_name)
+            })
             .map(|(_, v)| Cow::Borrowed(v.as_str()))
     }
 }
