@@ -226,7 +226,7 @@ fn summary(fx: &Fixture) {
         [50_000, 200_000, 200_000],
         [
             &mut || {
-                black_box(fx.decide());
+                let _ = black_box(fx.decide());
             },
             &mut || {
                 black_box(hmac_raw(
