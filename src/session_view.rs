@@ -174,16 +174,15 @@ impl Node {
     /// The child under this (raw, possibly escaped) object key, and its position.
     fn child(&self, key: RawStr<'_>) -> Option<(usize, &Node)> {
         if key.escaped {
-            let key = unescape(key.text);
             self.children
                 .iter()
                 .enumerate()
-                .find(|(_, c)| c.name == key)
+                .find(|(_, c)| key.equals(&c.name))
         } else {
             self.children
                 .iter()
                 .enumerate()
-                .find(|(_, c)| c.name == key.text)
+                .find(|(_, c)| c.name.as_bytes() == key.bytes)
         }
     }
 
@@ -360,19 +359,20 @@ impl<'a> JsonRef<'a> {
     }
 }
 
-/// The text between a string's quotes, raw, and whether it holds escapes.
+/// The text between a string's quotes, raw (UTF-8, since it is part of a `str`), and whether
+/// it holds escapes.
 #[derive(Debug, Clone, Copy)]
 struct RawStr<'a> {
-    text: &'a str,
+    bytes: &'a [u8],
     escaped: bool,
 }
 
 impl RawStr<'_> {
     fn equals(self, other: &str) -> bool {
         if self.escaped {
-            unescape(self.text) == other
+            std::str::from_utf8(self.bytes).is_ok_and(|text| unescape(text) == other)
         } else {
-            self.text == other
+            self.bytes == other.as_bytes()
         }
     }
 }
@@ -408,13 +408,13 @@ impl<'a> Reader<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn byte(&self, at: usize) -> Option<u8> {
         self.text.as_bytes().get(at).copied()
     }
 
     /// Skips JSON whitespace and says what comes next.
-    #[inline]
+    #[inline(always)]
     fn peek_token(&mut self) -> Option<u8> {
         loop {
             match self.byte(self.pos) {
@@ -647,7 +647,7 @@ impl<'a> Reader<'a> {
         }
         self.pos = at + 1;
         Ok(RawStr {
-            text: &self.text[start..at],
+            bytes: &bytes[start..at],
             escaped,
         })
     }
@@ -713,35 +713,28 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The first `"`, `\\` or control character at or after `from` (or the end): eight bytes at a
-/// time, with serde_json's test for "some byte of this word is one of them". Its lowest hit
-/// is exact, and a little-endian word's lowest byte comes first in the text.
-fn special_byte(bytes: &[u8], from: usize) -> usize {
-    const ONES: u64 = u64::MAX / 255;
-    const HIGH_BITS: u64 = ONES << 7;
-    let has_byte = |word: u64, byte: u8| {
-        let x = word ^ (ONES * u64::from(byte));
-        x.wrapping_sub(ONES) & !x
-    };
-    let rest = bytes.get(from..).unwrap_or_default();
-    let mut at = from;
-    let mut words = rest.chunks_exact(8);
-    for chunk in &mut words {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(word);
-        let control = word.wrapping_sub(ONES * 0x20) & !word;
-        let hits = (control | has_byte(word, b'"') | has_byte(word, b'\\')) & HIGH_BITS;
-        if hits != 0 {
-            return at + hits.trailing_zeros() as usize / 8;
-        }
-        at += 8;
+/// Bytes that end a run of plain string text: `"`, `\\` and the control characters.
+const STRING_SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
     }
-    at + words
-        .remainder()
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// The first `"`, `\\` or control character at or after `from` (or the end). Session strings
+/// are short: a table lookup per byte beats word-at-a-time tricks on them.
+#[inline(always)]
+fn special_byte(bytes: &[u8], from: usize) -> usize {
+    let rest = bytes.get(from..).unwrap_or_default();
+    from + rest
         .iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        .unwrap_or(words.remainder().len())
+        .position(|&b| STRING_SPECIAL[usize::from(b)])
+        .unwrap_or(rest.len())
 }
 
 /// Where an escape ends (the index after it), given the index of the byte after its `\`; `None`
