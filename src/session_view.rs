@@ -353,6 +353,14 @@ impl<'a> JsonRef<'a> {
 
     /// The value as a `serde_json::Value`: what the projection and a revocation key hold.
     pub fn to_value(self) -> Value {
+        // Strings, booleans and null directly (a revocation key is usually a string); numbers
+        // and containers through serde_json, so they are exactly the `Value` it would build.
+        if let Some(text) = self.as_str() {
+            return Value::String(text.into_owned());
+        }
+        if let Some(b) = self.as_bool() {
+            return Value::Bool(b);
+        }
         // The text was checked as serde_json's Value decode checks it, with less nesting
         // budget left than a fresh decode has, so this never fails.
         serde_json::from_str(self.0).unwrap_or(Value::Null)

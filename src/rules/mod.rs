@@ -43,10 +43,12 @@ pub trait HeaderLookup {
 /// Room re-checks the rules with) hold headers.
 impl HeaderLookup for [(String, String)] {
     fn header(&self, lower_case_name: &str) -> Option<Cow<'_, str>> {
-        // Lengths first: most names differ there, and that test is inlined.
+        // Lengths first: most names differ there. Names are usually lower-case already, and
+        // an exact comparison is cheaper than a case-blind one.
         self.iter()
             .find(|(n, _)| {
-                n.len() == lower_case_name.len() && n.eq_ignore_ascii_case(lower_case_name)
+                n.len() == lower_case_name.len()
+                    && (n == lower_case_name || n.eq_ignore_ascii_case(lower_case_name))
             })
             .map(|(_, v)| Cow::Borrowed(v.as_str()))
     }
