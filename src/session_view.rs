@@ -734,15 +734,35 @@ const STRING_SPECIAL: [bool; 256] = {
     table
 };
 
-/// The first `"`, `\\` or control character at or after `from` (or the end). Session strings
-/// are short: a table lookup per byte beats word-at-a-time tricks on them.
+/// The first `"`, `\\` or control character at or after `from` (or the end): eight bytes
+/// at a time with serde_json's test for "some byte of this word is one of them" (its lowest
+/// hit is exact, and a little-endian word's lowest byte comes first), the last few by table.
 #[inline(always)]
 fn special_byte(bytes: &[u8], from: usize) -> usize {
+    const ONES: u64 = u64::MAX / 255;
     let rest = bytes.get(from..).unwrap_or_default();
-    from + rest
+    let mut words = rest.chunks_exact(8);
+    let mut at = from;
+    for chunk in &mut words {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let quote = word ^ (ONES * u64::from(b'"'));
+        let backslash = word ^ (ONES * u64::from(b'\\'));
+        let hits = (word.wrapping_sub(ONES * 0x20) & !word)
+            | (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash);
+        let hits = hits & (ONES << 7);
+        if hits != 0 {
+            return at + hits.trailing_zeros() as usize / 8;
+        }
+        at += 8;
+    }
+    let tail = words.remainder();
+    at + tail
         .iter()
         .position(|&b| STRING_SPECIAL[usize::from(b)])
-        .unwrap_or(rest.len())
+        .unwrap_or(tail.len())
 }
 
 /// Where an escape ends (the index after it), given the index of the byte after its `\`; `None`
