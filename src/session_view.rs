@@ -575,6 +575,10 @@ impl<'a> Reader<'a> {
     /// A value nothing reads, checked as serde_json's `IgnoredAny` checks it: syntax only,
     /// without recursion, so nesting depth is not limited.
     fn skip_value(&mut self) -> Step<()> {
+        // Most skipped members are strings: straight to them.
+        if self.peek_token() == Some(b'"') {
+            return self.string(false).map(drop);
+        }
         let outer = self.skipped.len();
         loop {
             // One value, or the start of a container.
