@@ -8,10 +8,14 @@
 //!   on every call: `Hmac::<Sha256>::new_from_slice(secret)` + update + finalize (key setup
 //!   included).
 //! * `hmac/prekeyed_clone`: the same HMAC from a pre-keyed state, cloned (what `Secrets` does).
+//! * `auth_path/session_decode`: `SessionView::decode` of the session alone.
 //!
 //! After criterion's own output, a plain summary is printed (ns/op measured with
 //! `std::time::Instant` over many iterations) with the full/raw ratio and a per-stage
-//! breakdown of the full path.
+//! breakdown of the full path. The full path and the two HMACs are timed in interleaved rounds
+//! (this machine is shared: a load change then hits the ratio's two sides alike); the stages
+//! are diagnostics, each timed on its own. `node benches/core_v8.mjs` runs the same fixture
+//! compiled to wasm under V8, against Node's express stack.
 //!
 //! Run: `cargo bench --bench auth_path` (add `-- --quick` for a shorter criterion run).
 //! Profile: `cargo bench --bench auth_path -- --profile-time 10 auth_path/decide` under
