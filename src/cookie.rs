@@ -142,17 +142,16 @@ pub fn percent_decode(raw: &str) -> Option<String> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hi = hex_value(*bytes.get(i + 1)?)?;
-            let lo = hex_value(*bytes.get(i + 2)?)?;
-            out.push(hi << 4 | lo);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    while let Some(run) = bytes[i..].iter().position(|&b| b == b'%') {
+        // The text up to the next escape as it is, then the escape's byte.
+        out.extend_from_slice(&bytes[i..i + run]);
+        i += run;
+        let hi = hex_value(*bytes.get(i + 1)?)?;
+        let lo = hex_value(*bytes.get(i + 2)?)?;
+        out.push(hi << 4 | lo);
+        i += 3;
     }
+    out.extend_from_slice(&bytes[i..]);
     // Literal characters are whole UTF-8 sequences already, so validating the joined bytes
     // rejects exactly the escapes JavaScript rejects: broken, overlong or surrogate sequences.
     String::from_utf8(out).ok()

@@ -29,7 +29,7 @@ use serde_json::Value;
 use crate::config::{Config, DenyWith};
 use crate::route::Params;
 use crate::rules::{HeaderLookup, RuleContext, RuleFailure};
-use crate::session::Session;
+use crate::session_view::SessionView;
 use crate::signature::Secrets;
 
 /// The store could not answer. The text goes to logs only.
@@ -490,7 +490,7 @@ pub fn check_session(
     let stored = stored
         .map_err(|e| deny(Refusal::StoreUnavailable, Some(e.0)))?
         .ok_or_else(|| deny(Refusal::UnknownSession, None))?;
-    let session = Session::from_json_paths(stored, &config.session_paths)
+    let session = SessionView::decode(stored, &config.session_paths)
         .map_err(|e| deny(Refusal::UnreadableSession, Some(e.to_string())))?;
     if session.is_expired(now_ms) {
         return Err(deny(Refusal::SessionExpired, None));
@@ -511,7 +511,7 @@ pub fn check_session(
         route: checked.route,
         room: room.into_owned(),
         sid: checked.sid.clone(),
-        projection: session.project(&config.expose),
+        projection: session.project(&config.expose_ids),
         expires_at_ms: session.expires_at_ms(),
         params: checked
             .params
@@ -521,7 +521,8 @@ pub fn check_session(
         revoke_keys: config
             .revoke_by
             .iter()
-            .filter_map(|path| session.get(path).map(|v| (path.clone(), v.clone())))
+            .zip(&config.revoke_by_ids)
+            .filter_map(|(path, &id)| session.get(id).map(|v| (path.clone(), v.to_value())))
             .collect(),
     })
 }

@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::decision::{check_request, check_session, Check, Checked, Decision, Handshake, Stored};
 use crate::rules::{RuleContext, RuleKind};
-use crate::session::Session;
+use crate::session_view::SessionView;
 use crate::signature::Secrets;
 
 /// One line of an explanation: the check, whether it held, and what it looked at.
@@ -122,7 +122,7 @@ fn session_steps(
     now_ms: i64,
     steps: &mut Vec<Step>,
 ) {
-    let Ok(session) = Session::from_json_paths(json, &config.session_paths) else {
+    let Ok(session) = SessionView::decode(json, &config.session_paths) else {
         steps.push(step("session", false, "unreadable session record"));
         return;
     };

@@ -36,6 +36,9 @@ enum Token {
 pub struct Glob {
     tokens: Vec<Token>,
     source: String,
+    /// The text it matches, when that is all it matches (no `*`, `?` or class): an origin
+    /// such as `https://app.example.com` is then one string comparison.
+    literal: Option<String>,
 }
 
 impl Glob {
@@ -64,7 +67,18 @@ impl Glob {
                 }
             }
         }
-        Ok(Glob { tokens, source })
+        let literal = tokens
+            .iter()
+            .map(|token| match token {
+                Token::Literal(c) => Some(*c),
+                _ => None,
+            })
+            .collect();
+        Ok(Glob {
+            tokens,
+            source,
+            literal,
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -73,6 +87,9 @@ impl Glob {
 
     /// Does the whole of `text` match?
     pub fn is_match(&self, text: &str) -> bool {
+        if let Some(literal) = &self.literal {
+            return text == literal;
+        }
         // Byte positions that always sit on char boundaries: no allocation per match.
         let (mut t, mut p) = (0usize, 0usize);
         // Where the last `*` was and the text position it is currently standing for.

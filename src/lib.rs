@@ -2,11 +2,11 @@
 //!
 //! The crate is split in two:
 //!
-//! * a pure core ([`cookie`], [`signature`], [`session`], [`config`], [`rules`], [`route`],
-//!   [`decision`], the Room [`engine`] and its apps' wire formats ([`protocol`], [`counter`]),
-//!   [`store_api`], the Worker's [`log`] lines) that has no `worker` dependency, so `cargo test`
-//!   runs it natively, the `sessiongate` CLI links it, and every decision is testable without a
-//!   socket;
+//! * a pure core ([`cookie`], [`signature`], [`session`] and [`session_view`], [`config`],
+//!   [`rules`], [`route`], [`decision`], the Room [`engine`] and its apps' wire formats
+//!   ([`protocol`], [`counter`]), [`store_api`], the Worker's [`log`] lines) that has no `worker`
+//!   dependency, so `cargo test` runs it natively, the `sessiongate` CLI links it, and every
+//!   decision is testable without a socket;
 //! * the Worker layer (`edge`, only on `wasm32`) that adapts `worker::Request`, `Env`,
 //!   `KvStore` and Durable Object state to the core and does the I/O.
 
@@ -25,6 +25,7 @@ pub mod revocation;
 pub mod route;
 pub mod rules;
 pub mod session;
+pub mod session_view;
 pub mod signature;
 pub mod store_api;
 pub mod time;

@@ -1,9 +1,10 @@
 //! The session record an express-session store writes: `JSON.stringify(req.session)`, e.g.
 //! `{"cookie":{"originalMaxAge":3600000,"expires":"2026-11-26T12:00:00.000Z","httpOnly":true,
 //! "path":"/"},"passport":{"user":"u-42"}}`. Every field is kept, known or not.
+//!
+//! This is the whole record, for the CLI, the demo and the store endpoints; a handshake reads
+//! only the paths its config needs, through [`crate::session_view`].
 
-use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// Why a stored session cannot be used. Callers treat every one as "no session".
@@ -31,23 +32,6 @@ impl Session {
         let fields: Map<String, Value> =
             serde_json::from_str(json).map_err(|_| SessionError::NotAnObject)?;
         Session::from_map(fields)
-    }
-
-    /// Decodes only the `paths` of a stored session (what a config can read), skipping the
-    /// rest without building it: the handshake's hot path. The JSON is still checked whole,
-    /// as syntax: a number beyond f64's range in a skipped field (which `JSON.parse` reads as
-    /// Infinity, and express-session never writes) is not an error here, unlike
-    /// [`Session::from_json`]. fuzz/session_paths checks the two agree otherwise.
-    pub fn from_json_paths(json: &str, paths: &PathSet) -> Result<Session, SessionError> {
-        let mut de = serde_json::Deserializer::from_str(json);
-        let picked = Pick(paths)
-            .deserialize(&mut de)
-            .map_err(|_| SessionError::NotAnObject)?;
-        de.end().map_err(|_| SessionError::NotAnObject)?;
-        match picked {
-            Value::Object(fields) => Session::from_map(fields),
-            _ => Err(SessionError::NotAnObject),
-        }
     }
 
     pub fn from_map(fields: Map<String, Value>) -> Result<Session, SessionError> {
@@ -99,152 +83,6 @@ impl Session {
     }
 }
 
-/// A set of dot paths as a tree: which parts of a session to keep. `cookie.expires` is always
-/// in it, since every check reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PathSet {
-    children: Vec<(String, PathSet)>,
-    /// The whole value at this node is wanted.
-    whole: bool,
-}
-
-impl Default for PathSet {
-    fn default() -> Self {
-        let mut set = PathSet {
-            children: Vec::new(),
-            whole: false,
-        };
-        set.insert("cookie.expires");
-        set
-    }
-}
-
-impl PathSet {
-    pub fn insert(&mut self, path: &str) {
-        let mut node = self;
-        for segment in path.split('.') {
-            if node.whole {
-                return;
-            }
-            let index = match node.children.iter().position(|(name, _)| name == segment) {
-                Some(i) => i,
-                None => {
-                    let child = PathSet {
-                        children: Vec::new(),
-                        whole: false,
-                    };
-                    node.children.push((segment.to_owned(), child));
-                    node.children.len() - 1
-                }
-            };
-            node = &mut node.children[index].1;
-        }
-        node.whole = true;
-        node.children.clear();
-    }
-
-    fn position(&self, key: &str) -> Option<usize> {
-        self.children.iter().position(|(name, _)| name == key)
-    }
-}
-
-/// Deserializes a value keeping only what a [`PathSet`] node wants.
-struct Pick<'p>(&'p PathSet);
-
-impl<'de> DeserializeSeed<'de> for Pick<'_> {
-    type Value = Value;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        if self.0.whole {
-            Value::deserialize(d)
-        } else {
-            d.deserialize_any(self)
-        }
-    }
-}
-
-impl<'de> Visitor<'de> for Pick<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "a JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(wanted) = map.next_key_seed(KeyIndex(self.0))? {
-            match wanted {
-                Some(i) => {
-                    let (name, node) = &self.0.children[i];
-                    let value = map.next_value_seed(Pick(node))?;
-                    out.insert(name.clone(), value);
-                }
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(Value::Object(out))
-    }
-
-    // Where the config looks inside something that is not an object (an array indexed by
-    // `roles.0`, say), the value is kept whole and the lookup decides.
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
-        Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
-    }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-
-    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-}
-
-/// Reads an object key and says which child of the node it is, without allocating.
-struct KeyIndex<'p>(&'p PathSet);
-
-impl<'de> DeserializeSeed<'de> for KeyIndex<'_> {
-    type Value = Option<usize>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeyIndex<'_> {
-    type Value = Option<usize>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "an object key")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Option<usize>, E> {
-        Ok(self.0.position(key))
-    }
-}
-
 /// Dot-path lookup in a JSON object.
 pub fn lookup_map<'v>(map: &'v Map<String, Value>, path: &str) -> Option<&'v Value> {
     let mut segments = path.split('.');
@@ -271,7 +109,7 @@ fn lookup_child<'v>(value: &'v Value, segment: &str) -> Option<&'v Value> {
     }
 }
 
-fn insert_path(out: &mut Map<String, Value>, path: &str, value: Value) {
+pub(crate) fn insert_path(out: &mut Map<String, Value>, path: &str, value: Value) {
     let mut segments = path.split('.').peekable();
     let mut current = out;
     while let Some(segment) = segments.next() {
@@ -334,58 +172,6 @@ mod tests {
         );
         assert_eq!(
             Session::from_json(r#"{"cookie":{"expires":12}}"#),
-            Err(SessionError::BadExpires)
-        );
-    }
-
-    #[test]
-    fn path_decode_keeps_exactly_the_wanted_paths() {
-        let mut paths = PathSet::default();
-        paths.insert("passport.user");
-        paths.insert("user.roles.1");
-        paths.insert("extra");
-        let picked = Session::from_json_paths(STORED, &paths).unwrap();
-        let full = Session::from_json(STORED).unwrap();
-        for path in [
-            "passport.user",
-            "user.roles.1",
-            "extra.1.a",
-            "cookie.expires",
-        ] {
-            assert_eq!(picked.get(path), full.get(path), "{path}");
-        }
-        assert_eq!(picked.get("user.name"), None);
-        assert_eq!(picked.get("cookie.path"), None);
-        assert_eq!(picked.expires_at_ms(), full.expires_at_ms());
-        // Escaped keys are matched by their decoded text.
-        let escaped = r#"{"pass\u0070ort":{"user":"u-1"},"skip":{"deep":[1,{"x":"\n"}]}}"#;
-        assert_eq!(
-            Session::from_json_paths(escaped, &paths)
-                .unwrap()
-                .get("passport.user"),
-            Some(&json!("u-1"))
-        );
-    }
-
-    #[test]
-    fn path_decode_still_rejects_what_full_decode_rejects() {
-        let paths = PathSet::default();
-        for bad in [
-            "[]",
-            "nope",
-            r#"{"a":}"#,
-            r#"{"skipped":[1,}"#,
-            r#"{"a":1} trailing"#,
-            "\"1\"",
-        ] {
-            assert_eq!(
-                Session::from_json_paths(bad, &paths),
-                Err(SessionError::NotAnObject),
-                "{bad}"
-            );
-        }
-        assert_eq!(
-            Session::from_json_paths(r#"{"cookie":{"expires":"soon"}}"#, &paths),
             Err(SessionError::BadExpires)
         );
     }

@@ -11,8 +11,8 @@ use super::read::{join, Checker};
 use super::{Config, ConfigError, ConfigErrors, DenyWith, RoomSettings, Route};
 use crate::glob::Glob;
 use crate::route::PathPattern;
-use crate::rules::{json_kind, Condition, RuleKind, RuleSet, Subject};
-use crate::session::PathSet;
+use crate::rules::{json_kind, Condition, RuleKind, RuleSet};
+use crate::session_view::PathId;
 
 const TOP_KEYS: &[&str] = &[
     "cookie_name",
@@ -86,6 +86,8 @@ pub(super) fn config(value: &Value) -> Result<Config, ConfigErrors> {
             "at most 8 paths (each becomes a tag on every socket)",
         );
     }
+    let expose_ids = c.session_path_ids(&expose);
+    let revoke_by_ids = c.session_path_ids(&revoke_by);
     let deny_with = c.deny_with(map, "").unwrap_or(DenyWith::Status);
     let cache_ttl = c.integer(map, "cache_ttl", "", 30, YEAR_SECONDS);
     let demo_login = c.boolean(map, "demo_login", "").unwrap_or(false);
@@ -105,7 +107,9 @@ pub(super) fn config(value: &Value) -> Result<Config, ConfigErrors> {
         .map(|i| super::kept_request(&rules, &routes[i].rules))
         .collect();
     Ok(Config {
-        session_paths: session_paths(&expose, &revoke_by, &rules, &routes),
+        session_paths: std::mem::take(&mut c.session_paths),
+        expose_ids,
+        revoke_by_ids,
         kept,
         cookie_name,
         cookie_format,
@@ -127,29 +131,13 @@ pub(super) fn config(value: &Value) -> Result<Config, ConfigErrors> {
     })
 }
 
-/// Every session path the config reads: what the handshake decodes.
-fn session_paths(
-    expose: &[String],
-    revoke_by: &[String],
-    rules: &RuleSet,
-    routes: &[Route],
-) -> PathSet {
-    let mut paths = PathSet::default();
-    for path in expose.iter().chain(revoke_by) {
-        paths.insert(path);
-    }
-    for set in std::iter::once(rules).chain(routes.iter().map(|r| &r.rules)) {
-        for (_, _, c) in set.conditions() {
-            if let Subject::Session(path) = &c.subject {
-                paths.insert(path);
-            }
-        }
-    }
-    paths
-}
-
 /// The parts of the table, in the order [`config`] reads them.
 impl Checker {
+    /// Adds paths to the session paths the handshake decodes; their ids, in order.
+    fn session_path_ids(&mut self, paths: &[String]) -> Vec<PathId> {
+        paths.iter().map(|p| self.session_paths.insert(p)).collect()
+    }
+
     fn cookie_name(&mut self, map: &Map<String, Value>) -> String {
         let name = self
             .string(map, "cookie_name", "")
@@ -373,7 +361,7 @@ impl Checker {
                 continue;
             };
             for (i, item) in items.iter().enumerate() {
-                match Condition::compile(item, params) {
+                match Condition::compile(item, params, &mut self.session_paths) {
                     Ok(condition) => list.push(condition),
                     Err(errors) => self.rule_errors(&format!("{}[{i}]", join(at, key)), errors),
                 }

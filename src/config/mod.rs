@@ -159,7 +159,11 @@ pub struct Config {
     pub room: RoomSettings,
     /// Every session path the config reads (rules, `expose`, `revoke_by`, `cookie.expires`):
     /// the handshake decodes only these.
-    pub session_paths: crate::session::PathSet,
+    pub session_paths: crate::session_view::PathSet,
+    /// `expose` as ids in `session_paths`, in the same order.
+    pub expose_ids: Vec<crate::session_view::PathId>,
+    /// `revoke_by` as ids in `session_paths`, in the same order.
+    pub revoke_by_ids: Vec<crate::session_view::PathId>,
     /// Per route: the header names and whether the query its rules (global ones included)
     /// read, worked out once: what a socket keeps for revalidation, and what the bounds check.
     pub kept: Vec<(Vec<String>, bool)>,

@@ -7,11 +7,14 @@ use super::{ConfigError, DenyWith, RoomApp};
 use crate::cookie_format::CookieFormat;
 use crate::route::Template;
 use crate::rules::{self, json_kind, suggestion, RuleErrorAt};
+use crate::session_view::PathSet;
 
-/// Collects errors while walking the table.
+/// Collects errors while walking the table, and the session paths the config reads.
 #[derive(Default)]
 pub(super) struct Checker {
     pub(super) errors: Vec<ConfigError>,
+    /// `cookie.expires`, then every `expose`, `revoke_by` and rule path, in the order read.
+    pub(super) session_paths: PathSet,
 }
 
 impl Checker {

@@ -150,7 +150,7 @@ fn conditions_are_listed_in_order_with_their_list_and_index() {
         ]
     );
     assert_eq!(c.request_subjects(0), (&["x-a".to_owned()][..], true));
-    let mut paths = crate::session::PathSet::default();
+    let mut paths = crate::session_view::PathSet::default();
     for path in ["passport.user", "a", "b"] {
         paths.insert(path);
     }

@@ -9,6 +9,7 @@ use super::names::{suggestion, OperatorName, SubjectName};
 use super::{Condition, Expected, Operator, Subject};
 use crate::glob::{Glob, GlobError};
 use crate::route::{PatternError, Template};
+use crate::session_view::PathSet;
 
 /// Why a condition (or a template in the config) does not compile.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,14 +157,20 @@ fn list_or_none(params: &[String]) -> String {
 impl Condition {
     /// Compiles a condition table. `params` are the path parameters it may name (as a `param`
     /// subject or a `{placeholder}`): the route's, or for global rules those of every route.
-    pub fn compile(item: &Value, params: &[&str]) -> Result<Condition, Vec<RuleErrorAt>> {
+    /// A `session` subject's path is added to `session_paths`, the paths the handshake decodes,
+    /// and the condition reads its value by the id it gets there.
+    pub fn compile(
+        item: &Value,
+        params: &[&str],
+        session_paths: &mut PathSet,
+    ) -> Result<Condition, Vec<RuleErrorAt>> {
         let Value::Object(map) = item else {
             let found = json_kind(item);
             return Err(located("", vec![RuleError::NotATable { found }]));
         };
         let (subject_name, operator_name) = keys(map).map_err(|e| located("", e))?;
         let subject_raw = &map[subject_name.as_str()];
-        let subject = subject(subject_name, subject_raw, params)
+        let subject = subject(subject_name, subject_raw, params, session_paths)
             .map_err(|e| located(subject_name.as_str(), vec![e]))?;
         let raw = &map[operator_name.as_str()];
         let operator = operator(operator_name, raw, params)?;
@@ -217,7 +224,12 @@ fn keys(map: &Map<String, Value>) -> Result<(SubjectName, OperatorName), Vec<Rul
     }
 }
 
-fn subject(name: SubjectName, raw: &Value, params: &[&str]) -> Result<Subject, RuleError> {
+fn subject(
+    name: SubjectName,
+    raw: &Value,
+    params: &[&str],
+    session_paths: &mut PathSet,
+) -> Result<Subject, RuleError> {
     let text = match raw {
         Value::String(s) if !s.is_empty() => s.clone(),
         other => return Err(expected("a non-empty string", other)),
@@ -227,7 +239,8 @@ fn subject(name: SubjectName, raw: &Value, params: &[&str]) -> Result<Subject, R
             if text.split('.').any(str::is_empty) {
                 return Err(RuleError::BadDotPath(text));
             }
-            Subject::Session(text)
+            let id = session_paths.insert(&text);
+            Subject::Session(text, id)
         }
         SubjectName::Param => {
             if !params.contains(&text.as_str()) {

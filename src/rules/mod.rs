@@ -32,7 +32,7 @@ use serde_json::Value;
 
 use crate::glob::Glob;
 use crate::route::{Params, Template};
-use crate::session::Session;
+use crate::session_view::{JsonRef, PathId, SessionView};
 
 /// Request headers, looked up by lower-case name.
 pub trait HeaderLookup {
@@ -43,8 +43,13 @@ pub trait HeaderLookup {
 /// Room re-checks the rules with) hold headers.
 impl HeaderLookup for [(String, String)] {
     fn header(&self, lower_case_name: &str) -> Option<Cow<'_, str>> {
+        // Lengths first: most names differ there. Names are usually lower-case already, and
+        // an exact comparison is cheaper than a case-blind one.
         self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(lower_case_name))
+            .find(|(n, _)| {
+                n.len() == lower_case_name.len()
+                    && (n == lower_case_name || n.eq_ignore_ascii_case(lower_case_name))
+            })
             .map(|(_, v)| Cow::Borrowed(v.as_str()))
     }
 }
@@ -58,8 +63,9 @@ impl HeaderLookup for Vec<(String, String)> {
 /// What a condition looks at.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Subject {
-    /// A dot path into the session record.
-    Session(String),
+    /// A dot path into the session record, with its id in the config's
+    /// [`PathSet`](crate::session_view::PathSet).
+    Session(String, PathId),
     /// A path parameter of the matched route.
     Param(String),
     /// A query-string parameter (first occurrence).
@@ -72,7 +78,7 @@ impl Subject {
     /// The key it is written with.
     pub fn name(&self) -> SubjectName {
         match self {
-            Subject::Session(_) => SubjectName::Session,
+            Subject::Session(..) => SubjectName::Session,
             Subject::Param(_) => SubjectName::Param,
             Subject::Query(_) => SubjectName::Query,
             Subject::Header(_) => SubjectName::Header,
@@ -82,7 +88,9 @@ impl Subject {
     /// The path, parameter, query parameter or header name it looks at.
     pub fn key(&self) -> &str {
         match self {
-            Subject::Session(k) | Subject::Param(k) | Subject::Query(k) | Subject::Header(k) => k,
+            Subject::Session(k, _) | Subject::Param(k) | Subject::Query(k) | Subject::Header(k) => {
+                k
+            }
         }
     }
 }
@@ -148,31 +156,31 @@ pub struct Condition {
 
 /// Everything a condition may look at.
 pub struct RuleContext<'a> {
-    pub session: &'a Session,
+    /// The values at the config's session paths.
+    pub session: &'a SessionView<'a>,
     pub params: &'a Params<'a, 'a>,
     pub query: &'a str,
     pub headers: &'a dyn HeaderLookup,
 }
 
-/// A subject's value: JSON from the session, text from the request.
+/// A subject's value: JSON from the session (borrowed from the record), text from the request.
 enum Actual<'a> {
-    Json(&'a Value),
+    Json(JsonRef<'a>),
     Text(Cow<'a, str>),
 }
 
 impl Actual<'_> {
-    fn as_str(&self) -> Option<&str> {
+    /// The text of a request value or of a JSON string.
+    fn as_str(&self) -> Option<Cow<'_, str>> {
         match self {
-            Actual::Json(Value::String(s)) => Some(s),
-            Actual::Json(_) => None,
-            Actual::Text(t) => Some(t),
+            Actual::Json(json) => json.as_str(),
+            Actual::Text(t) => Some(Cow::Borrowed(t)),
         }
     }
 
     fn as_f64(&self) -> Option<f64> {
         match self {
-            Actual::Json(Value::Number(n)) => n.as_f64(),
-            Actual::Json(_) => None,
+            Actual::Json(json) => json.as_f64(),
             Actual::Text(t) => t.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
         }
     }
@@ -182,12 +190,12 @@ impl Condition {
     /// Does the condition hold for this request?
     pub fn holds(&self, ctx: &RuleContext<'_>) -> bool {
         let actual = match &self.subject {
-            Subject::Session(path) => ctx.session.get(path).map(Actual::Json),
+            Subject::Session(_, id) => ctx.session.get(*id).map(Actual::Json),
             Subject::Param(name) => ctx.params.get(name).map(|v| Actual::Text(Cow::Borrowed(v))),
             Subject::Query(name) => query_param(ctx.query, name).map(Actual::Text),
             Subject::Header(name) => ctx.headers.header(name).map(Actual::Text),
         };
-        let actual = actual.filter(|a| !matches!(a, Actual::Json(Value::Null)));
+        let actual = actual.filter(|a| !matches!(a, Actual::Json(json) if json.is_null()));
         let Some(actual) = actual else {
             return matches!(self.operator, Operator::Exists(false));
         };
@@ -197,12 +205,12 @@ impl Condition {
             Operator::NotEquals(expected) => !equals(&actual, expected, ctx.params),
             Operator::In(list) => list.iter().any(|e| equals(&actual, e, ctx.params)),
             Operator::Contains(expected) => contains(&actual, expected, ctx.params),
-            Operator::Matches(glob) => actual.as_str().is_some_and(|s| glob.is_match(s)),
+            Operator::Matches(glob) => actual.as_str().is_some_and(|s| glob.is_match(&s)),
             Operator::MatchesTemplate(template) => {
                 let Some(text) = actual.as_str() else {
                     return false;
                 };
-                matches!(template.to_glob(ctx.params), Some(Ok(glob)) if glob.is_match(text))
+                matches!(template.to_glob(ctx.params), Some(Ok(glob)) if glob.is_match(&text))
             }
             Operator::Gt(n) => actual.as_f64().is_some_and(|a| a > *n),
             Operator::Gte(n) => actual.as_f64().is_some_and(|a| a >= *n),
@@ -220,7 +228,7 @@ fn equals(actual: &Actual<'_>, expected: &Expected, params: &Params<'_, '_>) -> 
         },
         Expected::Json(Value::String(s)) => text_equals(actual, s),
         Expected::Json(e) => match actual {
-            Actual::Json(a) => json_equals(a, e),
+            Actual::Json(a) => json_equals(*a, e),
             Actual::Text(t) => scalar_text(e).is_some_and(|et| et == t.as_ref()),
         },
     }
@@ -230,8 +238,10 @@ fn equals(actual: &Actual<'_>, expected: &Expected, params: &Params<'_, '_>) -> 
 fn text_equals(actual: &Actual<'_>, text: &str) -> bool {
     match actual {
         Actual::Text(t) => t == text,
-        Actual::Json(Value::String(s)) => s == text,
-        Actual::Json(other) => scalar_text(other).is_some_and(|at| at == text),
+        Actual::Json(json) => match json.as_str() {
+            Some(s) => s == text,
+            None => json_scalar_text(*json).is_some_and(|at| at == text),
+        },
     }
 }
 
@@ -242,21 +252,32 @@ fn scalar_text(value: &Value) -> Option<String> {
     }
 }
 
-fn json_equals(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        // 1 and 1.0 are the same number in JSON's model (and in JavaScript).
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::String(s), other) | (other, Value::String(s)) => {
-            scalar_text(other).is_some_and(|t| t == *s)
-        }
-        _ => a == b,
+/// The JSON text of a session number or boolean, as serde_json writes its `Value`.
+fn json_scalar_text(json: JsonRef<'_>) -> Option<String> {
+    (json.is_number() || json.as_bool().is_some()).then(|| json.to_value().to_string())
+}
+
+fn json_equals(a: JsonRef<'_>, b: &Value) -> bool {
+    // 1 and 1.0 are the same number in JSON's model (and in JavaScript).
+    if let (Some(x), Value::Number(y)) = (a.as_number(), b) {
+        return x.as_f64() == y.as_f64();
     }
+    if let Some(s) = a.as_str() {
+        return scalar_text(b).is_some_and(|t| t == s);
+    }
+    if let Value::String(s) = b {
+        return json_scalar_text(a).is_some_and(|t| t == *s);
+    }
+    // Arrays, objects, booleans and null compare as serde_json's `Value` compares them.
+    a.to_value() == *b
 }
 
 fn contains(actual: &Actual<'_>, expected: &Expected, params: &Params<'_, '_>) -> bool {
     match actual {
-        Actual::Json(Value::Array(items)) => items
-            .iter()
+        Actual::Json(json) if json.is_array() => json
+            .items()
+            .into_iter()
+            .flatten()
             .any(|item| equals(&Actual::Json(item), expected, params)),
         _ => {
             let Some(haystack) = actual.as_str() else {

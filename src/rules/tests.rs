@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::session_view::PathSet;
 
 /// Values some operator takes; every operator must take one of them.
 fn samples() -> [Value; 4] {
@@ -17,7 +18,7 @@ fn every_operator_in_the_table_compiles_and_round_trips() {
         let compiled = samples().into_iter().find_map(|sample| {
             let mut item = json!({"session": "user.id"});
             item[text] = sample;
-            Condition::compile(&item, &[]).ok()
+            Condition::compile(&item, &[], &mut PathSet::default()).ok()
         });
         let condition = compiled.unwrap_or_else(|| panic!("{text}: no sample value compiles"));
         assert_eq!(condition.operator.name(), name, "{text}");
@@ -33,7 +34,7 @@ fn every_subject_in_the_table_compiles_and_round_trips() {
         assert_eq!(name.as_str(), text);
         assert_eq!(SubjectName::from_name(text), Some(name));
         let item = json!({text: "room", "exists": true});
-        let condition = Condition::compile(&item, &["room"]).unwrap();
+        let condition = Condition::compile(&item, &["room"], &mut PathSet::default()).unwrap();
         assert_eq!(condition.subject.name(), name, "{text}");
         assert_eq!(condition.subject.key(), "room");
         assert_eq!(condition.text, format!("{text} room exists true"));
@@ -51,7 +52,7 @@ fn names_are_unique_across_both_tables() {
 #[test]
 fn unknown_names_list_the_table() {
     let error = |item: Value| {
-        let errors = Condition::compile(&item, &[]).unwrap_err();
+        let errors = Condition::compile(&item, &[], &mut PathSet::default()).unwrap_err();
         errors
             .iter()
             .map(|e| e.error.to_string())
