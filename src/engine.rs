@@ -285,6 +285,18 @@ impl RateWindow {
     }
 }
 
+/// What the alarm must become when the room wants it at `wanted` (`None`: no alarm), given
+/// what this object last set (`None`: not known, `Some(None)`: none set). `None` means leave
+/// it: an alarm set earlier than wanted, or one that is no longer needed, fires, finds nothing
+/// due, and sets the next one itself; so arrivals and departures rarely write the alarm.
+pub fn alarm_change(set: Option<Option<i64>>, wanted: Option<i64>) -> Option<Option<i64>> {
+    match (set, wanted) {
+        (Some(Some(set)), Some(wanted)) if set <= wanted => None,
+        (Some(Some(_)), None) | (Some(None), None) => None,
+        _ => Some(wanted),
+    }
+}
+
 /// When an occupied room should next wake: the earliest session expiry, or the next
 /// revalidation (`revalidate_ms` after the last one, 0: none), never before `now_ms + 1`.
 /// `None`: nothing to wake for.
@@ -431,6 +443,21 @@ mod tests {
         assert_eq!(Attachment::id_in_stored(r#"{"sid":"x","id":"c1"}"#), None);
         assert_eq!(Attachment::id_in_stored(r#"{"id":"c\"1"}"#), None);
         assert_eq!(Attachment::from_stored("[1]"), None);
+    }
+
+    #[test]
+    fn the_alarm_is_written_only_to_come_sooner() {
+        // Unknown: write.
+        assert_eq!(alarm_change(None, Some(5)), Some(Some(5)));
+        assert_eq!(alarm_change(None, None), Some(None));
+        // Sooner than the one set: move it; later or equal: the set one fires first.
+        assert_eq!(alarm_change(Some(Some(9)), Some(5)), Some(Some(5)));
+        assert_eq!(alarm_change(Some(Some(5)), Some(9)), None);
+        assert_eq!(alarm_change(Some(Some(5)), Some(5)), None);
+        // None set: set it. No longer needed: it fires and finds nothing.
+        assert_eq!(alarm_change(Some(None), Some(5)), Some(Some(5)));
+        assert_eq!(alarm_change(Some(Some(5)), None), None);
+        assert_eq!(alarm_change(Some(None), None), None);
     }
 
     #[test]

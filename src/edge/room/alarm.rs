@@ -82,11 +82,13 @@ impl Room {
         Ok(last)
     }
 
-    /// Sets the alarm to `at_ms` (`None`: deletes it), unless this object already did.
+    /// Makes sure the alarm fires by `at_ms` (`None`: not needed); see
+    /// [`engine::alarm_change`] for when it is left as it is.
     async fn set_alarm(&self, at_ms: Option<i64>) -> Result<()> {
-        if self.remembered.borrow().alarm == Some(at_ms) {
+        let set = self.remembered.borrow().alarm;
+        let Some(at_ms) = engine::alarm_change(set, at_ms) else {
             return Ok(());
-        }
+        };
         let storage = self.state.storage();
         match at_ms {
             // An absolute time: worker's `From<i64>` would read the number as an offset.
