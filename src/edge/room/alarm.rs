@@ -52,9 +52,11 @@ impl Room {
         }
         let last = self.last_revalidation(now).await?;
         let interval = u64::from(settings.config.room.revalidate_seconds) * 1000;
-        let members = self.members();
-        let expiries = members.iter().map(|m| m.attachment.expires_at_ms);
-        let next = engine::next_alarm_ms(expiries, last, interval, now);
+        let next = {
+            let members = self.members();
+            let expiries = members.iter().map(|m| m.attachment.expires_at_ms);
+            engine::next_alarm_ms(expiries, last, interval, now)
+        };
         let at = next
             .into_iter()
             .chain(linger_ends.map(|at| at.max(now + 1)))

@@ -67,9 +67,11 @@ pub fn id_of(socket: &WebSocket) -> Option<String> {
 }
 
 /// A socket of the room and what is kept with it (its session among them).
+/// Cheap to clone (three counted pointers): the room's list is copied on write when a hook's
+/// view of it is still held, and a `WebSocket` clone would be a call into JavaScript.
 #[derive(Clone)]
 pub struct Member {
-    pub socket: WebSocket,
+    pub socket: Rc<WebSocket>,
     pub attachment: Rc<Attachment>,
     /// Its revocation keys (`revocation::socket_keys`), worked out once.
     pub keys: Rc<[String]>,
@@ -79,7 +81,7 @@ impl Member {
     pub fn new(socket: WebSocket, attachment: Rc<Attachment>) -> Member {
         let keys = crate::revocation::socket_keys(&attachment.sid, &attachment.revoke_keys).into();
         Member {
-            socket,
+            socket: Rc::new(socket),
             attachment,
             keys,
         }
