@@ -24,6 +24,17 @@ function writeLoggedConfig() {
   writeFileSync(join(ROOT, LOGGED_CONFIG), toml.replace(table, `${table}log_admissions = 1\n`));
 }
 
+const OTHER_CONFIG = "wrangler.bench-other.toml";
+
+function writeOtherConfig() {
+  const dir = process.env.GATE_OTHER_BUILD;
+  if (!dir) throw new Error("GATE_OTHER_BUILD: the directory of the other build");
+  const toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8")
+    .replace('main = "build/index.js"', `main = ${JSON.stringify(join(dir, "index.js"))}`)
+    .replace(/\n\[build\]\ncommand = [^\n]*\n/, "\n");
+  writeFileSync(join(ROOT, OTHER_CONFIG), toml);
+}
+
 export const TARGETS = {
   gate: { label: "gate", options: { env: "bench" } },
   b: { label: "(b) JS", options: { config: "benches/anchor/wrangler.toml", env: null } },
@@ -31,6 +42,10 @@ export const TARGETS = {
   // The gate with a log line for every admission (log_admissions = 1), to measure what the
   // line costs against the default sampling: wrangler.toml's [env.bench] with that one setting.
   logged: { label: "gate log1", options: { config: LOGGED_CONFIG, env: "bench" }, prepare: writeLoggedConfig },
+  // Another build of the gate (GATE_OTHER_BUILD=<dir> holding index.js and index_bg.wasm, e.g. a
+  // copy of build/ made with other profile settings), run as `gate` is: to compare two builds
+  // in one run.
+  other: { label: "gate other", options: { config: OTHER_CONFIG, env: "bench" }, prepare: writeOtherConfig },
 };
 
 /** Starts one target under `wrangler dev` (the e2e harness) and finds its processes. */

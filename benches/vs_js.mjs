@@ -12,6 +12,8 @@
 //            JSON.parse, expiry, one rule, a JS Durable Object (acceptWebSocket,
 //            serializeAttachment, welcome with the peers, join to the others)
 //      (c)   (b)'s Worker as a pass-through: no checks, straight to the same Durable Object
+//      gate other  with GATE_OTHER_BUILD=<dir>: another build of the gate (index.js and
+//            index_bg.wasm in <dir>), to compare builds in one run
 //      gate log1  the gate with a log line for every admission (log_admissions = 1; the
 //            default logs one in 100): what the line costs, printed as a share of the rate
 //    Every handshake is admitted into one of 20 rooms that each keep one socket open (no room
@@ -72,7 +74,7 @@ Object.assign(process.env, { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND
 
 async function handshakes() {
   console.log(`## handshakes: ${ROUNDS} rounds x ${COUNT} admitted handshakes, concurrency ${CONCURRENCY}, into ${ROOMS} occupied rooms, sessions=${SESSIONS}`);
-  const keys = ["gate", "b", "c", "logged"];
+  const keys = ["gate", "b", "c", "logged", ...(process.env.GATE_OTHER_BUILD ? ["other"] : [])];
   const servers = {};
   try {
     for (const key of keys) servers[key] = await startTarget(key, "vs_js");
@@ -109,7 +111,7 @@ async function handshakes() {
       console.log(`${s.label.padEnd(9)} idle CPU (3 s, ${ROOMS} occupied rooms): worker ${fmt(d.worker / 3, 0)} ms/s, proxy ${fmt(d.proxy / 3, 0)} ms/s, node ${fmt(d.node / 3, 0)} ms/s`);
     }
 
-    const rows = { gate: [], b: [], c: [], logged: [] };
+    const rows = { gate: [], b: [], c: [], logged: [], other: [] };
     for (let r = 0; r < ROUNDS; r++) {
       const parts = [];
       for (const key of rotate(keys, r)) {
@@ -151,6 +153,11 @@ async function handshakes() {
     console.log(`  worker CPU gate/(c): median ${fmt(med("gate", "worker") / med("c", "worker"), 2)}, per round ${range(ratio("worker", "c"))}`);
     const cost = rows.gate.map((g, r) => 1 - rows.logged[r].rate / g.rate);
     console.log(`  admission log line: a line for every admission (log_admissions = 1) costs ${fmt(100 * median(cost), 1)}% of the default's rate (per round ${range(cost.map((x) => 100 * x))}%); the default logs one in ${LOG_EVERY}, so ~${fmt((100 * median(cost)) / LOG_EVERY, 2)}%   [${ANCHOR.log}]`);
+    if (rows.other.length) {
+      const rate = rows.other.map((o, r) => o.rate / rows.gate[r].rate);
+      const cpu = rows.other.map((o, r) => o.worker / rows.gate[r].worker);
+      console.log(`  other build (${process.env.GATE_OTHER_BUILD}) / gate: rate ${fmt(median(rate), 2)} (per round ${range(rate)}), worker CPU ${fmt(median(cpu), 2)} (per round ${range(cpu)})`);
+    }
     const badLog = servers.gate.output().split("\n").filter((l) => /panic|RuntimeError|unreachable|Durable Object reset|exceeded/i.test(l));
     if (badLog.length) console.log(`  gate log: ${badLog.length} panic/RuntimeError/reset lines, e.g. ${badLog[0].slice(0, 200)}`);
   } finally {
