@@ -7,8 +7,11 @@
 // sessions, or the session of the socket each room keeps). Self time is grouped into: wasm (the gate's code, by function when the build kept
 // names), glue (the JavaScript of build/ or of the anchor's bundle), runtime (V8 built-ins and
 // workerd's API, which the profile shows without a script), gc, and idle/program. For named
-// wasm functions build with `SESSIONGATE_WASM_NAMES=1 bash scripts/build.sh` (wasm-opt then
-// keeps the name section; the figures are otherwise those of the shipped build).
+// wasm functions, build with `worker-build --release` (the environment of scripts/build.sh) and
+// skip build.sh's final wasm-opt pass, which strips the name section. The profiler slows the
+// isolate (busy time under it was about twice the Worker CPU vs_js.mjs reads): read shares as
+// rough, and compare changes with vs_js.mjs. PROFILE_INCLUSIVE=<regex> adds the inclusive
+// time of the functions it matches.
 
 import { readFileSync } from "node:fs";
 import WebSocket from "ws";
