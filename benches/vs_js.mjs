@@ -57,7 +57,8 @@ const SESSIONS = process.argv[6] ?? "fresh";
 if (!["fresh", "room"].includes(SESSIONS)) throw new Error(`sessions: "fresh" or "room", not ${SESSIONS}`);
 const ROOMS = 20;
 const LOG_EVERY = 100; // log_admissions' default (src/config/check.rs)
-const SETTLE_MS = 500; // after a round, before reading CPU: the Durable Objects' close handlers
+const SETTLE_MS = 500;
+const WARMUP = 200; // handshakes per target before the rounds // after a round, before reading CPU: the Durable Objects' close handlers
 
 const ANCHOR = {
   rate: "issue 13 measured gate/(b) 0.71-0.79, gate/(c) 0.64-0.73; target gate/(b) >= 1.0, gate/(c) >= 0.9",
@@ -99,8 +100,9 @@ async function handshakes() {
         const ws = await openKept(`${s.wsBase}/ws/rooms/kept-${r}`, { cookie: cookies[COUNT + r], origin: s.origin });
         kept.push(ws);
       }
-      const warm = await runConcurrent(ROOMS * 2, CONCURRENCY, (i) => handshake(`${s.wsBase}/ws/rooms/kept-${i % ROOMS}`, { cookie: cookies[i], origin: s.origin }));
-      if (warm.outcomes.admitted !== ROOMS * 2) console.log(`warm-up ${s.label}: ${JSON.stringify(warm.outcomes)}`);
+      // Enough for V8 to tier the gate's wasm up: with 40, the gate's first round ran at half speed.
+      const warm = await runConcurrent(WARMUP, CONCURRENCY, (i) => handshake(`${s.wsBase}/ws/rooms/kept-${i % ROOMS}`, { cookie: cookies[i % COUNT], origin: s.origin }));
+      if (warm.outcomes.admitted !== WARMUP) console.log(`warm-up ${s.label}: ${JSON.stringify(warm.outcomes)}`);
     }
     await sleep(1000);
     for (const key of keys) {

@@ -13,7 +13,7 @@ flock 9
 # wrangler runs this on every `wrangler dev` start: skip the ~20 s wasm-bindgen + wasm-opt pass
 # when nothing that goes into the wasm changed since the last build.
 if [ -f build/index.js ] && [ -f build/index_bg.wasm ] && \
-   [ -z "$(find src Cargo.toml Cargo.lock scripts/build.sh -newer build/index_bg.wasm -print -quit)" ]; then
+   [ -z "$(find src Cargo.toml Cargo.lock scripts/build.sh scripts/lean-shim.mjs -newer build/index_bg.wasm -print -quit)" ]; then
   echo "build: build/ is up to date"
   exit 0
 fi
@@ -21,7 +21,12 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export WASM_BINDGEN_BIN="$(command -v wasm-bindgen)"
 export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
 export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
-worker-build --release
+# Unminified, so that scripts/lean-shim.mjs can find worker-build's class proxy hooks; then
+# minified as worker-build would have.
+NO_MINIFY=1 worker-build --release
+node scripts/lean-shim.mjs build/index.js
+"$ESBUILD_BIN" build/index.js --minify --format=esm --outfile=build/index.js --allow-overwrite \
+  --log-level=warning
 # worker-build keeps the wasm "name" section (about 170 KB); the runtime does not need it.
 # The feature flags are the ones worker-build itself passes: others (--all-features) change
 # the encoding of imports and workerd then refuses to compile the module.

@@ -26,6 +26,7 @@ cargo test --locked
 
 echo "== worker build"
 bash scripts/build.sh
+node --test --test-reporter=spec tests/build/
 
 echo "== end to end under wrangler dev"
 node --test --test-concurrency=1 --test-reporter=spec tests/e2e/

@@ -1,0 +1,118 @@
+// scripts/lean-shim.mjs: the class proxy hooks it puts in place of worker-build's keep what
+// the shim is for (after a wasm trap the next call reinitializes the instance and objects
+// made before are rebuilt) without a new function per call; and the built Worker has them.
+//
+// The fixture is the part of worker-build's shim that the script replaces and relies on, as
+// esbuild bundles it (the same `var` declarations); the reinitialization is faked by counting.
+
+import { strict as assert } from "node:assert";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { describe, it } from "node:test";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
+
+const FIXTURE = `
+export var resets = { count: 0 };
+var initState = { criticalError: false, instanceId: 0 };
+function checkReinitialize() {
+  if (initState.criticalError) {
+    resets.count++;
+    initState.criticalError = false;
+    initState.instanceId++;
+  }
+}
+function handleMaybeCritical(e) {
+  if (e instanceof WebAssembly.RuntimeError) {
+    initState.criticalError = true;
+  }
+}
+var instanceProxyHooks = {
+  set: (target, prop, value, receiver) => Reflect.set(target.instance, prop, value, receiver),
+  has: (target, prop) => Reflect.has(target.instance, prop),
+};
+var classProxyHooks = {
+  construct() {
+    throw new Error("worker-build's hooks: replaced by the script");
+  }
+};
+var shim_default = new Proxy(Entrypoint, classProxyHooks);
+`;
+
+class Room {
+  static made = 0;
+  constructor(name) {
+    this.name = name;
+    this.generation = ++Room.made;
+  }
+  greet(who) {
+    return `${this.name} greets ${who} (object ${this.generation})`;
+  }
+  async later() {
+    return this.generation;
+  }
+  trap() {
+    throw new WebAssembly.RuntimeError("unreachable");
+  }
+}
+
+async function shimmed() {
+  const dir = mkdtempSync(join(tmpdir(), "lean-shim-"));
+  const file = join(dir, "index.mjs");
+  writeFileSync(file, `var Entrypoint = class {};\n${FIXTURE}\nexport const wrap = (cls) => new Proxy(cls, classProxyHooks);\n`);
+  execFileSync(process.execPath, [join(ROOT, "scripts/lean-shim.mjs"), file], { stdio: "pipe" });
+  return import(pathToFileURL(file).href);
+}
+
+describe("lean-shim", () => {
+  it("guards each method once and passes calls, results and this through", async () => {
+    const { wrap } = await shimmed();
+    Room.made = 0;
+    const room = new (wrap(Room))("lobby");
+    assert.equal(room.greet("ada"), "lobby greets ada (object 1)");
+    assert.equal(room.greet, room.greet, "the same guarded function each time, not a new one per call");
+    assert.equal(await room.later(), 1);
+    assert.equal(room.name, "lobby");
+  });
+
+  it("after a wasm trap: the next call reinitializes and the object is made again", async () => {
+    const { wrap, resets } = await shimmed();
+    Room.made = 0;
+    const room = new (wrap(Room))("lobby");
+    assert.throws(() => room.trap(), WebAssembly.RuntimeError);
+    assert.equal(resets.count, 0, "nothing is reset until the next call");
+    assert.equal(room.greet("ada"), "lobby greets ada (object 2)", "rebuilt with its constructor's arguments");
+    assert.equal(resets.count, 1);
+    assert.equal(room.greet("bo"), "lobby greets bo (object 2)", "once");
+  });
+
+  it("an ordinary error is passed on and resets nothing", async () => {
+    const { wrap, resets } = await shimmed();
+    class Fails {
+      run() {
+        throw new TypeError("bad input");
+      }
+    }
+    const o = new (wrap(Fails))();
+    assert.throws(() => o.run(), TypeError);
+    assert.throws(() => o.run(), TypeError);
+    assert.equal(resets.count, 0);
+  });
+
+  it("refuses a shim it does not recognize, rather than half-replace it", () => {
+    const dir = mkdtempSync(join(tmpdir(), "lean-shim-"));
+    const file = join(dir, "index.mjs");
+    writeFileSync(file, FIXTURE.replace("var classProxyHooks = {", "var otherHooks = {"));
+    assert.throws(() => execFileSync(process.execPath, [join(ROOT, "scripts/lean-shim.mjs"), file], { stdio: "pipe" }), (e) => e.status === 1 && /exactly once/.test(String(e.stderr)));
+    assert.equal(readFileSync(file, "utf8").includes("otherHooks"), true, "left as it was");
+  });
+
+  it("the built Worker carries the lean hooks (after scripts/build.sh)", () => {
+    const built = readFileSync(join(ROOT, "build/index.js"), "utf8");
+    assert.match(built, /WeakMap/, "build/index.js: the guarded methods' cache");
+    assert.doesNotMatch(built, /async apply\(/, "build/index.js: worker-build's per-call proxies");
+  });
+});
