@@ -5,6 +5,7 @@
 //! An attachment is stored as one JSON string (`Attachment::to_stored`): the frame and close
 //! handlers read only its id from it, to find the member in memory.
 
+use std::cell::OnceCell;
 use std::rc::Rc;
 
 use crate::engine::Attachment;
@@ -13,17 +14,27 @@ use worker::{SqlStorage, State, WebSocket};
 
 #[wasm_bindgen]
 extern "C" {
-    /// A WebSocket accepted with the hibernation API, seen for the calls `worker` would make
-    /// through serde-wasm-bindgen or with a fresh conversion each time.
+    /// A WebSocket accepted with the hibernation API, seen for its attachment, which `worker`
+    /// would convert through serde-wasm-bindgen.
     type HibernatableSocket;
-    /// `WebSocket.send` with a string already in JavaScript: a broadcast converts its frame
-    /// from Rust once, not once per member.
-    #[wasm_bindgen(method, catch, js_name = send)]
-    fn send_value(this: &HibernatableSocket, data: &JsValue) -> Result<(), JsValue>;
     #[wasm_bindgen(method, catch, js_name = serializeAttachment)]
     fn serialize_attachment(this: &HibernatableSocket, value: &JsValue) -> Result<(), JsValue>;
     #[wasm_bindgen(method, catch, js_name = deserializeAttachment)]
     fn deserialize_attachment(this: &HibernatableSocket) -> Result<JsValue, JsValue>;
+}
+
+// A broadcast is one call into JavaScript, which loops over the members' sockets there: from
+// Rust it would be a call per member.
+#[wasm_bindgen(inline_js = "export function send_each(sockets, text, skip) {
+  for (let i = 0; i < sockets.length; i++) {
+    if (i === skip) continue;
+    try { sockets[i].send(text); } catch {}
+  }
+}")]
+extern "C" {
+    /// `sockets[i].send(text)` for every `i` but `skip` (-1: none); a socket that went away
+    /// meanwhile is skipped (its own close handler tells the others).
+    fn send_each(sockets: &worker::js_sys::Array, text: &JsValue, skip: i32);
 }
 
 fn hibernatable(socket: &WebSocket) -> &HibernatableSocket {
@@ -97,11 +108,6 @@ impl Member {
     pub fn send(&self, text: &str) {
         let _ = self.socket.send_with_str(text);
     }
-
-    /// Sends a text frame already converted to a JavaScript string.
-    pub fn send_js(&self, text: &JsValue) {
-        let _ = hibernatable(&self.socket).send_value(text);
-    }
 }
 
 pub fn close(socket: &WebSocket, code: u16, reason: &str) {
@@ -115,9 +121,64 @@ pub fn is_open(socket: &WebSocket) -> bool {
     raw.ready_state() == 1
 }
 
+/// The members in the order they joined, and (once a broadcast needed it) the same sockets as
+/// one JavaScript array, kept in step as members join and rebuilt after some leave.
+#[derive(Default)]
+pub struct MemberList {
+    members: Vec<Member>,
+    sockets: OnceCell<worker::js_sys::Array>,
+}
+
+/// A copy (made when the list changes while a hook's view of it is held) builds its own
+/// array when it needs one: sharing the JavaScript array would change the view too.
+impl Clone for MemberList {
+    fn clone(&self) -> Self {
+        MemberList {
+            members: self.members.clone(),
+            sockets: OnceCell::new(),
+        }
+    }
+}
+
+impl std::ops::Deref for MemberList {
+    type Target = [Member];
+
+    fn deref(&self) -> &[Member] {
+        &self.members
+    }
+}
+
+impl MemberList {
+    pub fn push(&mut self, member: Member) {
+        if let Some(sockets) = self.sockets.get() {
+            let raw: &JsValue = member.socket.as_ref().as_ref();
+            sockets.push(raw);
+        }
+        self.members.push(member);
+    }
+
+    pub fn retain(&mut self, keep: impl FnMut(&Member) -> bool) {
+        let before = self.members.len();
+        self.members.retain(keep);
+        if self.members.len() != before {
+            self.sockets = OnceCell::new();
+        }
+    }
+
+    /// The sockets as a JavaScript array, index for index with the members.
+    fn sockets(&self) -> &worker::js_sys::Array {
+        self.sockets.get_or_init(|| {
+            self.members
+                .iter()
+                .map(|m| -> &JsValue { m.socket.as_ref().as_ref() })
+                .collect()
+        })
+    }
+}
+
 /// Every member: the open sockets the room has not closed, with their attachments.
-pub fn list(state: &State) -> Vec<Member> {
-    state
+pub fn list(state: &State) -> MemberList {
+    let members = state
         .get_websockets()
         .into_iter()
         .filter(is_open)
@@ -125,19 +186,23 @@ pub fn list(state: &State) -> Vec<Member> {
             let attachment = attachment_of(&socket).filter(|a| !a.departed)?;
             Some(Member::new(socket, Rc::new(attachment)))
         })
-        .collect()
+        .collect();
+    MemberList {
+        members,
+        sockets: OnceCell::new(),
+    }
 }
 
 /// What an app sees of its room while a hook runs: the members with their sessions, a way to
 /// send to them, and the object's storage.
 pub struct RoomContext<'a> {
     state: &'a State,
-    members: Rc<Vec<Member>>,
+    members: Rc<MemberList>,
 }
 
 impl<'a> RoomContext<'a> {
     /// A context over the room's members as the engine holds them.
-    pub fn listed(state: &'a State, members: Rc<Vec<Member>>) -> Self {
+    pub fn listed(state: &'a State, members: Rc<MemberList>) -> Self {
         RoomContext { state, members }
     }
 
@@ -147,14 +212,12 @@ impl<'a> RoomContext<'a> {
         &self.members
     }
 
-    /// Sends `text` to every member but `except`, converting it to JavaScript once.
+    /// Sends `text` to every member but `except`: converted to JavaScript once, sent from there.
     pub fn broadcast(&self, text: &str, except: Option<&str>) {
-        let text = JsValue::from_str(text);
-        for member in self.members.iter() {
-            if Some(member.id()) != except {
-                member.send_js(&text);
-            }
-        }
+        let skip = except
+            .and_then(|id| self.members.iter().position(|m| m.id() == id))
+            .map_or(-1, |i| i as i32);
+        send_each(self.members.sockets(), &JsValue::from_str(text), skip);
     }
 
     /// The object's SQLite storage: synchronous and durable, it outlives hibernation.

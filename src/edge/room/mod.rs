@@ -54,7 +54,7 @@ pub struct Room {
     /// starts afresh, which errs on the side of the client, never of an abuser for long.
     rates: RefCell<HashMap<String, RateWindow>>,
     /// The members, listed once per wake and kept up to date (`members.rs`).
-    members: RefCell<Option<Rc<Vec<members::Member>>>>,
+    members: RefCell<Option<Rc<members::MemberList>>>,
     /// What the room has registered in the revocation index; rebuilt after a restart.
     keys: RefCell<Option<crate::revocation::RoomKeys>>,
     /// What this object last read from or wrote to its storage, so that an arrival or a
@@ -82,7 +82,7 @@ impl Room {
     }
 
     /// The members, from memory; listed from the runtime once per wake.
-    fn members(&self) -> Rc<Vec<members::Member>> {
+    fn members(&self) -> Rc<members::MemberList> {
         self.members
             .borrow_mut()
             .get_or_insert_with(|| Rc::new(members::list(&self.state)))
