@@ -62,7 +62,11 @@ class Room {
 async function shimmed() {
   const dir = mkdtempSync(join(tmpdir(), "lean-shim-"));
   const file = join(dir, "index.mjs");
-  writeFileSync(file, `var Entrypoint = class {};\n${FIXTURE}\nexport const wrap = (cls) => new Proxy(cls, classProxyHooks);\n`);
+  // The entrypoint as worker-build declares it: its handlers call the module's exports.
+  const entrypoint = `export var exported = { fetch: (req) => "answer to " + req };
+var Entrypoint = class {};
+Entrypoint.prototype.fetch = function (req) { return exported.fetch(req); };`;
+  writeFileSync(file, `${entrypoint}\n${FIXTURE}\nexport const wrap = (cls) => new Proxy(cls, classProxyHooks);\nexport { shim_default };\n`);
   execFileSync(process.execPath, [join(ROOT, "scripts/lean-shim.mjs"), file], { stdio: "pipe" });
   return import(pathToFileURL(file).href);
 }
@@ -100,6 +104,21 @@ describe("lean-shim", () => {
     assert.throws(() => o.run(), TypeError);
     assert.throws(() => o.run(), TypeError);
     assert.equal(resets.count, 0);
+  });
+
+  it("the entrypoint's methods are guarded in place, with the same recovery", async () => {
+    const { shim_default: Entrypoint, exported, resets } = await shimmed();
+    const a = new Entrypoint();
+    const b = new Entrypoint();
+    assert.equal(a.fetch("q"), "answer to q");
+    assert.equal(a.fetch, b.fetch, "one guarded method for every request's object");
+    exported.fetch = () => {
+      throw new WebAssembly.RuntimeError("unreachable");
+    };
+    assert.throws(() => a.fetch("q"), WebAssembly.RuntimeError);
+    exported.fetch = (req) => "again " + req;
+    assert.equal(new Entrypoint().fetch("r"), "again r");
+    assert.equal(resets.count, 1, "the next request reinitialized first");
   });
 
   it("refuses a shim it does not recognize, rather than half-replace it", () => {
