@@ -8,7 +8,7 @@ use crate::engine::{connection_id, Attachment, RoomAdmission};
 use crate::log::{self, Clipped, LogEvent, SidTag};
 use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{web_sys, Env, Headers, KvStore, Request, Response, Result};
+use worker::{web_sys, Env, KvStore, Request, Response, Result};
 
 use super::env;
 use super::util::{self, Settings};
@@ -20,9 +20,9 @@ pub const ADMISSION_HEADER: &str = "x-sessiongate-admission";
 pub const SIGNATURE_HEADER: &str = "x-sessiongate-signature";
 const INTERNAL_HEADER_PREFIX: &str = "x-sessiongate-";
 
-struct WorkerHeaders<'a>(&'a Headers);
+struct WorkerHeaders(web_sys::Headers);
 
-impl crate::rules::HeaderLookup for WorkerHeaders<'_> {
+impl crate::rules::HeaderLookup for WorkerHeaders {
     fn header(&self, lower_case_name: &str) -> Option<Cow<'_, str>> {
         // RFC 9110: a field value has no surrounding whitespace; the runtime strips only the
         // leading part.
@@ -88,14 +88,21 @@ pub fn sessions(env: &Env, settings: &Settings) -> KvSessions {
 ///
 /// Answers with the runtime's own `Response`: the Room's 101 passes through as it came, where
 /// a `worker::Response` would be taken apart and built again (headers, status, socket).
-pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<web_sys::Response> {
+///
+/// Reads the runtime's request itself (`url` is its URL, read once by `fetch`): a
+/// `worker::Request` would also read its `cf` object and the URL again for every handshake.
+pub async fn handle(
+    req: web_sys::Request,
+    url: &str,
+    env: &Env,
+    settings: &Settings,
+) -> Result<web_sys::Response> {
     let config = &settings.config;
-    let url = req.inner().url();
-    let (own_origin, path, query) = crate::decision::split_url(&url);
+    let (own_origin, path, query) = crate::decision::split_url(url);
     let method = req.method();
     let headers = WorkerHeaders(req.headers());
     let handshake = Handshake {
-        method: method.as_ref(),
+        method: &method,
         path,
         query,
         headers: &headers,
@@ -127,6 +134,7 @@ pub async fn handle(req: Request, env: &Env, settings: &Settings) -> Result<web_
         return too_large_session(&admission.room, &attachment, &too_large).map(Into::into);
     }
     if let Some(binding) = &config.routes[admission.route].target {
+        let req = Request::from(req);
         return forward_to_app(req, env, settings, binding, &admission.room, &attachment).await;
     }
     let admission = RoomAdmission {

@@ -23,7 +23,7 @@ type Handler<'a> = Pin<Box<dyn Future<Output = Result<Response>> + 'a>>;
 /// Every request to the Worker. Answers are the runtime's `Response`s so that a handshake's
 /// 101 from its room passes through untouched (see `gate::handle`).
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
+async fn fetch(raw: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
     let settings = match util::settings(&env) {
         Ok(s) => s,
         // Never fail open: no handshake is admitted with a config that could not be read. The
@@ -36,25 +36,28 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<web_sys::Respons
             .map(Into::into)
         }
     };
-    let path = req.path();
+    // The handshake reads the runtime's request; the other handlers get a `worker::Request`.
+    let url = raw.url();
+    let (_, path, _) = crate::decision::split_url(&url);
     if path == revalidate::PATH {
-        let handler: Handler = Box::pin(revalidate::handle(req, &env, &settings));
+        let handler: Handler = Box::pin(revalidate::handle(Request::from(raw), &env, &settings));
         return handler.await.map(Into::into);
     }
     if path == revoke::PATH {
-        let handler: Handler = Box::pin(revoke::handle(req, &env, &settings));
+        let handler: Handler = Box::pin(revoke::handle(Request::from(raw), &env, &settings));
         return handler.await.map(Into::into);
     }
     if path.starts_with(crate::store_api::PATH_PREFIX) {
-        let handler: Handler = Box::pin(store_api::handle(req, &env, &settings));
+        let handler: Handler = Box::pin(store_api::handle(Request::from(raw), &env, &settings));
         return handler.await.map(Into::into);
     }
     if let Some(action) = path.strip_prefix("/demo/") {
         if settings.config.demo_login {
-            let handler: Handler = Box::pin(demo::handle(action, req, &env, &settings));
+            let handler: Handler =
+                Box::pin(demo::handle(action, Request::from(raw), &env, &settings));
             return handler.await.map(Into::into);
         }
         return Response::error("not found", 404).map(Into::into);
     }
-    gate::handle(req, &env, &settings).await
+    gate::handle(raw, &url, &env, &settings).await
 }
