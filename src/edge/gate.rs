@@ -6,9 +6,10 @@ use std::borrow::Cow;
 use crate::decision::{check_request, check_session, Denial, Handshake, Refusal, StoreError};
 use crate::engine::{connection_id, Attachment, RoomAdmission};
 use crate::log::{self, Clipped, LogEvent, SidTag};
-use worker::wasm_bindgen::JsCast;
+use worker::js_sys;
+use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{web_sys, Env, KvStore, Request, Response, Result};
+use worker::{web_sys, Env, Request, Response, Result};
 
 use super::env;
 use super::util::{self, Settings};
@@ -36,24 +37,50 @@ impl crate::rules::HeaderLookup for WorkerHeaders {
     }
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// A Workers KV namespace as the runtime hands it over, for the one call a session read
+    /// makes: `worker::KvStore` looks up five of its methods and builds the read's options
+    /// through serde-wasm-bindgen every time.
+    type KvNamespace;
+    /// `get(key, options)`: the value as text, or null.
+    #[wasm_bindgen(method, catch, js_name = get)]
+    fn get_text(
+        this: &KvNamespace,
+        key: &str,
+        options: &JsValue,
+    ) -> std::result::Result<js_sys::Promise, JsValue>;
+}
+
 /// Sessions in Workers KV. A binding that cannot be opened is kept as its error and reported
 /// by the first read, so a handshake meets it only after route, upgrade, bounds, origin,
 /// cookie and signature have passed, and is answered with its route's `deny_with`.
 pub struct KvSessions {
-    pub kv: std::result::Result<KvStore, String>,
-    pub cache_ttl: Option<u32>,
+    kv: std::result::Result<KvNamespace, String>,
+    cache_ttl: Option<u32>,
 }
 
 impl KvSessions {
     /// The stored session JSON at `key`, `None` if there is none, `Err` if KV could not answer.
     pub async fn load(&self, key: &str) -> std::result::Result<Option<String>, StoreError> {
         let kv = self.kv.as_ref().map_err(|e| StoreError(e.clone()))?;
-        let mut get = kv.get(key);
-        if let Some(ttl) = self.cache_ttl {
-            get = get.cache_ttl(u64::from(ttl));
-        }
-        get.text().await.map_err(|e| StoreError(e.to_string()))
+        let options = match self.cache_ttl {
+            Some(ttl) => {
+                let options = js_sys::Object::new();
+                js_sys::Reflect::set(&options, &"cacheTtl".into(), &ttl.into())
+                    .map_err(kv_error)?;
+                options.into()
+            }
+            None => JsValue::UNDEFINED,
+        };
+        let read = kv.get_text(key, &options).map_err(kv_error)?;
+        let value = JsFuture::from(read).await.map_err(kv_error)?;
+        Ok(value.as_string())
     }
+}
+
+fn kv_error(e: JsValue) -> StoreError {
+    StoreError(worker::Error::from(e).to_string())
 }
 
 /// Reads each of `sids` once, in parallel: revalidation (the built-in Room's, and apps' rooms'
@@ -77,8 +104,13 @@ pub async fn load_each<'a>(
 }
 
 pub fn sessions(env: &Env, settings: &Settings) -> KvSessions {
+    let binding = js_sys::Reflect::get(env, &env::SESSIONS.into()).unwrap_or_default();
     KvSessions {
-        kv: env::sessions(env).map_err(|e| format!("KV binding {}: {e}", env::SESSIONS)),
+        kv: if binding.is_object() {
+            Ok(binding.unchecked_into())
+        } else {
+            Err(format!("KV binding {} is not bound", env::SESSIONS))
+        },
         cache_ttl: settings.config.cache_ttl,
     }
 }
