@@ -94,7 +94,8 @@ var classProxyHooks = {
 // which makes one per request, makes a plain object.
 const entrypoint = `// scripts/lean-shim.mjs: the entrypoint's methods guarded once, no proxy per request.
 for (const name of Object.getOwnPropertyNames(Entrypoint.prototype)) {
-  const method = Entrypoint.prototype[name];
+  // Read as a descriptor: a getter is left alone, not called on the prototype.
+  const method = Object.getOwnPropertyDescriptor(Entrypoint.prototype, name).value;
   if (name !== "constructor" && typeof method === "function") Entrypoint.prototype[name] = guarded(method);
 }
 var shim_default = Entrypoint;`;
