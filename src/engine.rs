@@ -113,11 +113,6 @@ impl Attachment {
         Ok(json)
     }
 
-    /// The serialized size, checked against the budget before the socket is accepted.
-    pub fn check_size(&self) -> Result<usize, AttachmentTooLarge> {
-        self.to_stored().map(|json| json.len())
-    }
-
     /// An attachment as [`Attachment::to_stored`] wrote it; `None` for anything else.
     pub fn from_stored(json: &str) -> Option<Attachment> {
         serde_json::from_str(json).ok()
@@ -166,11 +161,17 @@ pub struct RoomAdmission {
 }
 
 impl RoomAdmission {
-    /// The header value: base64url of the JSON. Header values must be ASCII; the runtime warns
-    /// about any other byte and prints the whole value, which holds the sid.
-    pub fn encode(&self) -> Result<String, serde_json::Error> {
+    /// The header value for an admission to `room` of an attachment as
+    /// [`Attachment::to_stored`] wrote it (the gate serializes the attachment once, for its
+    /// size and for this): base64url of the JSON [`RoomAdmission::decode`] reads. Header values
+    /// must be ASCII; the runtime warns about any other byte and prints the whole value, which
+    /// holds the sid.
+    pub fn encode(room: &str, stored_attachment: &str) -> Result<String, serde_json::Error> {
         use base64::Engine;
-        let json = serde_json::to_vec(self)?;
+        let json = format!(
+            r#"{{"room":{},"attachment":{stored_attachment}}}"#,
+            serde_json::to_string(room)?
+        );
         Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
     }
 
@@ -474,7 +475,8 @@ mod tests {
             room: "☃".into(),
             attachment: attachment("c1"),
         };
-        let header = admission.encode().unwrap();
+        let stored = admission.attachment.to_stored().unwrap();
+        let header = RoomAdmission::encode(&admission.room, &stored).unwrap();
         assert!(header.is_ascii());
         assert_eq!(RoomAdmission::decode(&header), Some(admission));
         assert_eq!(RoomAdmission::decode("not base64!"), None);
@@ -483,12 +485,12 @@ mod tests {
     #[test]
     fn attachment_budget() {
         let mut a = attachment("c1");
-        assert!(a.check_size().is_ok());
+        assert!(a.to_stored().is_ok());
         let stored = a.to_stored().unwrap();
         assert_eq!(Attachment::id_in_stored(&stored), Some(a.id.as_str()));
         assert_eq!(Attachment::from_stored(&stored).as_ref(), Some(&a));
         a.session = json!({"blob": "x".repeat(ATTACHMENT_BUDGET)});
-        let err = a.check_size().unwrap_err();
+        let err = a.to_stored().unwrap_err();
         assert!(err.bytes > ATTACHMENT_BUDGET);
         assert!(err.to_string().contains("over the 2048-byte budget"));
     }

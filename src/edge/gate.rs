@@ -162,18 +162,17 @@ pub async fn handle(
         Attachment::for_admission(id, &admission, config, handshake.headers, handshake.query);
     // Client input is bounded already, so what overflows is the projected session: the config
     // exposes too much. 500, one short line, never an admit.
-    if let Err(too_large) = attachment.check_size() {
-        return too_large_session(&admission.room, &attachment, &too_large).map(Into::into);
-    }
+    let stored = match attachment.to_stored() {
+        Ok(stored) => stored,
+        Err(too_large) => {
+            return too_large_session(&admission.room, &attachment, &too_large).map(Into::into)
+        }
+    };
     if let Some(binding) = &config.routes[admission.route].target {
         let req = Request::from(req);
         return forward_to_app(req, env, settings, binding, &admission.room, &attachment).await;
     }
-    let admission = RoomAdmission {
-        room: admission.room,
-        attachment,
-    };
-    forward(env, admission).await
+    forward(env, &admission.room, &stored).await
 }
 
 /// Logs a refusal (the failing rule or store error included, the sid only as its tag) and
@@ -239,9 +238,9 @@ fn to_room(req: &Request) -> Result<Request> {
 /// Hands an admitted handshake to the built-in Room. The Room reads nothing of the client's
 /// request but the upgrade, so it gets a new one carrying only that and the admission: no
 /// client header can reach it, and nothing is copied header by header.
-async fn forward(env: &Env, admission: RoomAdmission) -> Result<web_sys::Response> {
-    let stub = env::rooms(env)?.id_from_name(&admission.room)?.get_stub()?;
-    let admission = admission.encode().map_err(util::error)?;
+async fn forward(env: &Env, room: &str, stored_attachment: &str) -> Result<web_sys::Response> {
+    let stub = env::rooms(env)?.id_from_name(room)?.get_stub()?;
+    let admission = RoomAdmission::encode(room, stored_attachment).map_err(util::error)?;
     let forwarded = util::request(
         "GET",
         "https://room/",
