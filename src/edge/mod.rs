@@ -16,9 +16,15 @@ use std::pin::Pin;
 
 use worker::{event, web_sys, Context, Env, Request, Response, Result};
 
-/// A handler's future behind a pointer: its state machine stays a function of its own
-/// instead of being inlined into `fetch`'s, so the runtime compiles it only if it runs.
-type Handler<'a> = Pin<Box<dyn Future<Output = Result<Response>> + 'a>>;
+/// Runs a handler other than the handshake's behind a pointer: its state machine stays a
+/// function of its own instead of being inlined into `fetch`'s, so the runtime compiles it
+/// only if it runs (a cold start's first handshake compiles less).
+async fn cold<'a>(
+    handler: impl Future<Output = Result<Response>> + 'a,
+) -> Result<web_sys::Response> {
+    let handler: Pin<Box<dyn Future<Output = Result<Response>> + 'a>> = Box::pin(handler);
+    handler.await.map(Into::into)
+}
 
 /// Every request to the Worker. Answers are the runtime's `Response`s so that a handshake's
 /// 101 from its room passes through untouched (see `gate::handle`).
@@ -40,22 +46,17 @@ async fn fetch(raw: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
     let url = raw.url();
     let (_, path, _) = crate::decision::split_url(&url);
     if path == revalidate::PATH {
-        let handler: Handler = Box::pin(revalidate::handle(Request::from(raw), &env, &settings));
-        return handler.await.map(Into::into);
+        return cold(revalidate::handle(Request::from(raw), &env, &settings)).await;
     }
     if path == revoke::PATH {
-        let handler: Handler = Box::pin(revoke::handle(Request::from(raw), &env, &settings));
-        return handler.await.map(Into::into);
+        return cold(revoke::handle(Request::from(raw), &env, &settings)).await;
     }
     if path.starts_with(crate::store_api::PATH_PREFIX) {
-        let handler: Handler = Box::pin(store_api::handle(Request::from(raw), &env, &settings));
-        return handler.await.map(Into::into);
+        return cold(store_api::handle(Request::from(raw), &env, &settings)).await;
     }
     if let Some(action) = path.strip_prefix("/demo/") {
         if settings.config.demo_login {
-            let handler: Handler =
-                Box::pin(demo::handle(action, Request::from(raw), &env, &settings));
-            return handler.await.map(Into::into);
+            return cold(demo::handle(action, Request::from(raw), &env, &settings)).await;
         }
         return Response::error("not found", 404).map(Into::into);
     }
