@@ -16,7 +16,7 @@
 import { readFileSync } from "node:fs";
 import WebSocket from "ws";
 import { newSid, sessionRecord, signedCookie } from "../tests/e2e/harness.mjs";
-import { fmt, handshake, runConcurrent, sleep, startTarget } from "./support.mjs";
+import { fmt, handshake, openKept, runConcurrent, sleep, startTarget } from "./support.mjs";
 
 const TARGET = process.argv[2] ?? "gate";
 const COUNT = Number(process.argv[3] ?? 600);
@@ -102,10 +102,7 @@ async function main() {
       cookies.push(signedCookie(sid));
     }
     for (let r = 0; r < ROOMS; r++) {
-      const ws = new WebSocket(`${server.wsBase}/ws/rooms/kept-${r}`, { headers: { cookie: cookies[COUNT + r], origin: server.origin } });
-      await new Promise((ok, fail) => ws.once("message", ok).once("error", fail));
-      ws.on("message", () => {});
-      sockets.push(ws);
+      sockets.push(await openKept(`${server.wsBase}/ws/rooms/kept-${r}`, { cookie: cookies[COUNT + r], origin: server.origin }));
     }
     const warm = await runConcurrent(ROOMS * 2, CONCURRENCY, (i) =>
       handshake(`${server.wsBase}/ws/rooms/kept-${i % ROOMS}`, { cookie: cookies[COUNT + ROOMS + i], origin: server.origin }),

@@ -13,26 +13,33 @@ import { join } from "node:path";
 import WebSocket from "ws";
 import { ROOT, startGate } from "../tests/e2e/harness.mjs";
 
-// Beside wrangler.toml (wrangler reads main, assets and the build command relative to it);
-// ignored by git, written before each start.
+// Variants of wrangler.toml, written beside it before each start (wrangler reads main, assets
+// and the build command relative to it) and ignored by git.
 const LOGGED_CONFIG = "wrangler.bench-logged.toml";
+const OTHER_CONFIG = "wrangler.bench-other.toml";
 
-function writeLoggedConfig() {
-  const toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
-  const table = "[env.bench.vars.SESSIONGATE]\n";
-  if (!toml.includes(table)) throw new Error(`wrangler.toml has no ${table.trim()}`);
-  writeFileSync(join(ROOT, LOGGED_CONFIG), toml.replace(table, `${table}log_admissions = 1\n`));
+/** Writes `file`: wrangler.toml with `text` replaced by `by`, which must be there. */
+function writeConfigVariant(file, replacements) {
+  let toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
+  for (const [text, by] of replacements) {
+    if (!toml.includes(text)) throw new Error(`wrangler.toml has no ${JSON.stringify(text)} (for ${file})`);
+    toml = toml.replace(text, by);
+  }
+  writeFileSync(join(ROOT, file), toml);
 }
 
-const OTHER_CONFIG = "wrangler.bench-other.toml";
+function writeLoggedConfig() {
+  const table = "[env.bench.vars.SESSIONGATE]\n";
+  writeConfigVariant(LOGGED_CONFIG, [[table, `${table}log_admissions = 1\n`]]);
+}
 
 function writeOtherConfig() {
   const dir = process.env.GATE_OTHER_BUILD;
   if (!dir) throw new Error("GATE_OTHER_BUILD: the directory of the other build");
-  const toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8")
-    .replace('main = "build/index.js"', `main = ${JSON.stringify(join(dir, "index.js"))}`)
-    .replace(/\n\[build\]\ncommand = [^\n]*\n/, "\n");
-  writeFileSync(join(ROOT, OTHER_CONFIG), toml);
+  writeConfigVariant(OTHER_CONFIG, [
+    ['main = "build/index.js"', `main = ${JSON.stringify(join(dir, "index.js"))}`],
+    ['[build]\ncommand = "bash scripts/build.sh"\n', ""],
+  ]);
 }
 
 export const TARGETS = {
@@ -189,6 +196,16 @@ export function handshake(url, headers, timeoutMs = 15_000) {
       clearTimeout(timer);
       resolve(`error: ${e.message}`);
     });
+  });
+}
+
+/** Opens a socket that stays (a room kept occupied): resolves once its welcome arrived. */
+export function openKept(url, headers) {
+  return new Promise((ok, fail) => {
+    const ws = new WebSocket(url, { headers });
+    ws.once("message", () => ok(ws));
+    ws.once("unexpected-response", (_q, res) => fail(new Error(`${url}: HTTP ${res.statusCode}`)));
+    ws.once("error", fail);
   });
 }
 

@@ -43,11 +43,10 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import WebSocket from "ws";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { freePort } from "../tests/support/net.mjs";
 import { ROOT, SECRET_NEW, SECRET_OLD, newSid, sessionRecord, signedCookie } from "../tests/e2e/harness.mjs";
-import { CPU_RESOLUTION_MS, processCpuMs, cpuDelta, cpuSnapshot, fmt, handshake, median, range, rotate, runConcurrent, sleep, startTarget } from "./support.mjs";
+import { CPU_RESOLUTION_MS, processCpuMs, cpuDelta, cpuSnapshot, fmt, handshake, median, openKept, range, rotate, runConcurrent, sleep, startTarget } from "./support.mjs";
 
 const ROUNDS = Number(process.argv[2] ?? 5);
 const COUNT = Number(process.argv[3] ?? 300);
@@ -165,15 +164,6 @@ async function handshakes() {
   } finally {
     for (const s of Object.values(servers)) await s.stop();
   }
-}
-
-function openKept(url, headers) {
-  return new Promise((ok, fail) => {
-    const ws = new WebSocket(url, { headers });
-    ws.once("message", () => ok(ws));
-    ws.once("unexpected-response", (_q, res) => fail(new Error(`${url}: HTTP ${res.statusCode}`)));
-    ws.once("error", fail);
-  });
 }
 
 /* -------------------------------------------------------------------- 2. start-up */
