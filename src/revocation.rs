@@ -238,10 +238,209 @@ impl RoomKeys {
     }
 }
 
+/// A room's requests to the index, sent one at a time and in the order they were asked for,
+/// with the registrations that queue behind a request in flight merged into one (a group
+/// commit): a burst of arrivals costs a few index requests, not one each.
+///
+/// It also closes a window [`RoomKeys`] alone leaves open: a socket whose key another arrival
+/// is still registering waits for that request ([`Registration::wait`]), so no socket is handed
+/// back before all its keys are in the index; and a key that comes back while its removal is
+/// queued is added after that removal, never before it.
+///
+/// The room runs the requests; this only says who sends what after whom. Ids name requests.
+#[derive(Debug, Default)]
+pub struct IndexQueue {
+    next_id: u64,
+    /// The registration still taking keys: queued behind another request, not sent yet.
+    open: Option<u64>,
+    /// Keys of each queued registration, until its sender takes them.
+    queued: Vec<(u64, Vec<String>)>,
+    /// The request queued last: the next one is sent after it finished.
+    last: Option<u64>,
+    /// Keys being registered, with the request that carries them. Vectors, not maps: they
+    /// hold a burst's keys at most, and a map type of its own here cost the wasm 5 KB.
+    pending: Vec<(String, u64)>,
+}
+
+/// A request this caller sends itself: `id`, once `after` (if any) finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Turn {
+    pub id: u64,
+    pub after: Option<u64>,
+}
+
+/// What an arrival must do before its socket is handed back.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Registration {
+    /// Requests of other arrivals that carry this socket's keys: wait until they finished.
+    pub wait: Vec<u64>,
+    /// The registration this arrival sends (its keys and those that join it meanwhile).
+    pub send: Option<Turn>,
+}
+
+impl IndexQueue {
+    /// An arrival: `new` are the keys [`RoomKeys::arrive`] said to register, `all` every key of
+    /// the socket. New keys join the registration still queued, or start one.
+    pub fn register(&mut self, new: Vec<String>, all: &[String]) -> Registration {
+        let mut wait = Vec::new();
+        for (key, carrier) in &self.pending {
+            if all.contains(key) && !wait.contains(carrier) {
+                wait.push(*carrier);
+            }
+        }
+        if new.is_empty() {
+            return Registration { wait, send: None };
+        }
+        let (id, send) = match self.open {
+            Some(id) => (id, None),
+            None => {
+                let turn = self.turn();
+                self.open = Some(turn.id);
+                self.queued.push((turn.id, Vec::new()));
+                (turn.id, Some(turn))
+            }
+        };
+        self.pending.extend(new.iter().map(|key| (key.clone(), id)));
+        if let Some((_, keys)) = self.queued.iter_mut().find(|(queued, _)| *queued == id) {
+            keys.extend(new);
+        }
+        if send.is_none() && !wait.contains(&id) {
+            wait.push(id);
+        }
+        Registration { wait, send }
+    }
+
+    /// A request that takes no other keys (a removal, a re-registration): after everything
+    /// queued so far, and nothing queued later joins a registration before it.
+    pub fn exclusive(&mut self) -> Turn {
+        self.open = None;
+        self.turn()
+    }
+
+    /// The sender of registration `id` sends it now: no key joins it any more; its keys.
+    pub fn take(&mut self, id: u64) -> Vec<String> {
+        if self.open == Some(id) {
+            self.open = None;
+        }
+        match self.queued.iter().position(|(queued, _)| *queued == id) {
+            Some(i) => self.queued.swap_remove(i).1,
+            None => Vec::new(),
+        }
+    }
+
+    /// Request `id` finished (either way): its keys are no longer pending.
+    pub fn finish(&mut self, id: u64) {
+        self.pending.retain(|(_, carrier)| *carrier != id);
+        if self.last == Some(id) {
+            self.last = None;
+        }
+    }
+
+    fn turn(&mut self) -> Turn {
+        let id = self.next_id;
+        self.next_id += 1;
+        Turn {
+            id,
+            after: self.last.replace(id),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn keys(k: &[&str]) -> Vec<String> {
+        k.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn an_arrival_with_nothing_queued_sends_its_keys_at_once() {
+        let mut q = IndexQueue::default();
+        let r = q.register(keys(&["sid:A"]), &keys(&["sid:A"]));
+        let turn = r.send.expect("sends");
+        assert_eq!((turn.after, r.wait.len()), (None, 0));
+        assert_eq!(q.take(turn.id), keys(&["sid:A"]));
+        q.finish(turn.id);
+        // Nothing pending or queued afterwards: the next one sends at once too.
+        let next = q.register(keys(&["sid:B"]), &keys(&["sid:B"]));
+        assert_eq!(next.send.map(|t| t.after), Some(None));
+    }
+
+    #[test]
+    fn arrivals_behind_a_request_in_flight_are_sent_as_one() {
+        let mut q = IndexQueue::default();
+        let first = q
+            .register(keys(&["sid:A"]), &keys(&["sid:A"]))
+            .send
+            .unwrap();
+        q.take(first.id); // in flight
+        let second = q.register(keys(&["sid:B"]), &keys(&["sid:B"]));
+        let leader = second.send.expect("the first behind it sends the next");
+        assert_eq!(leader.after, Some(first.id));
+        let third = q.register(
+            keys(&["sid:C", "field:u=1"]),
+            &keys(&["sid:C", "field:u=1"]),
+        );
+        assert_eq!(
+            third,
+            Registration {
+                wait: vec![leader.id],
+                send: None
+            }
+        );
+        q.finish(first.id);
+        assert_eq!(q.take(leader.id), keys(&["sid:B", "sid:C", "field:u=1"]));
+        // Taken: a later arrival queues a new request behind it.
+        let fourth = q.register(keys(&["sid:D"]), &keys(&["sid:D"]));
+        assert_eq!(fourth.send.map(|t| t.after), Some(Some(leader.id)));
+    }
+
+    #[test]
+    fn regression_a_socket_whose_key_is_being_registered_waits_for_that_request() {
+        // Before: RoomKeys marked the key registered at the first arrival, so a second socket
+        // of the same session got its 101 while the index did not list the room yet.
+        let mut q = IndexQueue::default();
+        let first = q
+            .register(keys(&["sid:A"]), &keys(&["sid:A"]))
+            .send
+            .unwrap();
+        q.take(first.id);
+        let same = q.register(vec![], &keys(&["sid:A"]));
+        assert_eq!(
+            same,
+            Registration {
+                wait: vec![first.id],
+                send: None
+            }
+        );
+        q.finish(first.id);
+        assert_eq!(
+            q.register(vec![], &keys(&["sid:A"])),
+            Registration::default()
+        );
+    }
+
+    #[test]
+    fn a_key_back_while_its_removal_is_queued_is_added_after_the_removal() {
+        let mut q = IndexQueue::default();
+        let first = q
+            .register(keys(&["sid:A"]), &keys(&["sid:A"]))
+            .send
+            .unwrap();
+        q.take(first.id);
+        let queued = q
+            .register(keys(&["sid:B"]), &keys(&["sid:B"]))
+            .send
+            .unwrap();
+        let removal = q.exclusive();
+        assert_eq!(removal.after, Some(queued.id));
+        // Does not join the registration queued before the removal.
+        let back = q.register(keys(&["sid:Z"]), &keys(&["sid:Z"]));
+        assert_eq!(back.send.map(|t| t.after), Some(Some(removal.id)));
+        assert_eq!(q.take(queued.id), keys(&["sid:B"]));
+    }
 
     #[test]
     fn keys_are_the_sid_and_each_revoke_by_value() {

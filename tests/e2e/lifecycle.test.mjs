@@ -97,6 +97,23 @@ describe("revocation (POST /_sessiongate/revoke)", () => {
     assert.equal(otherA.closeInfo, null);
   });
 
+  it("a burst of arrivals into a room: every socket's keys are in the index once it opens", async () => {
+    // Five rooms filled at once to [env.test]'s limit of three, each socket a session of its
+    // own user (two keys a socket): a room registers the keys of the arrivals that come while
+    // a request is in flight together, in the next one.
+    const rooms = Array.from({ length: 5 }, () => `/ws/rooms/${roomName()}`);
+    const users = Array.from({ length: 15 }, uniqueUser);
+    const sessions = await Promise.all(users.map((user, i) => gate.newSession({ user, name: `burst ${i}` })));
+    const conns = await Promise.all(sessions.map((s, i) => admit(ws(rooms[i % rooms.length]), { cookie: s.cookie })));
+    for (const [i, s] of sessions.entries()) {
+      const by = i % 2 === 0 ? { sid: s.sid } : { session: { field: "passport.user", equals: users[i] } };
+      const res = await gate.revoke(by);
+      assert.equal(res.status, 200, res.body);
+      assert.equal(JSON.parse(res.body).closed, 1, `socket ${i} (${Object.keys(by)[0]}): ${res.body}`);
+      assertClose(await conns[i].waitClose(2000), 4401, "session revoked", `socket ${i}`);
+    }
+  });
+
   it("delete_session: true deletes the KV key of each session closed", async () => {
     const s = await gate.newSession({ user: uniqueUser() });
     const conn = await admit(ws(`/ws/rooms/${roomName()}`), { cookie: s.cookie });

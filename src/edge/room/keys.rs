@@ -4,13 +4,17 @@
 //! its socket, so a revocation sent after that finds it (`wait_until` would leave a window in
 //! which a logout right after joining misses the socket); it costs one index request, and only
 //! for keys new to the room: a socket whose session or user is already here, or left less than
-//! the linger ago, costs none.
+//! the linger ago, costs none. Arrivals that come while a request is in flight are registered
+//! together in the next one ([`IndexQueue`]): a burst costs a few requests, not one each.
 //! What is registered is kept in storage (`ix:<key>`), so the room knows it after an eviction;
 //! the counts are rebuilt from the sockets.
 
+use std::cell::RefCell;
+
 use crate::log::{Clipped, LogEvent};
-use crate::revocation::RoomKeys;
-use worker::Result;
+use crate::revocation::{IndexQueue, RoomKeys, Turn};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{js_sys, Result};
 
 use super::members::Member;
 use super::{Room, ROOM_NAME_KEY};
@@ -21,6 +25,60 @@ use crate::edge::util::{self, Settings};
 const REGISTERED_PREFIX: &str = "ix:";
 /// Storage: the shard count the keys were registered under.
 const SHARDS_KEY: &str = "ix_shards";
+
+/// The order of the room's index requests ([`IndexQueue`]) and, for each request queued, a
+/// promise that settles when it finished: arrivals and the alarm run in the same object and
+/// await each other's requests through them.
+#[derive(Default)]
+pub(super) struct IndexRequests {
+    queue: RefCell<IndexQueue>,
+    /// (request, its promise, what settles it); a handful at most.
+    finished: RefCell<Vec<(u64, js_sys::Promise, js_sys::Function)>>,
+}
+
+impl IndexRequests {
+    /// Request `id` was queued: from now on its finish can be awaited.
+    fn queued(&self, id: u64) {
+        let mut settle = None;
+        let promise = js_sys::Promise::new(&mut |resolve, _reject| settle = Some(resolve));
+        if let Some(settle) = settle {
+            self.finished.borrow_mut().push((id, promise, settle));
+        }
+    }
+
+    /// Waits until request `id` finished (at once if it has).
+    async fn finish_of(&self, id: Option<u64>) {
+        let pending = id.and_then(|id| {
+            let finished = self.finished.borrow();
+            finished.iter().find(|f| f.0 == id).map(|f| f.1.clone())
+        });
+        if let Some(promise) = pending {
+            // It is only ever resolved.
+            let _ = JsFuture::from(promise).await;
+        }
+    }
+
+    /// Request `id` finished, whichever way: wake who waits for it.
+    fn finish(&self, id: u64) {
+        self.queue.borrow_mut().finish(id);
+        let settle = {
+            let mut finished = self.finished.borrow_mut();
+            let at = finished.iter().position(|f| f.0 == id);
+            at.map(|i| finished.swap_remove(i).2)
+        };
+        if let Some(settle) = settle {
+            let _ = settle.call0(&wasm_bindgen::JsValue::UNDEFINED);
+        }
+    }
+
+    /// A request of the alarm's: after every one queued, and joined by none.
+    async fn exclusive_turn(&self) -> Turn {
+        let turn = self.queue.borrow_mut().exclusive();
+        self.queued(turn.id);
+        self.finish_of(turn.after).await;
+        turn
+    }
+}
 
 impl Room {
     /// The bookkeeping, rebuilt from storage and the open sockets the first time it is needed
@@ -50,7 +108,8 @@ impl Room {
         Ok(())
     }
 
-    /// A socket arrived: register the keys the room did not hold yet.
+    /// A socket arrived: register the keys the room did not hold yet, and wait until every key
+    /// of the socket is in the index (also those another arrival is registering).
     pub(super) async fn keys_arrive(
         &self,
         settings: &Settings,
@@ -62,9 +121,24 @@ impl Room {
             Some(keys) => keys.arrive(&arrived.keys),
             None => return Ok(()),
         };
-        if new.is_empty() {
-            return Ok(());
+        let requests = &self.index_requests;
+        let registration = requests.queue.borrow_mut().register(new, &arrived.keys);
+        let mut sent = Ok(());
+        if let Some(turn) = registration.send {
+            requests.queued(turn.id);
+            requests.finish_of(turn.after).await;
+            let keys = requests.queue.borrow_mut().take(turn.id);
+            sent = self.register(settings, room, &keys).await;
+            requests.finish(turn.id);
         }
+        for id in registration.wait {
+            requests.finish_of(Some(id)).await;
+        }
+        sent
+    }
+
+    /// One registration request: `keys` of every arrival that joined it.
+    async fn register(&self, settings: &Settings, room: &str, keys: &[String]) -> Result<()> {
         let storage = self.state.storage();
         if !self.remembered.borrow().room_name_stored {
             if util::stored_text(&storage, ROOM_NAME_KEY)
@@ -79,17 +153,17 @@ impl Room {
         }
         let shards = settings.config.index_shards;
         let entry = index::room_entry(crate::edge::env::ROOMS, room);
-        if let Err(e) = index::update(&self.env, shards, &entry, &new, true).await {
-            // Revocation falls back on revalidation for this socket; the next socket with
+        if let Err(e) = index::update(&self.env, shards, &entry, keys, true).await {
+            // Revocation falls back on revalidation for these sockets; the next socket with
             // these keys tries again.
-            if let Some(keys) = self.keys.borrow_mut().as_mut() {
-                keys.forget(&new);
+            if let Some(room_keys) = self.keys.borrow_mut().as_mut() {
+                room_keys.forget(keys);
             }
             log_index_error("register", &e);
             return Ok(());
         }
         // The marks and, if this object has not stored it yet, the shard count: one write.
-        let marks: Vec<String> = new
+        let marks: Vec<String> = keys
             .iter()
             .map(|k| format!("{REGISTERED_PREFIX}{k}"))
             .collect();
@@ -118,9 +192,18 @@ impl Room {
     }
 
     /// The alarm: unregister the keys whose linger is over; re-register everything if the
-    /// shard count changed since the keys were registered.
+    /// shard count changed since the keys were registered. One turn in the room's index
+    /// requests, so a key that comes back meanwhile is added after its removal.
     pub(super) async fn keys_on_alarm(&self, settings: &Settings, now: i64) -> Result<()> {
         self.ensure_keys(None).await?;
+        let requests = &self.index_requests;
+        let turn = requests.exclusive_turn().await;
+        let done = self.unregister_due(settings, now).await;
+        requests.finish(turn.id);
+        done
+    }
+
+    async fn unregister_due(&self, settings: &Settings, now: i64) -> Result<()> {
         let storage = self.state.storage();
         let Some(room) = util::stored_text(&storage, ROOM_NAME_KEY)
             .await

@@ -57,6 +57,8 @@ pub struct Room {
     members: RefCell<Option<Rc<members::MemberList>>>,
     /// What the room has registered in the revocation index; rebuilt after a restart.
     keys: RefCell<Option<crate::revocation::RoomKeys>>,
+    /// The room's requests to the index, in order, registrations merged (`keys.rs`).
+    index_requests: keys::IndexRequests,
     /// What this object last read from or wrote to its storage, so that an arrival or a
     /// departure reads and writes storage only when something changes. Forgotten with the
     /// object.
@@ -136,6 +138,7 @@ impl DurableObject for Room {
             env,
             rates: RefCell::new(HashMap::new()),
             keys: RefCell::new(None),
+            index_requests: keys::IndexRequests::default(),
             members: RefCell::new(None),
             remembered: RefCell::new(Remembered::default()),
         }
