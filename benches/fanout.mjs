@@ -4,6 +4,7 @@
 //
 //   node benches/fanout.mjs [sockets=1000] [broadcasts=20] [rounds=3]
 //   node benches/fanout.mjs 300 10 2          # the short form, about two minutes
+//   GATE_OTHER_BUILD=<dir> node benches/fanout.mjs ...   # and another build of the gate
 //
 // Each under its own `wrangler dev` (the gate with --env bench: 1,000 sockets a room, no
 // revalidation). In each round, for each of the two in turn (the order alternates):
@@ -145,7 +146,9 @@ async function quiet(server) {
 }
 
 console.log(`## fan-out: ${SOCKETS} sockets in one room, ${BROADCASTS} broadcasts each to the ${SOCKETS - 1} others, ${ROUNDS} rounds interleaved`);
-const keys = ["gate", "b"];
+// GATE_OTHER_BUILD=<dir> (index.js and index_bg.wasm): another build of the gate as a third
+// target, to compare two builds in one run (printed as other/gate).
+const keys = ["gate", "b", ...(process.env.GATE_OTHER_BUILD ? ["other"] : [])];
 const servers = {};
 let failed = false;
 try {
@@ -166,7 +169,7 @@ try {
     warm.drop();
   }
 
-  const rows = { gate: [], b: [] };
+  const rows = Object.fromEntries(keys.map((key) => [key, []]));
   for (let r = 0; r < ROUNDS; r++) {
     for (const key of rotate(keys, r)) {
       const s = servers[key];
@@ -218,6 +221,11 @@ try {
   line("broadcast, first delivery", "first", "ms", 1, ANCHOR.first);
   line("broadcast, last delivery", "last", "ms", 1);
   line("broadcast, worker CPU", "cpu", "ms", 1, ANCHOR.cpu);
+  if (rows.other) {
+    const vs = (field) => rows.other.map((o, r) => o[field] / rows.gate[r][field]);
+    const parts = [["fill admitted", "admitted"], ["fill CPU", "fillCpu"], ["broadcast first", "first"], ["broadcast CPU", "cpu"]];
+    console.log(`  other build (${process.env.GATE_OTHER_BUILD}) / gate: ${parts.map(([what, field]) => `${what} ${fmt(median(vs(field)), 2)} (${range(vs(field))})`).join(", ")}`);
+  }
   const badLog = servers.gate.output().split("\n").filter((l) => /panic|RuntimeError|unreachable|Durable Object reset|exceeded/i.test(l));
   if (badLog.length) console.log(`  gate log: ${badLog.length} panic/RuntimeError/reset lines, e.g. ${badLog[0].slice(0, 200)}`);
   if (failed) console.log("  (some deliveries were missing, duplicated or unexpected: see the rounds above)");

@@ -26,10 +26,13 @@
 //    per-request figure. The dev proxy's workerd and wrangler's node are shown beside it.
 // 2. Start-up: time from spawning workerd (no wrangler, no Miniflare: a capnp config of one
 //    Worker with the gate's bindings, KV bound to a stub) to its answer to a first plain GET,
-//    for an empty Worker (empty Durable Object classes), the gate (build/) and (b) (wrangler's
-//    own bundle), cold starts interleaved. Polled every millisecond: "listening" is when its
-//    socket first accepts a connection (the Worker loaded, its modules compiled), "first
-//    answer" adds the first request (for the gate: instantiating the wasm, reading the config).
+//    for an empty Worker (empty Durable Object classes), the same logging one line a request,
+//    the gate (build/) and (b) (wrangler's own bundle), cold starts interleaved. Polled every
+//    millisecond: "listening" is when its socket first accepts a connection (the Worker loaded,
+//    its modules compiled, the gate's wasm instantiated), "first answer" adds the first request
+//    (for the gate: its first calls into the wasm, which V8 compiles function by function as
+//    they first run, reading the config, and the refusal's log line; an isolate's first
+//    console.log loads workerd's inspect module, which "empty+log" shows alone).
 // 3. Size: build/index_bg.wasm raw and gzipped (-9), against (b)'s bundle as wrangler builds
 //    it (`wrangler deploy --dry-run --outdir`), gzipped.
 //
@@ -173,6 +176,12 @@ export default { fetch() { return new Response("ok"); } };
 export class Room extends DurableObject {}
 export class RevocationIndex extends DurableObject {}
 `;
+// The empty Worker that logs one line per request, as the gate logs the probe's refusal: the
+// first console.log of an isolate loads workerd's inspect module, a cost (b) never pays.
+const EMPTY_LOGGING_WORKER = EMPTY_WORKER.replace(
+  "fetch() {",
+  'fetch() { console.log(JSON.stringify({ sessiongate: "decision", decision: "deny", status: 426 }));',
+);
 const WORKERD = join(ROOT, "node_modules/@cloudflare/workerd-linux-64/bin/workerd");
 
 function bundleAnchor() {
@@ -263,9 +272,11 @@ async function startup(bundle) {
   copyFileSync(join(ROOT, "build/index_bg.wasm"), join(dir, "index_bg.wasm"));
   copyFileSync(bundle.script, join(dir, "anchor.js"));
   writeFileSync(join(dir, "empty.js"), EMPTY_WORKER);
+  writeFileSync(join(dir, "emptylog.js"), EMPTY_LOGGING_WORKER);
   const gateClasses = [["ROOMS", "Room"], ["INDEX", "RevocationIndex"]];
   const variants = {
     empty: { modules: [["empty.js", "esModule"]], bindings: [secrets, config], classes: gateClasses },
+    "empty+log": { modules: [["emptylog.js", "esModule"]], bindings: [secrets, config], classes: gateClasses },
     gate: { modules: [["index.js", "esModule"], ["index_bg.wasm", "wasm"]], bindings: [secrets, config], classes: gateClasses },
     "(b)": { modules: [["anchor.js", "esModule"]], bindings: [secrets], classes: [["ROOMS", "Room"]] },
   };
@@ -300,11 +311,12 @@ async function startup(bundle) {
     rmSync(dir, { recursive: true, force: true });
   }
   for (const key of Object.keys(variants)) {
-    console.log(`  ${key.padEnd(6)} listening after ${fmt(median(listens[key]))} ms, first answer (HTTP ${variants[key].status}) after ${fmt(median(times[key]))} ms (the second took ${fmt(median(seconds[key]))} ms), workerd CPU by then ${fmt(median(cpus[key]), 0)} ms (medians; answers ${times[key].map((t) => t.toFixed(0)).join(", ")})`);
+    console.log(`  ${key.padEnd(9)} listening after ${fmt(median(listens[key]))} ms, first answer (HTTP ${variants[key].status}) after ${fmt(median(times[key]))} ms (the second took ${fmt(median(seconds[key]))} ms), workerd CPU by then ${fmt(median(cpus[key]), 0)} ms (medians; answers ${times[key].map((t) => t.toFixed(0)).join(", ")})`);
   }
   const over = (key, t) => signed(median(t[key]) - median(t.empty));
   console.log(`  over the empty Worker, first answer: gate ${over("gate", times)} ms, (b) ${over("(b)", times)} ms   [${ANCHOR.startup}]`);
   console.log(`  of which listening (workerd loads the Worker and compiles its modules): gate ${over("gate", listens)} ms, (b) ${over("(b)", listens)} ms; workerd CPU: gate ${over("gate", cpus)} ms, (b) ${over("(b)", cpus)} ms`);
+  console.log(`  of the gate's, its first log line (the empty Worker with one console.log per request): ${over("empty+log", times)} ms`);
 }
 
 /* ------------------------------------------------------------------------ 3. size */
