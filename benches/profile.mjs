@@ -1,19 +1,22 @@
 // Where a Worker's CPU goes during admitted handshakes: a V8 CPU profile taken through
 // wrangler dev's inspector, summed by self time. Prints figures, asserts nothing.
 //
-//   node benches/profile.mjs [target=gate|b|c|logged] [handshakes=600] [concurrency=8] [top=25] [sessions=fresh|room]
+//   node benches/profile.mjs [target=gate|b|c|logged] [handshakes=600] [concurrency=8] [top=25] [sessions=fresh|room|fill]
 //
 // The target runs as in benches/vs_js.mjs (`wrangler dev`, 20 rooms kept occupied; fresh
-// sessions, or the session of the socket each room keeps). Self time is grouped into: wasm (the gate's code, by function when the build kept
+// sessions, or the session of the socket each room keeps); sessions=fill instead opens every
+// socket, fresh sessions, into one new room and keeps it open, as benches/fanout.mjs fills a
+// room. Self time is grouped into: wasm (the gate's code, by function when the build kept
 // names), glue (the JavaScript of build/ or of the anchor's bundle), runtime (V8 built-ins and
 // workerd's API, which the profile shows without a script), gc, and idle/program. For named
 // wasm functions, build with `worker-build --release` (the environment of scripts/build.sh) and
 // skip build.sh's final wasm-opt pass, which strips the name section. The profiler slows the
 // isolate (busy time under it was about twice the Worker CPU vs_js.mjs reads): read shares as
-// rough, and compare changes with vs_js.mjs. PROFILE_INCLUSIVE=<regex> adds the inclusive
+// rough, and compare changes with vs_js.mjs. PROFILE_SAVE=<file> writes the raw profile.
+// PROFILE_INCLUSIVE=<regex> adds the inclusive
 // time of the functions it matches.
 
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import WebSocket from "ws";
 import { newSid, sessionRecord, signedCookie } from "../tests/e2e/harness.mjs";
 import { fmt, handshake, openKept, runConcurrent, sleep, startTarget } from "./support.mjs";
@@ -114,12 +117,20 @@ async function main() {
     await inspector.call("Profiler.enable");
     await inspector.call("Profiler.setSamplingInterval", { interval: 100 });
     await inspector.call("Profiler.start");
-    const run = await runConcurrent(COUNT, CONCURRENCY, (i) =>
-      handshake(`${server.wsBase}/ws/rooms/kept-${i % ROOMS}`, { cookie: cookies[SESSIONS === "room" ? COUNT + (i % ROOMS) : i], origin: server.origin }),
-    );
+    const fillRoom = `${server.wsBase}/ws/rooms/fill-${Date.now().toString(36)}`;
+    const run = await runConcurrent(COUNT, CONCURRENCY, async (i) => {
+      if (SESSIONS !== "fill") {
+        return handshake(`${server.wsBase}/ws/rooms/kept-${i % ROOMS}`, { cookie: cookies[SESSIONS === "room" ? COUNT + (i % ROOMS) : i], origin: server.origin });
+      }
+      // fill: every socket into one room, and kept (each arrival is announced to all before it)
+      sockets.push(await openKept(fillRoom, { cookie: cookies[i], origin: server.origin }));
+      return "admitted";
+    });
     await sleep(500);
     const { profile } = await inspector.call("Profiler.stop");
     inspector.close();
+    // PROFILE_SAVE=<file>: the raw profile too, for DevTools or another reading.
+    if (process.env.PROFILE_SAVE) writeFileSync(process.env.PROFILE_SAVE, JSON.stringify(profile));
 
     // Self time per node: samples x their intervals.
     const selfUs = new Map();
