@@ -96,15 +96,6 @@ impl<'a> Peer<'a> {
 }
 
 #[derive(Serialize)]
-struct Welcome<'a> {
-    id: &'a str,
-    peers: &'a [Peer<'a>],
-    session: &'a Value,
-    #[serde(rename = "type")]
-    kind: &'static str,
-}
-
-#[derive(Serialize)]
 struct Join<'a> {
     id: &'a str,
     session: &'a Value,
@@ -125,13 +116,29 @@ fn to_text(frame: &impl Serialize) -> String {
     serde_json::to_string(frame).unwrap_or_default()
 }
 
-pub fn welcome(me: &Attachment, peers: &[Peer<'_>]) -> String {
-    to_text(&Welcome {
-        id: &me.id,
-        peers,
-        session: &me.session,
-        kind: "welcome",
-    })
+/// A member as peers see it, as JSON text: a room works it out once per member and lists it in
+/// every newcomer's welcome (serializing each peer's session again at every arrival made
+/// filling a room quadratic in serialization).
+pub fn peer_text(member: &Attachment) -> String {
+    to_text(&Peer::of(member))
+}
+
+/// The welcome, listing the peers' [`peer_text`]s; byte for byte what serde writes for
+/// `{"id", "peers", "session", "type"}`.
+pub fn welcome<'a>(me: &Attachment, peers: impl Iterator<Item = &'a str>) -> String {
+    let mut text = String::from(r#"{"id":"#);
+    text.push_str(&to_text(&me.id));
+    text.push_str(r#","peers":["#);
+    for (i, peer) in peers.enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(peer);
+    }
+    text.push_str(r#"],"session":"#);
+    text.push_str(&to_text(&me.session));
+    text.push_str(r#","type":"welcome"}"#);
+    text
 }
 
 pub fn join(member: &Attachment) -> String {
@@ -208,12 +215,17 @@ mod tests {
 
     #[test]
     fn frames_are_written_as_json_wrote_them() {
-        let (me, other) = (attachment("c1"), attachment("c2"));
-        let peers = [Peer::of(&other)];
+        let (me, other, third) = (attachment("c1"), attachment("c2"), attachment("c\"3"));
+        let peers = [peer_text(&other), peer_text(&third)];
         let expected = json!({"type": "welcome", "id": "c1", "session": me.session, "peers": [
-            {"id": "c2", "session": other.session}
+            {"id": "c2", "session": other.session}, {"id": "c\"3", "session": third.session}
         ]});
-        assert_eq!(welcome(&me, &peers), expected.to_string());
+        assert_eq!(
+            welcome(&me, peers.iter().map(String::as_str)),
+            expected.to_string()
+        );
+        let alone = json!({"type": "welcome", "id": "c1", "session": me.session, "peers": []});
+        assert_eq!(welcome(&me, std::iter::empty()), alone.to_string());
         let expected = json!({"type": "join", "id": "c1", "session": me.session});
         assert_eq!(join(&me), expected.to_string());
         let data = json!({"b": [1, 2.5, "x"], "a": null});

@@ -200,6 +200,23 @@ describe("sessions end at the edge", () => {
     assert.notEqual(await gate.getSession(sid), null);
   });
 
+  it("a newcomer whose session expires before everyone else's in the room still closes on time", async () => {
+    // An arrival moves the alarm sooner by its own expiry alone (it already covers the others):
+    // the room's next revalidation (5 s) must not be what closes it.
+    const room = `/ws/rooms/${roomName()}`;
+    const first = await gate.newSession({ user: uniqueUser(), name: "Bob" });
+    const peer = await admit(ws(room), { cookie: first.cookie });
+    const sid = newSid();
+    const expires = Date.now() + 2000;
+    await gate.putSession(sid, sessionRecord({ user: uniqueUser(), expires }));
+    const conn = await admit(ws(room), { cookie: signedCookie(sid) });
+    const info = await closeByAlarm(conn, expires + 1500 + 500 - Date.now());
+    assertClose(info, 4401, "session expired");
+    assert.ok(info.at >= expires - 100, `closed ${expires - info.at} ms before cookie.expires`);
+    assert.ok(info.at <= expires + 1500, `closed ${info.at - expires} ms after cookie.expires`);
+    assert.deepEqual(await peer.waitType("leave"), { type: "leave", id: conn.id });
+  });
+
   it("dropping a required role in KV closes the socket with 4403 within the revalidation interval", async () => {
     const room = `/ws/admin/${roomName()}`;
     const user = uniqueUser();

@@ -79,7 +79,8 @@ impl Room {
     /// Registers the socket's revocation keys the room did not hold yet and sets the alarm.
     async fn after_arrival(&self, settings: &Settings, room: &str, arrived: &Member) -> Result<()> {
         self.keys_arrive(settings, room, arrived).await?;
-        self.schedule(settings, util::now_ms()).await
+        self.schedule_arrival(settings, arrived, util::now_ms())
+            .await
     }
 }
 

@@ -6,6 +6,7 @@ use crate::decision::Refusal;
 use crate::engine::{self, Expulsion};
 use worker::Result;
 
+use super::members::Member;
 use super::{Room, LAST_REVALIDATION_KEY};
 use crate::edge::util::{self, Settings};
 
@@ -62,6 +63,27 @@ impl Room {
             .chain(linger_ends.map(|at| at.max(now + 1)))
             .min();
         self.set_alarm(at).await
+    }
+
+    /// After an arrival. The alarm only ever moves sooner on one (`engine::alarm_change`) and
+    /// already covers every other member, so only the newcomer's expiry and, in a room that
+    /// was empty, the next revalidation are looked at: going over every member at every
+    /// arrival made filling a room quadratic. While this object does not know its alarm (it
+    /// just started), everything is.
+    pub(super) async fn schedule_arrival(
+        &self,
+        settings: &Settings,
+        arrived: &Member,
+        now: i64,
+    ) -> Result<()> {
+        if self.remembered.borrow().alarm.is_none() {
+            return self.schedule(settings, now).await;
+        }
+        let last = self.last_revalidation(now).await?;
+        let interval = u64::from(settings.config.room.revalidate_seconds) * 1000;
+        let expiry = std::iter::once(arrived.attachment.expires_at_ms);
+        self.set_alarm(engine::next_alarm_ms(expiry, last, interval, now))
+            .await
     }
 
     /// When the room last revalidated. The interval runs from the first revalidation, or

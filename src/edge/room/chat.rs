@@ -12,13 +12,12 @@ pub struct Chat;
 
 impl App for Chat {
     fn on_connect(&self, room: &RoomContext<'_>, me: &Member) -> Result<()> {
-        let peers: Vec<protocol::Peer<'_>> = room
-            .members()
+        let members = room.members();
+        let peers = members
             .iter()
             .filter(|m| m.id() != me.id())
-            .map(|m| protocol::Peer::of(&m.attachment))
-            .collect();
-        me.send(&protocol::welcome(&me.attachment, &peers));
+            .map(Member::peer_text);
+        me.send(&protocol::welcome(&me.attachment, peers));
         room.broadcast(&protocol::join(&me.attachment), Some(me.id()));
         Ok(())
     }

@@ -78,7 +78,7 @@ pub fn id_of(socket: &WebSocket) -> Option<String> {
 }
 
 /// A socket of the room and what is kept with it (its session among them).
-/// Cheap to clone (three counted pointers): the room's list is copied on write when a hook's
+/// Cheap to clone (four counted pointers): the room's list is copied on write when a hook's
 /// view of it is still held, and a `WebSocket` clone would be a call into JavaScript.
 #[derive(Clone)]
 pub struct Member {
@@ -86,6 +86,8 @@ pub struct Member {
     pub attachment: Rc<Attachment>,
     /// Its revocation keys (`revocation::socket_keys`), worked out once.
     pub keys: Rc<[String]>,
+    /// How peers see it (`protocol::peer_text`), worked out at the first welcome that lists it.
+    peer: Rc<OnceCell<String>>,
 }
 
 impl Member {
@@ -95,7 +97,14 @@ impl Member {
             socket: Rc::new(socket),
             attachment,
             keys,
+            peer: Rc::default(),
         }
+    }
+
+    /// How peers see it, as JSON text.
+    pub fn peer_text(&self) -> &str {
+        self.peer
+            .get_or_init(|| crate::protocol::peer_text(&self.attachment))
     }
 
     /// The connection id, unique within the room.
