@@ -149,8 +149,15 @@ pub fn join(member: &Attachment) -> String {
     })
 }
 
+#[derive(Serialize)]
+struct Leave<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
 pub fn leave(id: &str) -> String {
-    json!({"type": "leave", "id": id}).to_string()
+    to_text(&Leave { id, kind: "leave" })
 }
 
 /// A message as peers receive it: `from` always comes from the sender's stored session.
@@ -228,6 +235,8 @@ mod tests {
         assert_eq!(welcome(&me, std::iter::empty()), alone.to_string());
         let expected = json!({"type": "join", "id": "c1", "session": me.session});
         assert_eq!(join(&me), expected.to_string());
+        let expected = json!({"type": "leave", "id": "c\"3"});
+        assert_eq!(leave("c\"3"), expected.to_string());
         let data = json!({"b": [1, 2.5, "x"], "a": null});
         let expected =
             json!({"type": "message", "from": {"id": "c1", "session": me.session}, "data": data});

@@ -144,8 +144,10 @@ struct KeyState {
 impl RoomKeys {
     /// Rebuilds the bookkeeping after the object woke or restarted, from the keys the room
     /// had registered (kept in storage) and the sockets now in the room: registered keys with
-    /// no socket linger from `now`; a socket's key that is not registered will be at the next
-    /// arrival that carries it.
+    /// no socket are due at once (when their last socket left is not known; counting a new
+    /// linger from every restart kept a room that hibernated between a departure and its
+    /// alarm from ever unregistering them); a socket's key that is not registered will be at
+    /// the next arrival that carries it.
     pub fn rebuild<'a>(
         registered: impl IntoIterator<Item = String>,
         sockets: impl IntoIterator<Item = &'a [String]>,
@@ -157,7 +159,7 @@ impl RoomKeys {
                 let state = KeyState {
                     sockets: 0,
                     registered: true,
-                    unregister_at: Some(now_ms + LINGER_MS),
+                    unregister_at: Some(now_ms),
                 };
                 (k, state)
             })
@@ -188,15 +190,20 @@ impl RoomKeys {
     }
 
     /// A socket with `keys` left: keys whose last socket this was linger until `now + LINGER_MS`.
-    pub fn leave(&mut self, keys: &[String], now_ms: i64) {
+    /// Returns when the linger it started ends, if it started one (the room's alarm must wake
+    /// by then).
+    pub fn leave(&mut self, keys: &[String], now_ms: i64) -> Option<i64> {
+        let mut started = None;
         for key in keys {
             if let Some(state) = self.keys.get_mut(key) {
                 state.sockets = state.sockets.saturating_sub(1);
                 if state.sockets == 0 {
                     state.unregister_at = Some(now_ms + LINGER_MS);
+                    started = state.unregister_at;
                 }
             }
         }
+        started
     }
 
     /// Keys due to be unregistered at `now` (removed from the bookkeeping).
@@ -504,14 +511,16 @@ mod tests {
         let ada_tab = vec!["sid:A2".to_owned(), "field:u=1".to_owned()];
         assert_eq!(room.arrive(&ada), ada);
         assert_eq!(room.arrive(&ada_tab), ["sid:A2"]);
-        room.leave(&ada, 1_000);
-        // sid:A lingers; the user key still has a socket.
+        // sid:A lingers (the room's alarm must wake by then); the user key still has a socket.
+        assert_eq!(room.leave(&ada, 1_000), Some(1_000 + LINGER_MS));
         assert_eq!(room.next_due(), Some(1_000 + LINGER_MS));
         assert!(room.due(1_000 + LINGER_MS - 1).is_empty());
         // Back within the linger: no index write.
         assert!(room.arrive(&ada).is_empty());
-        room.leave(&ada, 2_000);
-        room.leave(&ada_tab, 2_000);
+        assert_eq!(room.leave(&ada, 2_000), Some(2_000 + LINGER_MS));
+        assert_eq!(room.leave(&ada_tab, 2_000), Some(2_000 + LINGER_MS));
+        // A socket the bookkeeping never counted starts no linger.
+        assert_eq!(room.leave(&["sid:Z".to_owned()], 2_000), None);
         let mut due = room.due(2_000 + LINGER_MS);
         due.sort();
         assert_eq!(due, ["field:u=1", "sid:A", "sid:A2"]);
@@ -519,18 +528,26 @@ mod tests {
         assert_eq!(room.registered().count(), 0);
     }
 
+    /// Found by tests/e2e/linger.test.mjs: a room without revalidation hibernates while a
+    /// key lingers, so its alarm runs in a new object, which rebuilt the key as lingering from
+    /// then, set the alarm a linger later, and so on: the key never left the index.
     #[test]
-    fn rebuilt_after_eviction_registered_keys_without_sockets_linger() {
+    fn regression_keys_rebuilt_after_eviction_without_sockets_are_due_at_once() {
         let sockets = [vec!["sid:B".to_owned()]];
         let mut room = RoomKeys::rebuild(
             ["sid:A".to_owned(), "sid:B".to_owned()],
             sockets.iter().map(Vec::as_slice),
             5_000,
         );
-        assert_eq!(room.due(5_000 + LINGER_MS), ["sid:A"]);
+        assert_eq!(room.next_due(), Some(5_000));
+        assert_eq!(room.due(5_000), ["sid:A"]);
         assert!(room.arrive(&sockets[0]).is_empty());
         room.forget(&sockets[0]);
         assert_eq!(room.arrive(&sockets[0]), sockets[0]);
+        // A key back before the alarm is the room's again, not due.
+        let mut back = RoomKeys::rebuild(["sid:A".to_owned()], std::iter::empty(), 5_000);
+        assert!(back.arrive(&["sid:A".to_owned()]).is_empty());
+        assert!(back.due(5_000).is_empty());
     }
 
     /// Found under wrangler dev: rebuilt with the arriving socket already among the sockets,

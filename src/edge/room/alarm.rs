@@ -126,8 +126,24 @@ impl Room {
         Ok(())
     }
 
-    /// After sockets left: the alarm now also covers their keys' linger.
-    pub(super) async fn after_departure(&self) {
+    /// After sockets left, `linger_ends`: the end of the first linger their keys started. A
+    /// departure only makes the others' next events later (an alarm set for them fires early,
+    /// finds nothing due and sets the next), so only that linger can need the alarm sooner;
+    /// while this object does not know its alarm or its keys yet, everything is looked at.
+    pub(super) async fn after_departure(&self, linger_ends: Option<i64>) {
+        let Ok(settings) = self.settings() else {
+            return;
+        };
+        let now = util::now_ms();
+        if self.remembered.borrow().alarm.is_none() || !self.keys_known() {
+            let _ = self.schedule(&settings, now).await;
+        } else if let Some(at) = linger_ends {
+            let _ = self.set_alarm(Some(at.max(now + 1))).await;
+        }
+    }
+
+    /// After a socket the room had closed itself completed its close: the alarm from all.
+    pub(super) async fn after_departure_closed(&self) {
         if let Ok(settings) = self.settings() {
             let _ = self.schedule(&settings, util::now_ms()).await;
         }

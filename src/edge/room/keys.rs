@@ -176,13 +176,23 @@ impl Room {
     }
 
     /// Sockets left: their keys start lingering (no storage, no request yet).
-    pub(super) fn keys_leave(&self, gone: &[&[String]]) {
-        if let Some(keys) = self.keys.borrow_mut().as_mut() {
-            let now = util::now_ms();
-            for socket_keys in gone {
-                keys.leave(socket_keys, now);
+    /// Returns when the first linger they started ends, if they started one.
+    pub(super) fn keys_leave(&self, gone: &[&[String]]) -> Option<i64> {
+        let mut keys = self.keys.borrow_mut();
+        let keys = keys.as_mut()?;
+        let now = util::now_ms();
+        let mut started: Option<i64> = None;
+        for socket_keys in gone {
+            if let Some(ends) = keys.leave(socket_keys, now) {
+                started = Some(started.map_or(ends, |s| s.min(ends)));
             }
         }
+        started
+    }
+
+    /// Whether the bookkeeping is built (after a restart it is at the first need).
+    pub(super) fn keys_known(&self) -> bool {
+        self.keys.borrow().is_some()
     }
 
     /// When the next lingering key is due, for the alarm.
