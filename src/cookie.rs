@@ -20,13 +20,35 @@ const JS_PROTO: &str = "__proto__";
 /// The value of the first cookie called `name` in a `Cookie` header, decoded as `cookie.parse`
 /// would decode it.
 pub fn find<'h>(header: &'h str, name: &str) -> Option<Cow<'h, str>> {
+    find_raw(header, name).map(decode)
+}
+
+/// The value of the first cookie called `name`, as [`find`] gives it, handed to `read`: when
+/// it needs decoding and is short (a session cookie is), it is decoded on the stack, so
+/// nothing is allocated.
+pub fn with_value<R>(header: &str, name: &str, read: impl FnOnce(&str) -> R) -> Option<R> {
+    let raw = find_raw(header, name)?;
+    if !raw.as_bytes().contains(&b'%') {
+        return Some(read(raw));
+    }
+    let mut buf = [0u8; 192];
+    if raw.len() > buf.len() {
+        return Some(read(&decode(raw)));
+    }
+    let decoded =
+        percent_decode_into(raw, &mut buf).and_then(|n| std::str::from_utf8(&buf[..n]).ok());
+    Some(read(decoded.unwrap_or(raw)))
+}
+
+/// The raw value (quotes stripped, not decoded) of the first cookie called `name`.
+fn find_raw<'h>(header: &'h str, name: &str) -> Option<&'h str> {
     if name == JS_PROTO {
         return None;
     }
     let mut found = None;
     for_each_pair(header, |key, raw| {
         if key == name {
-            found = Some(decode(raw));
+            found = Some(raw);
             false
         } else {
             true
@@ -139,22 +161,35 @@ pub fn decode(raw: &str) -> Cow<'_, str> {
 /// `decodeURIComponent`: every `%XX` becomes a byte and the bytes must be UTF-8. `None` where
 /// JavaScript throws a `URIError` (a `%` without two hex digits, or bytes that are not UTF-8).
 pub fn percent_decode(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(run) = bytes[i..].iter().position(|&b| b == b'%') {
-        // The text up to the next escape as it is, then the escape's byte.
-        out.extend_from_slice(&bytes[i..i + run]);
-        i += run;
-        let hi = hex_value(*bytes.get(i + 1)?)?;
-        let lo = hex_value(*bytes.get(i + 2)?)?;
-        out.push(hi << 4 | lo);
-        i += 3;
-    }
-    out.extend_from_slice(&bytes[i..]);
+    let mut out = vec![0; raw.len()];
+    let len = percent_decode_into(raw, &mut out)?;
+    out.truncate(len);
     // Literal characters are whole UTF-8 sequences already, so validating the joined bytes
     // rejects exactly the escapes JavaScript rejects: broken, overlong or surrogate sequences.
     String::from_utf8(out).ok()
+}
+
+/// The bytes `%XX` escapes stand for, written to `out` (which must be as long as `raw`: the
+/// bytes are never more), and how many; `None` for a `%` without two hex digits. The caller
+/// checks that they are UTF-8.
+fn percent_decode_into(raw: &str, out: &mut [u8]) -> Option<usize> {
+    let bytes = raw.as_bytes();
+    let mut len = 0;
+    let mut i = 0;
+    while let Some(run) = bytes[i..].iter().position(|&b| b == b'%') {
+        // The text up to the next escape as it is, then the escape's byte.
+        out[len..len + run].copy_from_slice(&bytes[i..i + run]);
+        len += run;
+        i += run;
+        let hi = hex_value(*bytes.get(i + 1)?)?;
+        let lo = hex_value(*bytes.get(i + 2)?)?;
+        out[len] = hi << 4 | lo;
+        len += 1;
+        i += 3;
+    }
+    let rest = bytes.len() - i;
+    out[len..len + rest].copy_from_slice(&bytes[i..]);
+    Some(len + rest)
 }
 
 fn hex_value(b: u8) -> Option<u8> {
@@ -226,6 +261,29 @@ mod tests {
         assert_eq!(find("s=%E0%A4%A", "s").as_deref(), Some("%E0%A4%A"));
         // a lone surrogate encoded as UTF-8 is a URIError in JavaScript
         assert_eq!(find("s=%ED%A0%80", "s").as_deref(), Some("%ED%A0%80"));
+    }
+
+    #[test]
+    fn with_value_reads_what_find_reads() {
+        let long = format!("s=%41{}", "b".repeat(300));
+        let headers = [
+            "s=s%3Aabc.d%2Be%2F; t=1",
+            "s=plain",
+            "s=%zz",
+            "s=%E0%A4%A",
+            "s=%ED%A0%80",
+            "s=\"%C3%A9\"",
+            "s=%",
+            "t=1",
+            long.as_str(),
+        ];
+        for header in headers {
+            assert_eq!(
+                with_value(header, "s", str::to_owned),
+                find(header, "s").map(Cow::into_owned),
+                "{header}"
+            );
+        }
     }
 
     #[test]

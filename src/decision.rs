@@ -24,6 +24,8 @@
 //! | session | no such session, unreadable, or `cookie.expires` passed | 401 |
 //! | rules | global, then route `require`/`exclude`/`include` | 403 |
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use crate::config::{Config, DenyWith};
@@ -245,38 +247,85 @@ impl Denial {
     }
 }
 
-/// An admitted handshake: where it goes and what the Room may see.
+/// A session's store key, `key_prefix + sid`, holding the sid as its tail: one string for
+/// both, built once the cookie verified.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionKey {
+    key: String,
+    sid_at: usize,
+}
+
+impl SessionKey {
+    pub fn new(key_prefix: &str, sid: &str) -> SessionKey {
+        let mut key = String::with_capacity(key_prefix.len() + sid.len());
+        key.push_str(key_prefix);
+        key.push_str(sid);
+        SessionKey {
+            key,
+            sid_at: key_prefix.len(),
+        }
+    }
+
+    /// The store key to load: `key_prefix + sid`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The verified sid.
+    pub fn sid(&self) -> &str {
+        &self.key[self.sid_at..]
+    }
+}
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SessionKey").field(&self.key).finish()
+    }
+}
+
+/// An admitted handshake: where it goes and what the Room may see. Borrows from the config
+/// and the request (the room's name and the path parameters, unless they needed decoding);
+/// [`Attachment::for_admission`](crate::engine::Attachment::for_admission) makes what the
+/// Room keeps of it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Admission {
+pub struct Admission<'a> {
     pub route: usize,
-    pub room: String,
-    pub sid: String,
+    pub room: Cow<'a, str>,
+    /// The session's store key, and its sid.
+    pub session: SessionKey,
     /// Only the `expose` paths of the session.
     pub projection: Value,
     /// `cookie.expires` of the session (Unix ms), for closing the socket on time.
     pub expires_at_ms: Option<i64>,
     /// Path parameters, kept so the Room can re-run the route's rules later.
-    pub params: Vec<(String, String)>,
-    /// Values of the `revoke_by` paths present in the session.
-    pub revoke_keys: Vec<(String, Value)>,
+    pub params: Params<'a, 'a>,
+    /// Values of the `revoke_by` paths present in the session, by path.
+    pub revoke_keys: Vec<(&'a str, Value)>,
+}
+
+impl Admission<'_> {
+    /// The verified sid.
+    pub fn sid(&self) -> &str {
+        self.session.sid()
+    }
 }
 
 /// A whole decision: the admission, or the refusal.
-pub type Decision = Result<Admission, Denial>;
+pub type Decision<'a> = Result<Admission<'a>, Denial>;
 
 /// Both steps for a caller whose store answers at once (tests, the CLI, benchmarks):
 /// `load` gets the key [`check_request`] chose.
-pub fn decide(
-    req: &Handshake<'_>,
+pub fn decide<'a>(
+    req: &Handshake<'a>,
     secrets: &Secrets,
-    config: &Config,
+    config: &'a Config,
     now_ms: i64,
     load: impl FnOnce(&str) -> Result<Option<String>, StoreError>,
-) -> Decision {
+) -> Decision<'a> {
     let checked = check_request(req, secrets, config)?;
-    let stored = load(&checked.key(config));
+    let stored = load(checked.key());
     check_session(
-        &checked,
+        checked,
         stored.as_ref().map(Option::as_deref).map_err(Clone::clone),
         config,
         now_ms,
@@ -407,7 +456,8 @@ pub struct Checked<'a> {
     /// What the rules may read of the request (the handshake's, or the ones a socket kept).
     pub query: &'a str,
     pub headers: &'a dyn HeaderLookup,
-    pub sid: String,
+    /// The session's store key, and its sid.
+    pub session: SessionKey,
 }
 
 impl std::fmt::Debug for dyn HeaderLookup + '_ {
@@ -418,8 +468,13 @@ impl std::fmt::Debug for dyn HeaderLookup + '_ {
 
 impl Checked<'_> {
     /// The store key to load: `key_prefix + sid`.
-    pub fn key(&self, config: &Config) -> String {
-        config.session_key(&self.sid)
+    pub fn key(&self) -> &str {
+        self.session.key()
+    }
+
+    /// The verified sid.
+    pub fn sid(&self) -> &str {
+        self.session.sid()
     }
 }
 
@@ -458,33 +513,38 @@ pub fn check_request<'a>(
         return Err(d);
     }
     let header = req.headers.header("cookie");
-    let raw = header
+    // The cookie's value is decoded on the stack when it fits; the one string made is the key.
+    let session = header
         .as_deref()
-        .and_then(|h| crate::cookie::find(h, &config.cookie_name))
-        .ok_or_else(|| deny(Refusal::MissingCookie))?;
-    let sid = config
-        .cookie_format
-        .sid(secrets, &raw)
+        .and_then(|h| {
+            crate::cookie::with_value(h, &config.cookie_name, |value| {
+                config
+                    .cookie_format
+                    .sid(secrets, value)
+                    .map(|sid| SessionKey::new(&config.key_prefix, sid))
+            })
+        })
+        .ok_or_else(|| deny(Refusal::MissingCookie))?
         .ok_or_else(|| deny(Refusal::BadSignature))?;
     Ok(Checked {
         route,
         params,
         query: req.query,
         headers: req.headers,
-        sid: sid.to_owned(),
+        session,
     })
 }
 
 /// Step 2: from what the store answered for [`Checked::key`] and the clock, the admission.
-pub fn check_session(
-    checked: &Checked<'_>,
+pub fn check_session<'a>(
+    checked: Checked<'a>,
     stored: Stored<'_>,
-    config: &Config,
+    config: &'a Config,
     now_ms: i64,
-) -> Result<Admission, Denial> {
+) -> Result<Admission<'a>, Denial> {
     let deny = |refusal, detail: Option<String>| Denial {
         detail,
-        sid: Some(checked.sid.clone()),
+        sid: Some(checked.sid().to_owned()),
         ..denial(config, refusal, Some(checked.route))
     };
     let stored = stored
@@ -504,26 +564,25 @@ pub fn check_session(
     check_rules(config, checked.route, &ctx).map_err(|f| deny(Refusal::RuleDenied, Some(f)))?;
     let room = config.routes[checked.route]
         .room
-        .render(&checked.params)
+        .render_kept(&checked.params)
         // Config checking guarantees every placeholder names a parameter of the route.
         .ok_or_else(|| deny(Refusal::NoRoute, Some("room template".into())))?;
+    let projection = session.project(&config.expose_ids);
+    let expires_at_ms = session.expires_at_ms();
+    let revoke_keys = config
+        .revoke_by
+        .iter()
+        .zip(&config.revoke_by_ids)
+        .filter_map(|(path, &id)| session.get(id).map(|v| (path.as_str(), v.to_value())))
+        .collect();
     Ok(Admission {
         route: checked.route,
-        room: room.into_owned(),
-        sid: checked.sid.clone(),
-        projection: session.project(&config.expose_ids),
-        expires_at_ms: session.expires_at_ms(),
-        params: checked
-            .params
-            .iter()
-            .map(|(n, v)| (n.to_owned(), v.to_owned()))
-            .collect(),
-        revoke_keys: config
-            .revoke_by
-            .iter()
-            .zip(&config.revoke_by_ids)
-            .filter_map(|(path, &id)| session.get(id).map(|v| (path.clone(), v.to_value())))
-            .collect(),
+        room,
+        session: checked.session,
+        projection,
+        expires_at_ms,
+        params: checked.params,
+        revoke_keys,
     })
 }
 
@@ -559,9 +618,9 @@ pub fn recheck(
         params: Params::from_pairs(&socket.params),
         query: &socket.request.query,
         headers: &socket.request.headers,
-        sid: socket.sid.clone(),
+        session: SessionKey::new(&config.key_prefix, &socket.sid),
     };
-    match check_session(&checked, stored, config, now_ms) {
+    match check_session(checked, stored, config, now_ms) {
         Ok(_) => Ok(()),
         Err(d) if d.refusal == Refusal::UnknownSession => Err((Refusal::SessionRevoked, None)),
         Err(d) => Err((d.refusal, d.detail)),

@@ -74,6 +74,13 @@ impl<'c, 'p> Params<'c, 'p> {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.pairs.iter().map(|(n, v)| (*n, v.as_ref()))
     }
+
+    /// The parameters as owned pairs (what a socket keeps).
+    pub fn to_pairs(&self) -> Vec<(String, String)> {
+        self.iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect()
+    }
 }
 
 fn valid_name(name: &str) -> bool {
@@ -283,6 +290,18 @@ impl Template {
             }
         }
         Some(Cow::Owned(out))
+    }
+
+    /// [`Template::render`] for what outlives `params`: the template's own text, or the
+    /// value of its only placeholder when that is a slice of the path, are borrowed; anything
+    /// else is built.
+    pub fn render_kept<'a>(&'a self, params: &Params<'a, 'a>) -> Option<Cow<'a, str>> {
+        if let [TemplatePart::Param(name)] = self.parts.as_slice() {
+            if let Some((_, Cow::Borrowed(value))) = params.pairs.iter().find(|(n, _)| n == name) {
+                return Some(Cow::Borrowed(value));
+            }
+        }
+        self.render(params)
     }
 
     /// The template as a glob: its text is glob syntax and each placeholder's value is matched
