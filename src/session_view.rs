@@ -499,7 +499,7 @@ impl<'a> Reader<'a> {
         match self.peek_token().ok_or(Invalid)? {
             b'{' => self.object(|reader, _| reader.kept_value()),
             b'[' => self.array(|reader, _| reader.kept_value()),
-            b'"' => self.string(true).map(drop),
+            b'"' => self.skip_string(true).map(drop),
             b'-' | b'0'..=b'9' => {
                 let number = self.number()?;
                 // serde_json parses it, so what it refuses (beyond f64) is refused here too.
@@ -577,7 +577,7 @@ impl<'a> Reader<'a> {
     fn skip_value(&mut self) -> Step<()> {
         // Most skipped members are strings: straight to them.
         if self.peek_token() == Some(b'"') {
-            return self.string(false).map(drop);
+            return self.skip_string(false).map(drop);
         }
         let outer = self.skipped.len();
         loop {
@@ -597,7 +597,7 @@ impl<'a> Reader<'a> {
                     }
                 }
                 b'"' => {
-                    self.string(false)?;
+                    self.skip_string(false)?;
                 }
                 b'-' | b'0'..=b'9' => {
                     self.number()?;
@@ -633,17 +633,29 @@ impl<'a> Reader<'a> {
         if self.peek_token() != Some(b'"') {
             return Err(Invalid);
         }
-        self.string(false)?;
+        self.skip_string(false)?;
         self.expect(b':')
     }
 
-    /// A string (the cursor on its opening quote). `strict` also refuses a `\u` escape that is
-    /// a lone surrogate, as serde_json does where it decodes the string; where it skips one,
-    /// any four hex digits do.
+    /// A string (the cursor on its opening quote): the text between its quotes.
+    #[inline(always)]
     fn string(&mut self, strict: bool) -> Step<RawStr<'a>> {
-        let bytes = self.text.as_bytes();
         let start = self.pos + 1;
-        let mut at = start;
+        let escaped = self.skip_string(strict)?;
+        Ok(RawStr {
+            bytes: &self.text.as_bytes()[start..self.pos - 1],
+            escaped,
+        })
+    }
+
+    /// Steps over a string (the cursor on its opening quote) and says whether it holds
+    /// escapes. `strict` also refuses a `\u` escape that is a lone surrogate, as serde_json
+    /// does where it decodes the string; where it skips one, any four hex digits do.
+    /// ([`Reader::string`] slices the text itself: a flag comes back in a register, where a
+    /// slice and a flag would go through memory and stall the load that reads them back.)
+    fn skip_string(&mut self, strict: bool) -> Step<bool> {
+        let bytes = self.text.as_bytes();
+        let mut at = self.pos + 1;
         let mut escaped = false;
         loop {
             at = special_byte(bytes, at);
@@ -658,10 +670,7 @@ impl<'a> Reader<'a> {
             }
         }
         self.pos = at + 1;
-        Ok(RawStr {
-            bytes: &bytes[start..at],
-            escaped,
-        })
+        Ok(escaped)
     }
 
     /// A number's text, by JSON's grammar (the cursor on its first byte).
