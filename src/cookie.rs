@@ -73,6 +73,11 @@ pub fn parse_all(header: &str) -> Vec<(&str, Cow<'_, str>)> {
 /// Walks the pairs exactly as `cookie@0.7`'s `parse` does, handing each (name, raw value) to
 /// `visit` until it returns false. Every index used for slicing is the position of an ASCII
 /// byte (`=`, `;`, space, tab, `"`) or an end of the string, so slices fall on char boundaries.
+///
+/// `cookie` looks for the next `=` and the next `;` from the start of a pair; when the `;`
+/// comes first, the segment has no `=` and it resumes after the last `;` before that `=`.
+/// Skipping one `=`-less segment at a time lands on the same pair (every segment in between
+/// has no `=` either), so one forward pass finds the first of the two and goes on from there.
 fn for_each_pair<'h>(header: &'h str, mut visit: impl FnMut(&'h str, &'h str) -> bool) {
     let bytes = header.as_bytes();
     let len = bytes.len();
@@ -82,19 +87,17 @@ fn for_each_pair<'h>(header: &'h str, mut visit: impl FnMut(&'h str, &'h str) ->
     }
     let mut index = 0;
     while index < len {
-        let Some(eq) = position(bytes, index, b'=') else {
+        let at = find_either::<b'=', b';'>(bytes, index);
+        if at == len {
             break; // no more pairs
-        };
-        let end = match position(bytes, index, b';') {
-            None => len,
-            Some(semi) if eq > semi => {
-                // The `;` comes first: this segment has no `=`. Resume after the last `;`
-                // before the `=`, as `cookie` does, so the `=` is read with its own name.
-                index = last_position(bytes, eq, b';').map_or(0, |p| p + 1);
-                continue;
-            }
-            Some(semi) => semi,
-        };
+        }
+        if bytes[at] == b';' {
+            // This segment has no `=`: the pair is in a later one, if any.
+            index = at + 1;
+            continue;
+        }
+        let eq = at;
+        let end = find_either::<b';', b';'>(bytes, eq + 1);
         let key_start = skip_blank_forward(bytes, index, eq);
         let key_end = skip_blank_backward(bytes, eq, key_start);
         let mut value_start = skip_blank_forward(bytes, eq + 1, end);
@@ -116,16 +119,28 @@ fn for_each_pair<'h>(header: &'h str, mut visit: impl FnMut(&'h str, &'h str) ->
     }
 }
 
-fn position(bytes: &[u8], from: usize, needle: u8) -> Option<usize> {
-    bytes[from..]
-        .iter()
-        .position(|&b| b == needle)
-        .map(|p| p + from)
-}
-
-/// The last `needle` strictly before `before`.
-fn last_position(bytes: &[u8], before: usize, needle: u8) -> Option<usize> {
-    bytes[..before].iter().rposition(|&b| b == needle)
+/// The first `A` or `B` at or after `from`, or the length: eight bytes at a time (the lowest
+/// hit of the "some byte is zero" test is exact, and a little-endian word's lowest byte comes
+/// first), the last few one by one. The needles are constants, so their words are too.
+pub(crate) fn find_either<const A: u8, const B: u8>(bytes: &[u8], from: usize) -> usize {
+    const ONES: u64 = u64::MAX / 255;
+    let mut at = from;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let xa = word ^ (ONES * A as u64);
+        let xb = word ^ (ONES * B as u64);
+        let hits = ((xa.wrapping_sub(ONES) & !xa) | (xb.wrapping_sub(ONES) & !xb)) & (ONES << 7);
+        if hits != 0 {
+            return at + hits.trailing_zeros() as usize / 8;
+        }
+        at += 8;
+    }
+    while at < bytes.len() && bytes[at] != A && bytes[at] != B {
+        at += 1;
+    }
+    at
 }
 
 fn is_blank(b: u8) -> bool {
@@ -176,11 +191,16 @@ fn percent_decode_into(raw: &str, out: &mut [u8]) -> Option<usize> {
     let bytes = raw.as_bytes();
     let mut len = 0;
     let mut i = 0;
-    while let Some(run) = bytes[i..].iter().position(|&b| b == b'%') {
+    loop {
+        let next = find_either::<b'%', b'%'>(bytes, i);
+        if next == bytes.len() {
+            break;
+        }
         // The text up to the next escape as it is, then the escape's byte.
-        out[len..len + run].copy_from_slice(&bytes[i..i + run]);
+        let run = next - i;
+        out[len..len + run].copy_from_slice(&bytes[i..next]);
         len += run;
-        i += run;
+        i = next;
         let hi = hex_value(*bytes.get(i + 1)?)?;
         let lo = hex_value(*bytes.get(i + 2)?)?;
         out[len] = hi << 4 | lo;
