@@ -364,10 +364,12 @@ pub fn json_len(text: &str) -> usize {
 /// `websocket`, `Connection` naming `upgrade`, `Sec-WebSocket-Version: 13` and a
 /// `Sec-WebSocket-Key` that is the base64 of 16 bytes.
 pub fn websocket_handshake(method: &str, headers: &dyn HeaderLookup) -> Result<(), Refusal> {
+    // A value that is the token alone (the usual case) needs no splitting.
     let has_token = |name: &str, token: &str| {
-        headers
-            .header(name)
-            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        headers.header(name).is_some_and(|v| {
+            v.eq_ignore_ascii_case(token)
+                || v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))
+        })
     };
     if !method.eq_ignore_ascii_case("GET")
         || !has_token("upgrade", "websocket")
