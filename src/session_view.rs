@@ -753,10 +753,8 @@ const STRING_SPECIAL: [bool; 256] = {
 #[inline(always)]
 fn special_byte(bytes: &[u8], from: usize) -> usize {
     const ONES: u64 = u64::MAX / 255;
-    let rest = bytes.get(from..).unwrap_or_default();
-    let mut words = rest.chunks_exact(8);
     let mut at = from;
-    for chunk in &mut words {
+    while let Some(chunk) = bytes.get(at..at + 8) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let word = u64::from_le_bytes(word);
@@ -771,11 +769,10 @@ fn special_byte(bytes: &[u8], from: usize) -> usize {
         }
         at += 8;
     }
-    let tail = words.remainder();
-    at + tail
-        .iter()
-        .position(|&b| STRING_SPECIAL[usize::from(b)])
-        .unwrap_or(tail.len())
+    while at < bytes.len() && !STRING_SPECIAL[usize::from(bytes[at])] {
+        at += 1;
+    }
+    at
 }
 
 /// Where an escape ends (the index after it), given the index of the byte after its `\`; `None`
