@@ -202,7 +202,7 @@ impl Node {
 pub struct SessionView<'a> {
     paths: &'a PathSet,
     /// By [`PathId`]; only the paths that have a node of their own are filled in.
-    values: Vec<Option<JsonRef<'a>>>,
+    values: Slots<'a>,
     /// `cookie.expires` in Unix ms, or `None` for a browser-session cookie.
     expires_at_ms: Option<i64>,
 }
@@ -210,7 +210,7 @@ pub struct SessionView<'a> {
 impl<'a> SessionView<'a> {
     /// Reads the values at `paths` from a stored session, and its expiry.
     pub fn decode(json: &'a str, paths: &'a PathSet) -> Result<SessionView<'a>, SessionError> {
-        let mut values = vec![None; paths.len()];
+        let mut values = Slots::new(paths.len());
         let mut reader = Reader::new(json);
         let read = match reader.peek_token() {
             Some(b'{') => reader.pick(&paths.root, &mut values),
@@ -265,6 +265,48 @@ impl<'a> SessionView<'a> {
             }
         }
         Value::Object(out)
+    }
+}
+
+/// How many paths' values a view keeps inline: a config reads a few (`cookie.expires`, its
+/// rules' subjects, `expose`, `revoke_by`); more go to the heap.
+const INLINE_SLOTS: usize = 8;
+
+/// A view's values, by [`PathId`]: inline up to [`INLINE_SLOTS`], so that decoding a session
+/// allocates nothing.
+#[derive(Debug, Clone)]
+enum Slots<'a> {
+    Inline([Option<JsonRef<'a>>; INLINE_SLOTS], usize),
+    Heap(Vec<Option<JsonRef<'a>>>),
+}
+
+impl<'a> Slots<'a> {
+    fn new(len: usize) -> Slots<'a> {
+        if len <= INLINE_SLOTS {
+            Slots::Inline([None; INLINE_SLOTS], len)
+        } else {
+            Slots::Heap(vec![None; len])
+        }
+    }
+}
+
+impl<'a> std::ops::Deref for Slots<'a> {
+    type Target = [Option<JsonRef<'a>>];
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Slots::Inline(slots, len) => &slots[..*len],
+            Slots::Heap(slots) => slots,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Slots<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            Slots::Inline(slots, len) => &mut slots[..*len],
+            Slots::Heap(slots) => slots,
+        }
     }
 }
 
