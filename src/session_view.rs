@@ -330,7 +330,7 @@ impl<'a> JsonRef<'a> {
     }
 
     pub fn is_array(self) -> bool {
-        self.0.starts_with('[')
+        self.0.as_bytes()[0] == b'['
     }
 
     pub fn as_bool(self) -> Option<bool> {
@@ -343,8 +343,13 @@ impl<'a> JsonRef<'a> {
 
     /// A string's text, unescaped: borrowed from the record unless it has escapes.
     pub fn as_str(self) -> Option<Cow<'a, str>> {
-        let inner = self.0.strip_prefix('"')?.strip_suffix('"')?;
-        Some(if inner.contains('\\') {
+        // Bytes compared in place (a `char` pattern goes through memcmp); a kept string is
+        // at least its two quotes.
+        if self.0.as_bytes()[0] != b'"' {
+            return None;
+        }
+        let inner = &self.0[1..self.0.len() - 1];
+        Some(if inner.as_bytes().contains(&b'\\') {
             Cow::Owned(unescape(inner))
         } else {
             Cow::Borrowed(inner)
@@ -762,16 +767,13 @@ impl<'a> Reader<'a> {
     /// `true`, `false` or `null`.
     fn literal(&mut self) -> Step<()> {
         let rest = &self.text.as_bytes()[self.pos..];
-        let word: &[u8] = match rest.first() {
-            Some(b't') => b"true",
-            Some(b'f') => b"false",
-            Some(b'n') => b"null",
+        // Matched byte by byte in place, not through memcmp.
+        self.pos += match rest {
+            [b't', b'r', b'u', b'e', ..] => 4,
+            [b'f', b'a', b'l', b's', b'e', ..] => 5,
+            [b'n', b'u', b'l', b'l', ..] => 4,
             _ => return Err(Invalid),
         };
-        if !rest.starts_with(word) {
-            return Err(Invalid);
-        }
-        self.pos += word.len();
         Ok(())
     }
 }
