@@ -355,9 +355,29 @@ pub fn json_char_len(c: char) -> usize {
     }
 }
 
-/// The bytes `text` takes inside a JSON string (without the quotes).
+/// The bytes `text` takes inside a JSON string (without the quotes): [`json_char_len`] of
+/// each char, counted by bytes (a char at or above U+0080 is its UTF-8 bytes, each counted
+/// once), so nothing is decoded.
 pub fn json_len(text: &str) -> usize {
-    text.chars().map(json_char_len).sum()
+    let mut len = text.len();
+    for &b in text.as_bytes() {
+        len += match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 1,
+            0..0x20 => 5,
+            _ => 0,
+        };
+    }
+    len
+}
+
+/// `text.trim()`, without looking for Unicode whitespace when both ends are visible ASCII
+/// (every char `trim` removes starts with a byte at or below 0x20 or at or above 0x80).
+fn trim(text: &str) -> &str {
+    match text.as_bytes() {
+        [first, .., last] if (0x21..0x7f).contains(first) && (0x21..0x7f).contains(last) => text,
+        [only] if (0x21..0x7f).contains(only) => text,
+        _ => text.trim(),
+    }
 }
 
 /// Is this a complete RFC 6455 client handshake (section 4.2.1)? A `GET`, `Upgrade` naming
@@ -368,7 +388,7 @@ pub fn websocket_handshake(method: &str, headers: &dyn HeaderLookup) -> Result<(
     let has_token = |name: &str, token: &str| {
         headers.header(name).is_some_and(|v| {
             v.eq_ignore_ascii_case(token)
-                || v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))
+                || v.split(',').any(|t| trim(t).eq_ignore_ascii_case(token))
         })
     };
     if !method.eq_ignore_ascii_case("GET")
@@ -377,16 +397,11 @@ pub fn websocket_handshake(method: &str, headers: &dyn HeaderLookup) -> Result<(
     {
         return Err(Refusal::NotUpgrade);
     }
-    if headers
-        .header("sec-websocket-version")
-        .as_deref()
-        .map(str::trim)
-        != Some("13")
-    {
+    if headers.header("sec-websocket-version").as_deref().map(trim) != Some("13") {
         return Err(Refusal::UnsupportedVersion);
     }
     let key = headers.header("sec-websocket-key");
-    let key = key.as_deref().map(str::trim).unwrap_or("");
+    let key = key.as_deref().map(trim).unwrap_or("");
     // 16 bytes are 24 base64 characters, the last two `==`; decoded without allocating.
     use base64::Engine;
     let mut nonce = [0u8; 18];
@@ -571,12 +586,12 @@ pub fn check_session<'a>(
         .ok_or_else(|| deny(Refusal::NoRoute, Some("room template".into())))?;
     let projection = session.project(&config.expose_ids);
     let expires_at_ms = session.expires_at_ms();
-    let revoke_keys = config
-        .revoke_by
-        .iter()
-        .zip(&config.revoke_by_ids)
-        .filter_map(|(path, &id)| session.get(id).map(|v| (path.as_str(), v.to_value())))
-        .collect();
+    let mut revoke_keys = Vec::new();
+    for (path, &id) in config.revoke_by.iter().zip(&config.revoke_by_ids) {
+        if let Some(value) = session.get(id) {
+            revoke_keys.push((path.as_str(), value.to_value()));
+        }
+    }
     Ok(Admission {
         route: checked.route,
         room,
@@ -626,5 +641,51 @@ pub fn recheck(
         Ok(_) => Ok(()),
         Err(d) if d.refusal == Refusal::UnknownSession => Err((Refusal::SessionRevoked, None)),
         Err(d) => Err((d.refusal, d.detail)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_len_counts_as_serde_json_writes() {
+        let mut texts: Vec<String> = (0u32..0x80)
+            .filter_map(char::from_u32)
+            .map(|c| format!("a{c}b"))
+            .collect();
+        texts.extend(["", "lobby", "é☃𝄞", "\"\\\n\u{7f}\u{80}\u{2028}"].map(String::from));
+        for text in texts {
+            let expected: usize = text.chars().map(json_char_len).sum();
+            assert_eq!(json_len(&text), expected, "{text:?}");
+            assert_eq!(
+                json_len(&text),
+                serde_json::to_string(&text).unwrap().len() - 2,
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn trim_is_str_trim() {
+        for text in [
+            "",
+            " ",
+            "x",
+            " x",
+            "x ",
+            "\tx\n",
+            "13",
+            "\u{a0}13",
+            "13\u{3000}",
+            "\u{85}x",
+            "x\u{2028}",
+            "~",
+            "\u{7f}",
+            "é",
+            " é ",
+        ] {
+            assert_eq!(trim(text), text.trim(), "{text:?}");
+        }
     }
 }

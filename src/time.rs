@@ -99,6 +99,7 @@ pub fn format_http_date(ms: i64) -> String {
     )
 }
 
+#[inline(always)]
 fn digits(b: &[u8], at: usize, n: usize) -> Option<i64> {
     let slice = b.get(at..at + n)?;
     slice.iter().try_fold(0i64, |acc, &c| {
