@@ -700,12 +700,25 @@ impl<'a> Reader<'a> {
     /// does where it decodes the string; where it skips one, any four hex digits do.
     /// ([`Reader::string`] slices the text itself: a flag comes back in a register, where a
     /// slice and a flag would go through memory and stall the load that reads them back.)
+    ///
+    /// A string without escapes (most of them) is stepped over here, in line; the rest is
+    /// [`Reader::skip_string_from`]'s.
+    #[inline(always)]
     fn skip_string(&mut self, strict: bool) -> Step<bool> {
         let bytes = self.text.as_bytes();
-        let mut at = self.pos + 1;
+        let at = special_byte(bytes, self.pos + 1);
+        if bytes.get(at) == Some(&b'"') {
+            self.pos = at + 1;
+            return Ok(false);
+        }
+        self.skip_string_from(at, strict)
+    }
+
+    /// The rest of a string from its first backslash or control character (or the end).
+    fn skip_string_from(&mut self, mut at: usize, strict: bool) -> Step<bool> {
+        let bytes = self.text.as_bytes();
         let mut escaped = false;
         loop {
-            at = special_byte(bytes, at);
             match *bytes.get(at).ok_or(Invalid)? {
                 b'"' => break,
                 b'\\' => {
@@ -715,6 +728,7 @@ impl<'a> Reader<'a> {
                 // Control characters must be escaped.
                 _ => return Err(Invalid),
             }
+            at = special_byte(bytes, at);
         }
         self.pos = at + 1;
         Ok(escaped)
