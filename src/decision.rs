@@ -384,12 +384,19 @@ fn trim(text: &str) -> &str {
 /// `websocket`, `Connection` naming `upgrade`, `Sec-WebSocket-Version: 13` and a
 /// `Sec-WebSocket-Key` that is the base64 of 16 bytes.
 pub fn websocket_handshake(method: &str, headers: &dyn HeaderLookup) -> Result<(), Refusal> {
-    // A value that is the token alone (the usual case) needs no splitting.
+    // A value that is the token alone (the usual case) needs no splitting. The tokens are
+    // lower case, so only the value's bytes need lowering.
+    let is_token = |text: &str, token: &str| {
+        text.len() == token.len()
+            && text
+                .bytes()
+                .zip(token.bytes())
+                .all(|(a, b)| a.to_ascii_lowercase() == b)
+    };
     let has_token = |name: &str, token: &str| {
-        headers.header(name).is_some_and(|v| {
-            v.eq_ignore_ascii_case(token)
-                || v.split(',').any(|t| trim(t).eq_ignore_ascii_case(token))
-        })
+        headers
+            .header(name)
+            .is_some_and(|v| is_token(&v, token) || v.split(',').any(|t| is_token(trim(t), token)))
     };
     if !method.eq_ignore_ascii_case("GET")
         || !has_token("upgrade", "websocket")
@@ -401,21 +408,31 @@ pub fn websocket_handshake(method: &str, headers: &dyn HeaderLookup) -> Result<(
         return Err(Refusal::UnsupportedVersion);
     }
     let key = headers.header("sec-websocket-key");
-    let key = key.as_deref().map(trim).unwrap_or("");
-    // 16 bytes are 24 base64 characters, the last two `==`; decoded without allocating.
-    use base64::Engine;
-    let mut nonce = [0u8; 18];
-    let decoded = (key.len() == 24)
-        .then(|| {
-            base64::engine::general_purpose::STANDARD
-                .decode_slice(key, &mut nonce)
-                .ok()
-        })
-        .flatten();
-    if decoded != Some(16) {
+    if !is_nonce(key.as_deref().map(trim).unwrap_or("")) {
         return Err(Refusal::BadHandshake);
     }
     Ok(())
+}
+
+/// Is this the standard base64 of 16 bytes, as the base64 crate's `STANDARD` engine decodes
+/// it: 24 characters, 22 of the alphabet and `==`, and the bits of the last character that
+/// fall past the 16th byte zero (canonical). Checked in place, without decoding.
+fn is_nonce(key: &str) -> bool {
+    let sextet = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    match key.as_bytes() {
+        [chars @ .., b'=', b'='] if chars.len() == 22 => {
+            chars.iter().all(|&c| sextet(c).is_some())
+                && sextet(chars[21]).is_some_and(|last| last & 0x0f == 0)
+        }
+        _ => false,
+    }
 }
 
 /// Bounds what a client controls before it reaches the Room: path parameters always, the
@@ -663,6 +680,36 @@ mod tests {
                 serde_json::to_string(&text).unwrap().len() - 2,
                 "{text:?}"
             );
+        }
+    }
+
+    #[test]
+    fn nonce_check_is_a_base64_decode_to_16_bytes() {
+        use base64::Engine;
+        let decodes = |key: &str| {
+            let mut nonce = [0u8; 18];
+            key.len() == 24
+                && base64::engine::general_purpose::STANDARD
+                    .decode_slice(key, &mut nonce)
+                    .ok()
+                    == Some(16)
+        };
+        let valid = "dGhlIHNhbXBsZSBub25jZQ==";
+        let replacements = "AQgwBRhx+/09-_= .\u{e9}";
+        let mut keys = vec![
+            valid.to_owned(),
+            String::new(),
+            "dGhlIHNhbXBsZSBub25jZQ=".into(),
+        ];
+        for at in 0..valid.len() {
+            for c in replacements.chars() {
+                let mut key: Vec<char> = valid.chars().collect();
+                key[at] = c;
+                keys.push(key.into_iter().collect());
+            }
+        }
+        for key in keys {
+            assert_eq!(is_nonce(&key), decodes(&key), "{key:?}");
         }
     }
 

@@ -182,7 +182,7 @@ impl Node {
             self.children
                 .iter()
                 .enumerate()
-                .find(|(_, c)| c.name.as_bytes() == key.bytes)
+                .find(|(_, c)| short_eq(c.name.as_bytes(), key.bytes))
         }
     }
 
@@ -790,6 +790,13 @@ impl<'a> Reader<'a> {
         };
         Ok(())
     }
+}
+
+/// `a == b` for the short strings keys are: lengths, then the bytes one by one in place (the
+/// slice comparison calls memcmp, which costs more than these few bytes).
+#[inline(always)]
+fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// Bytes that end a run of plain string text: `"`, `\\` and the control characters.
