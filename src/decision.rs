@@ -418,18 +418,21 @@ pub fn websocket_handshake(method: &str, headers: &dyn HeaderLookup) -> Result<(
 /// it: 24 characters, 22 of the alphabet and `==`, and the bits of the last character that
 /// fall past the 16th byte zero (canonical). Checked in place, without decoding.
 fn is_nonce(key: &str) -> bool {
-    let sextet = |c: u8| match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
+    /// Each byte's value as a base64 digit, or 64 for a byte that is not one.
+    const SEXTET: [u8; 256] = {
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut table = [64u8; 256];
+        let mut i = 0;
+        while i < 64 {
+            table[alphabet[i] as usize] = i as u8;
+            i += 1;
+        }
+        table
     };
     match key.as_bytes() {
         [chars @ .., b'=', b'='] if chars.len() == 22 => {
-            chars.iter().all(|&c| sextet(c).is_some())
-                && sextet(chars[21]).is_some_and(|last| last & 0x0f == 0)
+            chars.iter().all(|&c| SEXTET[usize::from(c)] < 64)
+                && SEXTET[usize::from(chars[21])] & 0x0f == 0
         }
         _ => false,
     }
