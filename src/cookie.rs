@@ -188,25 +188,28 @@ pub fn percent_decode(raw: &str) -> Option<String> {
 /// bytes are never more), and how many; `None` for a `%` without two hex digits. The caller
 /// checks that they are UTF-8.
 fn percent_decode_into(raw: &str, out: &mut [u8]) -> Option<usize> {
-    // Byte by byte: runs between escapes are short in a cookie (`s%3A…%2B…`), so a search
-    // per run costs more than it saves.
     let bytes = raw.as_bytes();
     let mut len = 0;
     let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%' {
-            let hi = hex_value(*bytes.get(i + 1)?)?;
-            let lo = hex_value(*bytes.get(i + 2)?)?;
-            out[len] = hi << 4 | lo;
-            i += 3;
-        } else {
-            out[len] = b;
-            i += 1;
+    loop {
+        let next = find_either::<b'%', b'%'>(bytes, i);
+        if next == bytes.len() {
+            break;
         }
+        // The text up to the next escape as it is, then the escape's byte.
+        let run = next - i;
+        out[len..len + run].copy_from_slice(&bytes[i..next]);
+        len += run;
+        i = next;
+        let hi = hex_value(*bytes.get(i + 1)?)?;
+        let lo = hex_value(*bytes.get(i + 2)?)?;
+        out[len] = hi << 4 | lo;
         len += 1;
+        i += 3;
     }
-    Some(len)
+    let rest = bytes.len() - i;
+    out[len..len + rest].copy_from_slice(&bytes[i..]);
+    Some(len + rest)
 }
 
 fn hex_value(b: u8) -> Option<u8> {
