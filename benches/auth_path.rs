@@ -18,6 +18,9 @@
 //! compiled to wasm under V8, against Node's express stack.
 //!
 //! Run: `cargo bench --bench auth_path` (add `-- --quick` for a shorter criterion run).
+//! Count: `AUTH_PATH_LOOP=10000 valgrind --tool=callgrind <bench binary>` runs only 10,000
+//! decisions (instructions per decision: the difference from `AUTH_PATH_LOOP=0`, over 10,000);
+//! `valgrind` (memcheck) the same way counts allocations per decision from its heap summary.
 //! Profile: `cargo bench --bench auth_path -- --profile-time 10 auth_path/decide` under
 //! `perf record` (the summary is skipped in that mode; set `CARGO_PROFILE_BENCH_STRIP=false
 //! CARGO_PROFILE_BENCH_DEBUG=line-tables-only`, since the release profile strips symbols).
@@ -105,7 +108,7 @@ impl Fixture {
         }
     }
 
-    fn decide(&self) -> Decision {
+    fn decide(&self) -> Decision<'_> {
         let req = Handshake {
             method: "GET",
             path: black_box("/ws/rooms/lobby"),
@@ -351,8 +354,20 @@ fn summary(fx: &Fixture) {
 fn main() {
     let fx = Fixture::new();
     match fx.decide() {
-        Ok(a) => assert_eq!((a.room.as_str(), a.sid.as_str()), ("lobby", SID)),
+        Ok(a) => assert_eq!((a.room.as_ref(), a.sid()), ("lobby", SID)),
         Err(d) => panic!("bench handshake must be admitted: {d:?}"),
+    }
+    // `AUTH_PATH_LOOP=N`: only N decisions, nothing else (for `valgrind --tool=callgrind`,
+    // whose instruction counts are stable on a shared machine, or for counting allocations:
+    // memcheck's heap summary at N and at 0, the difference over N).
+    if let Some(n) = std::env::var("AUTH_PATH_LOOP")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok())
+    {
+        for _ in 0..n {
+            let _ = black_box(fx.decide());
+        }
+        return;
     }
     let mut c = Criterion::default().configure_from_args();
     criterion_benches(&mut c, &fx);

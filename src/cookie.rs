@@ -20,13 +20,35 @@ const JS_PROTO: &str = "__proto__";
 /// The value of the first cookie called `name` in a `Cookie` header, decoded as `cookie.parse`
 /// would decode it.
 pub fn find<'h>(header: &'h str, name: &str) -> Option<Cow<'h, str>> {
+    find_raw(header, name).map(decode)
+}
+
+/// The value of the first cookie called `name`, as [`find`] gives it, handed to `read`: when
+/// it needs decoding and is short (a session cookie is), it is decoded on the stack, so
+/// nothing is allocated.
+pub fn with_value<R>(header: &str, name: &str, read: impl FnOnce(&str) -> R) -> Option<R> {
+    let raw = find_raw(header, name)?;
+    if !raw.as_bytes().contains(&b'%') {
+        return Some(read(raw));
+    }
+    let mut buf = [0u8; 192];
+    if raw.len() > buf.len() {
+        return Some(read(&decode(raw)));
+    }
+    let decoded =
+        percent_decode_into(raw, &mut buf).and_then(|n| std::str::from_utf8(&buf[..n]).ok());
+    Some(read(decoded.unwrap_or(raw)))
+}
+
+/// The raw value (quotes stripped, not decoded) of the first cookie called `name`.
+fn find_raw<'h>(header: &'h str, name: &str) -> Option<&'h str> {
     if name == JS_PROTO {
         return None;
     }
     let mut found = None;
     for_each_pair(header, |key, raw| {
         if key == name {
-            found = Some(decode(raw));
+            found = Some(raw);
             false
         } else {
             true
@@ -51,6 +73,11 @@ pub fn parse_all(header: &str) -> Vec<(&str, Cow<'_, str>)> {
 /// Walks the pairs exactly as `cookie@0.7`'s `parse` does, handing each (name, raw value) to
 /// `visit` until it returns false. Every index used for slicing is the position of an ASCII
 /// byte (`=`, `;`, space, tab, `"`) or an end of the string, so slices fall on char boundaries.
+///
+/// `cookie` looks for the next `=` and the next `;` from the start of a pair; when the `;`
+/// comes first, the segment has no `=` and it resumes after the last `;` before that `=`.
+/// Skipping one `=`-less segment at a time lands on the same pair (every segment in between
+/// has no `=` either), so one forward pass finds the first of the two and goes on from there.
 fn for_each_pair<'h>(header: &'h str, mut visit: impl FnMut(&'h str, &'h str) -> bool) {
     let bytes = header.as_bytes();
     let len = bytes.len();
@@ -60,19 +87,17 @@ fn for_each_pair<'h>(header: &'h str, mut visit: impl FnMut(&'h str, &'h str) ->
     }
     let mut index = 0;
     while index < len {
-        let Some(eq) = position(bytes, index, b'=') else {
+        let at = find_either::<b'=', b';'>(bytes, index);
+        if at == len {
             break; // no more pairs
-        };
-        let end = match position(bytes, index, b';') {
-            None => len,
-            Some(semi) if eq > semi => {
-                // The `;` comes first: this segment has no `=`. Resume after the last `;`
-                // before the `=`, as `cookie` does, so the `=` is read with its own name.
-                index = last_position(bytes, eq, b';').map_or(0, |p| p + 1);
-                continue;
-            }
-            Some(semi) => semi,
-        };
+        }
+        if bytes[at] == b';' {
+            // This segment has no `=`: the pair is in a later one, if any.
+            index = at + 1;
+            continue;
+        }
+        let eq = at;
+        let end = find_either::<b';', b';'>(bytes, eq + 1);
         let key_start = skip_blank_forward(bytes, index, eq);
         let key_end = skip_blank_backward(bytes, eq, key_start);
         let mut value_start = skip_blank_forward(bytes, eq + 1, end);
@@ -94,16 +119,28 @@ fn for_each_pair<'h>(header: &'h str, mut visit: impl FnMut(&'h str, &'h str) ->
     }
 }
 
-fn position(bytes: &[u8], from: usize, needle: u8) -> Option<usize> {
-    bytes[from..]
-        .iter()
-        .position(|&b| b == needle)
-        .map(|p| p + from)
-}
-
-/// The last `needle` strictly before `before`.
-fn last_position(bytes: &[u8], before: usize, needle: u8) -> Option<usize> {
-    bytes[..before].iter().rposition(|&b| b == needle)
+/// The first `A` or `B` at or after `from`, or the length: eight bytes at a time (the lowest
+/// hit of the "some byte is zero" test is exact, and a little-endian word's lowest byte comes
+/// first), the last few one by one. The needles are constants, so their words are too.
+pub(crate) fn find_either<const A: u8, const B: u8>(bytes: &[u8], from: usize) -> usize {
+    const ONES: u64 = u64::MAX / 255;
+    let mut at = from;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let xa = word ^ (ONES * A as u64);
+        let xb = word ^ (ONES * B as u64);
+        let hits = ((xa.wrapping_sub(ONES) & !xa) | (xb.wrapping_sub(ONES) & !xb)) & (ONES << 7);
+        if hits != 0 {
+            return at + hits.trailing_zeros() as usize / 8;
+        }
+        at += 8;
+    }
+    while at < bytes.len() && bytes[at] != A && bytes[at] != B {
+        at += 1;
+    }
+    at
 }
 
 fn is_blank(b: u8) -> bool {
@@ -139,22 +176,40 @@ pub fn decode(raw: &str) -> Cow<'_, str> {
 /// `decodeURIComponent`: every `%XX` becomes a byte and the bytes must be UTF-8. `None` where
 /// JavaScript throws a `URIError` (a `%` without two hex digits, or bytes that are not UTF-8).
 pub fn percent_decode(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(run) = bytes[i..].iter().position(|&b| b == b'%') {
-        // The text up to the next escape as it is, then the escape's byte.
-        out.extend_from_slice(&bytes[i..i + run]);
-        i += run;
-        let hi = hex_value(*bytes.get(i + 1)?)?;
-        let lo = hex_value(*bytes.get(i + 2)?)?;
-        out.push(hi << 4 | lo);
-        i += 3;
-    }
-    out.extend_from_slice(&bytes[i..]);
+    let mut out = vec![0; raw.len()];
+    let len = percent_decode_into(raw, &mut out)?;
+    out.truncate(len);
     // Literal characters are whole UTF-8 sequences already, so validating the joined bytes
     // rejects exactly the escapes JavaScript rejects: broken, overlong or surrogate sequences.
     String::from_utf8(out).ok()
+}
+
+/// The bytes `%XX` escapes stand for, written to `out` (which must be as long as `raw`: the
+/// bytes are never more), and how many; `None` for a `%` without two hex digits. The caller
+/// checks that they are UTF-8.
+fn percent_decode_into(raw: &str, out: &mut [u8]) -> Option<usize> {
+    let bytes = raw.as_bytes();
+    let mut len = 0;
+    let mut i = 0;
+    loop {
+        let next = find_either::<b'%', b'%'>(bytes, i);
+        if next == bytes.len() {
+            break;
+        }
+        // The text up to the next escape as it is, then the escape's byte.
+        let run = next - i;
+        out[len..len + run].copy_from_slice(&bytes[i..next]);
+        len += run;
+        i = next;
+        let hi = hex_value(*bytes.get(i + 1)?)?;
+        let lo = hex_value(*bytes.get(i + 2)?)?;
+        out[len] = hi << 4 | lo;
+        len += 1;
+        i += 3;
+    }
+    let rest = bytes.len() - i;
+    out[len..len + rest].copy_from_slice(&bytes[i..]);
+    Some(len + rest)
 }
 
 fn hex_value(b: u8) -> Option<u8> {
@@ -226,6 +281,29 @@ mod tests {
         assert_eq!(find("s=%E0%A4%A", "s").as_deref(), Some("%E0%A4%A"));
         // a lone surrogate encoded as UTF-8 is a URIError in JavaScript
         assert_eq!(find("s=%ED%A0%80", "s").as_deref(), Some("%ED%A0%80"));
+    }
+
+    #[test]
+    fn with_value_reads_what_find_reads() {
+        let long = format!("s=%41{}", "b".repeat(300));
+        let headers = [
+            "s=s%3Aabc.d%2Be%2F; t=1",
+            "s=plain",
+            "s=%zz",
+            "s=%E0%A4%A",
+            "s=%ED%A0%80",
+            "s=\"%C3%A9\"",
+            "s=%",
+            "t=1",
+            long.as_str(),
+        ];
+        for header in headers {
+            assert_eq!(
+                with_value(header, "s", str::to_owned),
+                find(header, "s").map(Cow::into_owned),
+                "{header}"
+            );
+        }
     }
 
     #[test]

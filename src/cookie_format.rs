@@ -44,9 +44,11 @@ impl CookieFormat {
     pub fn verify<'a>(self, secrets: &Secrets, value: &'a str) -> Result<&'a str, Unsigned> {
         match self {
             CookieFormat::ExpressSession => {
-                let signed = value
-                    .strip_prefix(EXPRESS_SIGNED_PREFIX)
-                    .ok_or(Unsigned::NotSigned)?;
+                // Two bytes compared in place, rather than through memcmp.
+                let signed = match value.as_bytes() {
+                    [b's', b':', ..] => &value[EXPRESS_SIGNED_PREFIX.len()..],
+                    _ => return Err(Unsigned::NotSigned),
+                };
                 secrets.unsign(signed).ok_or(Unsigned::BadSignature)
             }
         }

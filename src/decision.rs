@@ -24,6 +24,8 @@
 //! | session | no such session, unreadable, or `cookie.expires` passed | 401 |
 //! | rules | global, then route `require`/`exclude`/`include` | 403 |
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use crate::config::{Config, DenyWith};
@@ -245,38 +247,85 @@ impl Denial {
     }
 }
 
-/// An admitted handshake: where it goes and what the Room may see.
+/// A session's store key, `key_prefix + sid`, holding the sid as its tail: one string for
+/// both, built once the cookie verified.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionKey {
+    key: String,
+    sid_at: usize,
+}
+
+impl SessionKey {
+    pub fn new(key_prefix: &str, sid: &str) -> SessionKey {
+        let mut key = String::with_capacity(key_prefix.len() + sid.len());
+        key.push_str(key_prefix);
+        key.push_str(sid);
+        SessionKey {
+            key,
+            sid_at: key_prefix.len(),
+        }
+    }
+
+    /// The store key to load: `key_prefix + sid`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The verified sid.
+    pub fn sid(&self) -> &str {
+        &self.key[self.sid_at..]
+    }
+}
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SessionKey").field(&self.key).finish()
+    }
+}
+
+/// An admitted handshake: where it goes and what the Room may see. Borrows from the config
+/// and the request (the room's name and the path parameters, unless they needed decoding);
+/// [`Attachment::for_admission`](crate::engine::Attachment::for_admission) makes what the
+/// Room keeps of it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Admission {
+pub struct Admission<'a> {
     pub route: usize,
-    pub room: String,
-    pub sid: String,
+    pub room: Cow<'a, str>,
+    /// The session's store key, and its sid.
+    pub session: SessionKey,
     /// Only the `expose` paths of the session.
     pub projection: Value,
     /// `cookie.expires` of the session (Unix ms), for closing the socket on time.
     pub expires_at_ms: Option<i64>,
     /// Path parameters, kept so the Room can re-run the route's rules later.
-    pub params: Vec<(String, String)>,
-    /// Values of the `revoke_by` paths present in the session.
-    pub revoke_keys: Vec<(String, Value)>,
+    pub params: Params<'a, 'a>,
+    /// Values of the `revoke_by` paths present in the session, by path.
+    pub revoke_keys: Vec<(&'a str, Value)>,
+}
+
+impl Admission<'_> {
+    /// The verified sid.
+    pub fn sid(&self) -> &str {
+        self.session.sid()
+    }
 }
 
 /// A whole decision: the admission, or the refusal.
-pub type Decision = Result<Admission, Denial>;
+pub type Decision<'a> = Result<Admission<'a>, Denial>;
 
 /// Both steps for a caller whose store answers at once (tests, the CLI, benchmarks):
 /// `load` gets the key [`check_request`] chose.
-pub fn decide(
-    req: &Handshake<'_>,
+pub fn decide<'a>(
+    req: &Handshake<'a>,
     secrets: &Secrets,
-    config: &Config,
+    config: &'a Config,
     now_ms: i64,
     load: impl FnOnce(&str) -> Result<Option<String>, StoreError>,
-) -> Decision {
+) -> Decision<'a> {
     let checked = check_request(req, secrets, config)?;
-    let stored = load(&checked.key(config));
+    let stored = load(checked.key());
     check_session(
-        &checked,
+        checked,
         stored.as_ref().map(Option::as_deref).map_err(Clone::clone),
         config,
         now_ms,
@@ -306,19 +355,48 @@ pub fn json_char_len(c: char) -> usize {
     }
 }
 
-/// The bytes `text` takes inside a JSON string (without the quotes).
+/// The bytes `text` takes inside a JSON string (without the quotes): [`json_char_len`] of
+/// each char, counted by bytes (a char at or above U+0080 is its UTF-8 bytes, each counted
+/// once), so nothing is decoded.
 pub fn json_len(text: &str) -> usize {
-    text.chars().map(json_char_len).sum()
+    let mut len = text.len();
+    for &b in text.as_bytes() {
+        len += match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 1,
+            0..0x20 => 5,
+            _ => 0,
+        };
+    }
+    len
+}
+
+/// `text.trim()`, without looking for Unicode whitespace when both ends are visible ASCII
+/// (every char `trim` removes starts with a byte at or below 0x20 or at or above 0x80).
+fn trim(text: &str) -> &str {
+    match text.as_bytes() {
+        [first, .., last] if (0x21..0x7f).contains(first) && (0x21..0x7f).contains(last) => text,
+        [only] if (0x21..0x7f).contains(only) => text,
+        _ => text.trim(),
+    }
 }
 
 /// Is this a complete RFC 6455 client handshake (section 4.2.1)? A `GET`, `Upgrade` naming
 /// `websocket`, `Connection` naming `upgrade`, `Sec-WebSocket-Version: 13` and a
 /// `Sec-WebSocket-Key` that is the base64 of 16 bytes.
 pub fn websocket_handshake(method: &str, headers: &dyn HeaderLookup) -> Result<(), Refusal> {
+    // A value that is the token alone (the usual case) needs no splitting. The tokens are
+    // lower case, so only the value's bytes need lowering.
+    let is_token = |text: &str, token: &str| {
+        text.len() == token.len()
+            && text
+                .bytes()
+                .zip(token.bytes())
+                .all(|(a, b)| a.to_ascii_lowercase() == b)
+    };
     let has_token = |name: &str, token: &str| {
         headers
             .header(name)
-            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .is_some_and(|v| is_token(&v, token) || v.split(',').any(|t| is_token(trim(t), token)))
     };
     if !method.eq_ignore_ascii_case("GET")
         || !has_token("upgrade", "websocket")
@@ -326,30 +404,38 @@ pub fn websocket_handshake(method: &str, headers: &dyn HeaderLookup) -> Result<(
     {
         return Err(Refusal::NotUpgrade);
     }
-    if headers
-        .header("sec-websocket-version")
-        .as_deref()
-        .map(str::trim)
-        != Some("13")
-    {
+    if headers.header("sec-websocket-version").as_deref().map(trim) != Some("13") {
         return Err(Refusal::UnsupportedVersion);
     }
     let key = headers.header("sec-websocket-key");
-    let key = key.as_deref().map(str::trim).unwrap_or("");
-    // 16 bytes are 24 base64 characters, the last two `==`; decoded without allocating.
-    use base64::Engine;
-    let mut nonce = [0u8; 18];
-    let decoded = (key.len() == 24)
-        .then(|| {
-            base64::engine::general_purpose::STANDARD
-                .decode_slice(key, &mut nonce)
-                .ok()
-        })
-        .flatten();
-    if decoded != Some(16) {
+    if !is_nonce(key.as_deref().map(trim).unwrap_or("")) {
         return Err(Refusal::BadHandshake);
     }
     Ok(())
+}
+
+/// Is this the standard base64 of 16 bytes, as the base64 crate's `STANDARD` engine decodes
+/// it: 24 characters, 22 of the alphabet and `==`, and the bits of the last character that
+/// fall past the 16th byte zero (canonical). Checked in place, without decoding.
+fn is_nonce(key: &str) -> bool {
+    /// Each byte's value as a base64 digit, or 64 for a byte that is not one.
+    const SEXTET: [u8; 256] = {
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut table = [64u8; 256];
+        let mut i = 0;
+        while i < 64 {
+            table[alphabet[i] as usize] = i as u8;
+            i += 1;
+        }
+        table
+    };
+    match key.as_bytes() {
+        [chars @ .., b'=', b'='] if chars.len() == 22 => {
+            chars.iter().all(|&c| SEXTET[usize::from(c)] < 64)
+                && SEXTET[usize::from(chars[21])] & 0x0f == 0
+        }
+        _ => false,
+    }
 }
 
 /// Bounds what a client controls before it reaches the Room: path parameters always, the
@@ -407,7 +493,8 @@ pub struct Checked<'a> {
     /// What the rules may read of the request (the handshake's, or the ones a socket kept).
     pub query: &'a str,
     pub headers: &'a dyn HeaderLookup,
-    pub sid: String,
+    /// The session's store key, and its sid.
+    pub session: SessionKey,
 }
 
 impl std::fmt::Debug for dyn HeaderLookup + '_ {
@@ -418,8 +505,13 @@ impl std::fmt::Debug for dyn HeaderLookup + '_ {
 
 impl Checked<'_> {
     /// The store key to load: `key_prefix + sid`.
-    pub fn key(&self, config: &Config) -> String {
-        config.session_key(&self.sid)
+    pub fn key(&self) -> &str {
+        self.session.key()
+    }
+
+    /// The verified sid.
+    pub fn sid(&self) -> &str {
+        self.session.sid()
     }
 }
 
@@ -458,33 +550,38 @@ pub fn check_request<'a>(
         return Err(d);
     }
     let header = req.headers.header("cookie");
-    let raw = header
+    // The cookie's value is decoded on the stack when it fits; the one string made is the key.
+    let session = header
         .as_deref()
-        .and_then(|h| crate::cookie::find(h, &config.cookie_name))
-        .ok_or_else(|| deny(Refusal::MissingCookie))?;
-    let sid = config
-        .cookie_format
-        .sid(secrets, &raw)
+        .and_then(|h| {
+            crate::cookie::with_value(h, &config.cookie_name, |value| {
+                config
+                    .cookie_format
+                    .sid(secrets, value)
+                    .map(|sid| SessionKey::new(&config.key_prefix, sid))
+            })
+        })
+        .ok_or_else(|| deny(Refusal::MissingCookie))?
         .ok_or_else(|| deny(Refusal::BadSignature))?;
     Ok(Checked {
         route,
         params,
         query: req.query,
         headers: req.headers,
-        sid: sid.to_owned(),
+        session,
     })
 }
 
 /// Step 2: from what the store answered for [`Checked::key`] and the clock, the admission.
-pub fn check_session(
-    checked: &Checked<'_>,
+pub fn check_session<'a>(
+    checked: Checked<'a>,
     stored: Stored<'_>,
-    config: &Config,
+    config: &'a Config,
     now_ms: i64,
-) -> Result<Admission, Denial> {
+) -> Result<Admission<'a>, Denial> {
     let deny = |refusal, detail: Option<String>| Denial {
         detail,
-        sid: Some(checked.sid.clone()),
+        sid: Some(checked.sid().to_owned()),
         ..denial(config, refusal, Some(checked.route))
     };
     let stored = stored
@@ -504,26 +601,25 @@ pub fn check_session(
     check_rules(config, checked.route, &ctx).map_err(|f| deny(Refusal::RuleDenied, Some(f)))?;
     let room = config.routes[checked.route]
         .room
-        .render(&checked.params)
+        .render_kept(&checked.params)
         // Config checking guarantees every placeholder names a parameter of the route.
         .ok_or_else(|| deny(Refusal::NoRoute, Some("room template".into())))?;
+    let projection = session.project(&config.expose_ids);
+    let expires_at_ms = session.expires_at_ms();
+    let mut revoke_keys = Vec::new();
+    for (path, &id) in config.revoke_by.iter().zip(&config.revoke_by_ids) {
+        if let Some(value) = session.get(id) {
+            revoke_keys.push((path.as_str(), value.to_value()));
+        }
+    }
     Ok(Admission {
         route: checked.route,
-        room: room.into_owned(),
-        sid: checked.sid.clone(),
-        projection: session.project(&config.expose_ids),
-        expires_at_ms: session.expires_at_ms(),
-        params: checked
-            .params
-            .iter()
-            .map(|(n, v)| (n.to_owned(), v.to_owned()))
-            .collect(),
-        revoke_keys: config
-            .revoke_by
-            .iter()
-            .zip(&config.revoke_by_ids)
-            .filter_map(|(path, &id)| session.get(id).map(|v| (path.clone(), v.to_value())))
-            .collect(),
+        room,
+        session: checked.session,
+        projection,
+        expires_at_ms,
+        params: checked.params,
+        revoke_keys,
     })
 }
 
@@ -559,11 +655,87 @@ pub fn recheck(
         params: Params::from_pairs(&socket.params),
         query: &socket.request.query,
         headers: &socket.request.headers,
-        sid: socket.sid.clone(),
+        session: SessionKey::new(&config.key_prefix, &socket.sid),
     };
-    match check_session(&checked, stored, config, now_ms) {
+    match check_session(checked, stored, config, now_ms) {
         Ok(_) => Ok(()),
         Err(d) if d.refusal == Refusal::UnknownSession => Err((Refusal::SessionRevoked, None)),
         Err(d) => Err((d.refusal, d.detail)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_len_counts_as_serde_json_writes() {
+        let mut texts: Vec<String> = (0u32..0x80)
+            .filter_map(char::from_u32)
+            .map(|c| format!("a{c}b"))
+            .collect();
+        texts.extend(["", "lobby", "é☃𝄞", "\"\\\n\u{7f}\u{80}\u{2028}"].map(String::from));
+        for text in texts {
+            let expected: usize = text.chars().map(json_char_len).sum();
+            assert_eq!(json_len(&text), expected, "{text:?}");
+            assert_eq!(
+                json_len(&text),
+                serde_json::to_string(&text).unwrap().len() - 2,
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn nonce_check_is_a_base64_decode_to_16_bytes() {
+        use base64::Engine;
+        let decodes = |key: &str| {
+            let mut nonce = [0u8; 18];
+            key.len() == 24
+                && base64::engine::general_purpose::STANDARD
+                    .decode_slice(key, &mut nonce)
+                    .ok()
+                    == Some(16)
+        };
+        let valid = "dGhlIHNhbXBsZSBub25jZQ==";
+        let replacements = "AQgwBRhx+/09-_= .\u{e9}";
+        let mut keys = vec![
+            valid.to_owned(),
+            String::new(),
+            "dGhlIHNhbXBsZSBub25jZQ=".into(),
+        ];
+        for at in 0..valid.len() {
+            for c in replacements.chars() {
+                let mut key: Vec<char> = valid.chars().collect();
+                key[at] = c;
+                keys.push(key.into_iter().collect());
+            }
+        }
+        for key in keys {
+            assert_eq!(is_nonce(&key), decodes(&key), "{key:?}");
+        }
+    }
+
+    #[test]
+    fn trim_is_str_trim() {
+        for text in [
+            "",
+            " ",
+            "x",
+            " x",
+            "x ",
+            "\tx\n",
+            "13",
+            "\u{a0}13",
+            "13\u{3000}",
+            "\u{85}x",
+            "x\u{2028}",
+            "~",
+            "\u{7f}",
+            "é",
+            " é ",
+        ] {
+            assert_eq!(trim(text), text.trim(), "{text:?}");
+        }
     }
 }

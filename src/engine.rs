@@ -67,7 +67,7 @@ impl Attachment {
     /// the headers and query its rules read (only those), for revalidation.
     pub fn for_admission(
         id: String,
-        admission: &Admission,
+        admission: &Admission<'_>,
         config: &Config,
         headers: &dyn HeaderLookup,
         query: &str,
@@ -83,9 +83,9 @@ impl Attachment {
         Attachment {
             id,
             session: admission.projection.clone(),
-            sid: admission.sid.clone(),
+            sid: admission.sid().to_owned(),
             route: admission.route,
-            params: admission.params.clone(),
+            params: admission.params.to_pairs(),
             request: RequestFacts {
                 query: if uses_query {
                     query.to_owned()
@@ -95,7 +95,11 @@ impl Attachment {
                 headers,
             },
             expires_at_ms: admission.expires_at_ms,
-            revoke_keys: admission.revoke_keys.clone(),
+            revoke_keys: admission
+                .revoke_keys
+                .iter()
+                .map(|(path, value)| ((*path).to_owned(), value.clone()))
+                .collect(),
             departed: false,
         }
     }
@@ -407,14 +411,15 @@ mod tests {
             ("x-client".into(), "tests".into()),
             ("x-other".into(), "no".into()),
         ];
+        let params = vec![("room".to_owned(), "lobby".to_owned())];
         let mut admission = Admission {
             route: 0,
             room: "lobby".into(),
-            sid: "sid-1".into(),
+            session: crate::decision::SessionKey::new("sess:", "sid-1"),
             projection: json!({"user": {"name": "Ada"}}),
             expires_at_ms: Some(5),
-            params: vec![("room".into(), "lobby".into())],
-            revoke_keys: vec![("passport.user".into(), json!("u-42"))],
+            params: crate::route::Params::from_pairs(&params),
+            revoke_keys: vec![("passport.user", json!("u-42"))],
         };
         let a = Attachment::for_admission("c1".into(), &admission, &config, &headers, "v=3");
         assert_eq!(

@@ -35,13 +35,13 @@ const REQUEST_CHECKS: [Check; 6] = [
 ];
 
 /// Decides the handshake with `stored` as the store's answer and lists every step.
-pub fn explain(
-    req: &Handshake<'_>,
+pub fn explain<'a>(
+    req: &Handshake<'a>,
     secrets: &Secrets,
-    config: &Config,
+    config: &'a Config,
     stored: Stored<'_>,
     now_ms: i64,
-) -> (Decision, Vec<Step>) {
+) -> (Decision<'a>, Vec<Step>) {
     let mut steps = Vec::new();
     let checked = check_request(req, secrets, config);
     let failed = checked.as_ref().err().map(|d| d.check());
@@ -72,9 +72,9 @@ pub fn explain(
     if let Ok(Some(json)) = &stored {
         session_steps(&checked, json, config, now_ms, &mut steps);
     }
-    let decision = check_session(&checked, stored, config, now_ms);
+    let decision = check_session(checked, stored, config, now_ms);
     if let Ok(admission) = &decision {
-        steps.push(step("room", true, admission.room.clone()));
+        steps.push(step("room", true, admission.room.as_ref()));
     }
     (decision, steps)
 }

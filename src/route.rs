@@ -44,35 +44,66 @@ pub struct PathPattern {
 /// The parameter name a trailing `*` captures into.
 pub const REST_PARAM: &str = "*";
 
+/// How many parameters a match keeps inline; routes rarely capture more, and those that do
+/// keep the rest on the heap.
+const INLINE_PARAMS: usize = 2;
+
+/// A captured parameter: its name and its (decoded) value.
+type Param<'c, 'p> = (&'c str, Cow<'p, str>);
+
 /// Parameters captured by a match, in pattern order. Names borrow from the compiled config,
-/// values from the request path unless they needed percent-decoding.
+/// values from the request path unless they needed percent-decoding. The first few are kept
+/// inline, so a match allocates nothing for them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Params<'c, 'p> {
-    pairs: Vec<(&'c str, Cow<'p, str>)>,
+    /// Filled in order: a `None` is never followed by a `Some`.
+    first: [Option<Param<'c, 'p>>; INLINE_PARAMS],
+    more: Vec<Param<'c, 'p>>,
 }
 
 impl<'a> Params<'a, 'a> {
     /// Parameters kept from an earlier match (a socket's attachment).
     pub fn from_pairs(pairs: &'a [(String, String)]) -> Params<'a, 'a> {
-        Params {
-            pairs: pairs
-                .iter()
-                .map(|(n, v)| (n.as_str(), Cow::Borrowed(v.as_str())))
-                .collect(),
+        let mut params = Params::default();
+        for (n, v) in pairs {
+            params.push((n.as_str(), Cow::Borrowed(v.as_str())));
         }
+        params
     }
 }
 
 impl<'c, 'p> Params<'c, 'p> {
+    fn push(&mut self, param: Param<'c, 'p>) {
+        match self.first.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some(param),
+            None => self.more.push(param),
+        }
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = &Param<'c, 'p>> {
+        self.first.iter().flatten().chain(&self.more)
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
+        self.pairs()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.as_ref())
     }
 
+    /// The value of `name` as captured: borrowed from the path unless it was decoded.
+    pub(crate) fn get_captured(&self, name: &str) -> Option<&Cow<'p, str>> {
+        self.pairs().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.pairs.iter().map(|(n, v)| (*n, v.as_ref()))
+        self.pairs().map(|(n, v)| (*n, v.as_ref()))
+    }
+
+    /// The parameters as owned pairs (what a socket keeps).
+    pub fn to_pairs(&self) -> Vec<(String, String)> {
+        self.iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect()
     }
 }
 
@@ -163,15 +194,17 @@ impl PathPattern {
         let mut params = Params::default();
         let count = self.segments.len();
         for (i, segment) in self.segments.iter().enumerate() {
-            let (part, after) = match remaining.split_once('/') {
-                Some((part, after)) => (part, Some(after)),
+            // The next `/` found as a byte (a `char` pattern costs more than these few bytes).
+            let slash = crate::cookie::find_either::<b'/', b'/'>(remaining.as_bytes(), 0);
+            let (part, after) = match remaining.get(slash + 1..) {
+                Some(after) => (&remaining[..slash], Some(after)),
                 None => (remaining, None),
             };
             match segment {
                 Segment::Literal(literal) if literal == part => {}
                 Segment::Literal(_) => return None,
                 Segment::Param(_) if part.is_empty() => return None,
-                Segment::Param(name) => params.pairs.push((name.as_str(), decode_segment(part)?)),
+                Segment::Param(name) => params.push((name.as_str(), decode_segment(part)?)),
             }
             let last = i + 1 == count;
             match after {
@@ -189,13 +222,13 @@ impl PathPattern {
         if remaining.is_empty() {
             return None;
         }
-        params.pairs.push((REST_PARAM, decode_segment(remaining)?));
+        params.push((REST_PARAM, decode_segment(remaining)?));
         Some(params)
     }
 }
 
 fn decode_segment(raw: &str) -> Option<Cow<'_, str>> {
-    if raw.contains('%') {
+    if raw.as_bytes().contains(&b'%') {
         crate::cookie::percent_decode(raw).map(Cow::Owned)
     } else {
         Some(Cow::Borrowed(raw))
@@ -283,6 +316,18 @@ impl Template {
             }
         }
         Some(Cow::Owned(out))
+    }
+
+    /// [`Template::render`] for what outlives `params`: the template's own text, or the
+    /// value of its only placeholder when that is a slice of the path, are borrowed; anything
+    /// else is built.
+    pub fn render_kept<'a>(&'a self, params: &Params<'a, 'a>) -> Option<Cow<'a, str>> {
+        if let [TemplatePart::Param(name)] = self.parts.as_slice() {
+            if let Some(Cow::Borrowed(value)) = params.get_captured(name) {
+                return Some(Cow::Borrowed(value));
+            }
+        }
+        self.render(params)
     }
 
     /// The template as a glob: its text is glob syntax and each placeholder's value is matched

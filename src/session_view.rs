@@ -182,7 +182,7 @@ impl Node {
             self.children
                 .iter()
                 .enumerate()
-                .find(|(_, c)| c.name.as_bytes() == key.bytes)
+                .find(|(_, c)| short_eq(c.name.as_bytes(), key.bytes))
         }
     }
 
@@ -202,7 +202,7 @@ impl Node {
 pub struct SessionView<'a> {
     paths: &'a PathSet,
     /// By [`PathId`]; only the paths that have a node of their own are filled in.
-    values: Vec<Option<JsonRef<'a>>>,
+    values: Slots<'a>,
     /// `cookie.expires` in Unix ms, or `None` for a browser-session cookie.
     expires_at_ms: Option<i64>,
 }
@@ -210,7 +210,7 @@ pub struct SessionView<'a> {
 impl<'a> SessionView<'a> {
     /// Reads the values at `paths` from a stored session, and its expiry.
     pub fn decode(json: &'a str, paths: &'a PathSet) -> Result<SessionView<'a>, SessionError> {
-        let mut values = vec![None; paths.len()];
+        let mut values = Slots::new(paths.len());
         let mut reader = Reader::new(json);
         let read = match reader.peek_token() {
             Some(b'{') => reader.pick(&paths.root, &mut values),
@@ -268,6 +268,48 @@ impl<'a> SessionView<'a> {
     }
 }
 
+/// How many paths' values a view keeps inline: a config reads a few (`cookie.expires`, its
+/// rules' subjects, `expose`, `revoke_by`); more go to the heap.
+const INLINE_SLOTS: usize = 8;
+
+/// A view's values, by [`PathId`]: inline up to [`INLINE_SLOTS`], so that decoding a session
+/// allocates nothing.
+#[derive(Debug, Clone)]
+enum Slots<'a> {
+    Inline([Option<JsonRef<'a>>; INLINE_SLOTS], usize),
+    Heap(Vec<Option<JsonRef<'a>>>),
+}
+
+impl<'a> Slots<'a> {
+    fn new(len: usize) -> Slots<'a> {
+        if len <= INLINE_SLOTS {
+            Slots::Inline([None; INLINE_SLOTS], len)
+        } else {
+            Slots::Heap(vec![None; len])
+        }
+    }
+}
+
+impl<'a> std::ops::Deref for Slots<'a> {
+    type Target = [Option<JsonRef<'a>>];
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Slots::Inline(slots, len) => &slots[..*len],
+            Slots::Heap(slots) => slots,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Slots<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            Slots::Inline(slots, len) => &mut slots[..*len],
+            Slots::Heap(slots) => slots,
+        }
+    }
+}
+
 /// A JSON value kept from a session record: its text, already checked as serde_json's
 /// `Value` decode checks it, so reading it further cannot fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,7 +330,7 @@ impl<'a> JsonRef<'a> {
     }
 
     pub fn is_array(self) -> bool {
-        self.0.starts_with('[')
+        self.0.as_bytes()[0] == b'['
     }
 
     pub fn as_bool(self) -> Option<bool> {
@@ -301,8 +343,13 @@ impl<'a> JsonRef<'a> {
 
     /// A string's text, unescaped: borrowed from the record unless it has escapes.
     pub fn as_str(self) -> Option<Cow<'a, str>> {
-        let inner = self.0.strip_prefix('"')?.strip_suffix('"')?;
-        Some(if inner.contains('\\') {
+        // Bytes compared in place (a `char` pattern goes through memcmp); a kept string is
+        // at least its two quotes.
+        if self.0.as_bytes()[0] != b'"' {
+            return None;
+        }
+        let inner = &self.0[1..self.0.len() - 1];
+        Some(if inner.as_bytes().contains(&b'\\') {
             Cow::Owned(unescape(inner))
         } else {
             Cow::Borrowed(inner)
@@ -499,7 +546,7 @@ impl<'a> Reader<'a> {
         match self.peek_token().ok_or(Invalid)? {
             b'{' => self.object(|reader, _| reader.kept_value()),
             b'[' => self.array(|reader, _| reader.kept_value()),
-            b'"' => self.string(true).map(drop),
+            b'"' => self.skip_string(true).map(drop),
             b'-' | b'0'..=b'9' => {
                 let number = self.number()?;
                 // serde_json parses it, so what it refuses (beyond f64) is refused here too.
@@ -577,7 +624,7 @@ impl<'a> Reader<'a> {
     fn skip_value(&mut self) -> Step<()> {
         // Most skipped members are strings: straight to them.
         if self.peek_token() == Some(b'"') {
-            return self.string(false).map(drop);
+            return self.skip_string(false).map(drop);
         }
         let outer = self.skipped.len();
         loop {
@@ -597,7 +644,7 @@ impl<'a> Reader<'a> {
                     }
                 }
                 b'"' => {
-                    self.string(false)?;
+                    self.skip_string(false)?;
                 }
                 b'-' | b'0'..=b'9' => {
                     self.number()?;
@@ -633,20 +680,45 @@ impl<'a> Reader<'a> {
         if self.peek_token() != Some(b'"') {
             return Err(Invalid);
         }
-        self.string(false)?;
+        self.skip_string(false)?;
         self.expect(b':')
     }
 
-    /// A string (the cursor on its opening quote). `strict` also refuses a `\u` escape that is
-    /// a lone surrogate, as serde_json does where it decodes the string; where it skips one,
-    /// any four hex digits do.
+    /// A string (the cursor on its opening quote): the text between its quotes.
+    #[inline(always)]
     fn string(&mut self, strict: bool) -> Step<RawStr<'a>> {
-        let bytes = self.text.as_bytes();
         let start = self.pos + 1;
-        let mut at = start;
+        let escaped = self.skip_string(strict)?;
+        Ok(RawStr {
+            bytes: &self.text.as_bytes()[start..self.pos - 1],
+            escaped,
+        })
+    }
+
+    /// Steps over a string (the cursor on its opening quote) and says whether it holds
+    /// escapes. `strict` also refuses a `\u` escape that is a lone surrogate, as serde_json
+    /// does where it decodes the string; where it skips one, any four hex digits do.
+    /// ([`Reader::string`] slices the text itself: a flag comes back in a register, where a
+    /// slice and a flag would go through memory and stall the load that reads them back.)
+    ///
+    /// A string without escapes (most of them) is stepped over here, in line; the rest is
+    /// [`Reader::skip_string_from`]'s.
+    #[inline(always)]
+    fn skip_string(&mut self, strict: bool) -> Step<bool> {
+        let bytes = self.text.as_bytes();
+        let at = special_byte(bytes, self.pos + 1);
+        if bytes.get(at) == Some(&b'"') {
+            self.pos = at + 1;
+            return Ok(false);
+        }
+        self.skip_string_from(at, strict)
+    }
+
+    /// The rest of a string from its first backslash or control character (or the end).
+    fn skip_string_from(&mut self, mut at: usize, strict: bool) -> Step<bool> {
+        let bytes = self.text.as_bytes();
         let mut escaped = false;
         loop {
-            at = special_byte(bytes, at);
             match *bytes.get(at).ok_or(Invalid)? {
                 b'"' => break,
                 b'\\' => {
@@ -656,12 +728,10 @@ impl<'a> Reader<'a> {
                 // Control characters must be escaped.
                 _ => return Err(Invalid),
             }
+            at = special_byte(bytes, at);
         }
         self.pos = at + 1;
-        Ok(RawStr {
-            bytes: &bytes[start..at],
-            escaped,
-        })
+        Ok(escaped)
     }
 
     /// A number's text, by JSON's grammar (the cursor on its first byte).
@@ -711,18 +781,24 @@ impl<'a> Reader<'a> {
     /// `true`, `false` or `null`.
     fn literal(&mut self) -> Step<()> {
         let rest = &self.text.as_bytes()[self.pos..];
-        let word: &[u8] = match rest.first() {
-            Some(b't') => b"true",
-            Some(b'f') => b"false",
-            Some(b'n') => b"null",
+        // Matched byte by byte in place, not through memcmp.
+        self.pos += match rest {
+            [b't', b'r', b'u', b'e', ..] => 4,
+            [b'f', b'a', b'l', b's', b'e', ..] => 5,
+            [b'n', b'u', b'l', b'l', ..] => 4,
             _ => return Err(Invalid),
         };
-        if !rest.starts_with(word) {
-            return Err(Invalid);
-        }
-        self.pos += word.len();
         Ok(())
     }
+}
+
+/// `a == b` for the short strings keys are: lengths, then the bytes' differences folded
+/// together in place. The slice comparison calls memcmp, which costs more than these few bytes
+/// (a loop that stops at the first difference is turned into that call too, so this one
+/// does not stop).
+#[inline(always)]
+fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 /// Bytes that end a run of plain string text: `"`, `\\` and the control characters.
@@ -744,10 +820,8 @@ const STRING_SPECIAL: [bool; 256] = {
 #[inline(always)]
 fn special_byte(bytes: &[u8], from: usize) -> usize {
     const ONES: u64 = u64::MAX / 255;
-    let rest = bytes.get(from..).unwrap_or_default();
-    let mut words = rest.chunks_exact(8);
     let mut at = from;
-    for chunk in &mut words {
+    while let Some(chunk) = bytes.get(at..at + 8) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let word = u64::from_le_bytes(word);
@@ -762,11 +836,10 @@ fn special_byte(bytes: &[u8], from: usize) -> usize {
         }
         at += 8;
     }
-    let tail = words.remainder();
-    at + tail
-        .iter()
-        .position(|&b| STRING_SPECIAL[usize::from(b)])
-        .unwrap_or(tail.len())
+    while at < bytes.len() && !STRING_SPECIAL[usize::from(bytes[at])] {
+        at += 1;
+    }
+    at
 }
 
 /// Where an escape ends (the index after it), given the index of the byte after its `\`; `None`

@@ -99,6 +99,7 @@ pub fn format_http_date(ms: i64) -> String {
     )
 }
 
+#[inline(always)]
 fn digits(b: &[u8], at: usize, n: usize) -> Option<i64> {
     let slice = b.get(at..at + n)?;
     slice.iter().try_fold(0i64, |acc, &c| {
@@ -106,8 +107,17 @@ fn digits(b: &[u8], at: usize, n: usize) -> Option<i64> {
     })
 }
 
+/// `x / 100` for `0 <= x < 43_699` as a multiply and a shift: at opt-level "z" a division by
+/// a constant stays a division instruction, and a date took seven of them.
+fn div100(x: i64) -> i64 {
+    debug_assert!((0..43_699).contains(&x));
+    (x * 5243) >> 19
+}
+
+/// For the four-digit years an RFC 3339 date has (0 to 9999).
 fn is_leap(year: i64) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+    let centuries = div100(year);
+    year & 3 == 0 && (year != centuries * 100 || centuries & 3 == 0)
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {
@@ -119,15 +129,19 @@ fn days_in_month(year: i64, month: i64) -> i64 {
     }
 }
 
-// Howard Hinnant's days_from_civil / civil_from_days.
+/// Howard Hinnant's days_from_civil for the four-digit years an RFC 3339 date has (0 to 9999),
+/// without a division instruction: the year is moved one 400-year era on so that it is never
+/// negative, and divisions by constants are shifts or [`div100`].
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
+    /// Days from March 1 to the first of each month, March first.
+    const MONTH_START: [i64; 12] = [0, 31, 61, 92, 122, 153, 184, 214, 245, 275, 306, 337];
+    let y = if m <= 2 { y - 1 } else { y } + 400;
+    let era = div100(y) >> 2;
     let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = MONTH_START[mp as usize] + d - 1;
+    let doe = yoe * 365 + (yoe >> 2) - div100(yoe) + doy;
+    (era - 1) * 146_097 + doe - 719_468
 }
 
 fn civil_from_days(z: i64) -> (i64, i64, i64) {
@@ -146,6 +160,35 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn date_arithmetic_without_division_is_the_plain_one() {
+        fn days_from_civil_reference(y: i64, m: i64, d: i64) -> i64 {
+            let y = if m <= 2 { y - 1 } else { y };
+            let era = y.div_euclid(400);
+            let yoe = y - era * 400;
+            let mp = (m + 9) % 12;
+            let doy = (153 * mp + 2) / 5 + d - 1;
+            let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+            era * 146_097 + doe - 719_468
+        }
+        for x in 0..43_699 {
+            assert_eq!(div100(x), x / 100, "{x}");
+        }
+        for year in 0..=9999 {
+            let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+            assert_eq!(is_leap(year), leap, "{year}");
+            for month in 1..=12 {
+                for day in [1, 15, days_in_month(year, month)] {
+                    assert_eq!(
+                        days_from_civil(year, month, day),
+                        days_from_civil_reference(year, month, day),
+                        "{year}-{month}-{day}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn parses_what_express_session_writes() {

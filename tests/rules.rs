@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use sessiongate::decision::{Check, Decision, Refusal};
+use sessiongate::decision::{Check, Refusal};
 
 /// Route `/ws/:org/:room`; the given rule lists on the route.
 fn route_rules(rules: Value) -> Value {

@@ -1,5 +1,6 @@
 //! `cookie::find` and `cookie::parse_all` on arbitrary UTF-8 Cookie headers: never panic,
-//! and agree with each other (what `find` returns for a name is what `parse_all` lists).
+//! and agree with each other (what `find` and `with_value` return for a name is what
+//! `parse_all` lists).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -28,6 +29,11 @@ fuzz_target!(|data: &[u8]| {
             cookie::find(header, name).as_deref(),
             Some(value.as_ref()),
             "find({header:?}, {name:?})"
+        );
+        assert_eq!(
+            cookie::with_value(header, name, str::to_owned).as_deref(),
+            Some(value.as_ref()),
+            "with_value({header:?}, {name:?})"
         );
     }
     // percent_encode is encodeURIComponent: decoding it gives the text back.

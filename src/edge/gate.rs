@@ -144,9 +144,9 @@ pub async fn handle(
         Ok(checked) => checked,
         Err(denial) => return deny(denial, settings).map(Into::into),
     };
-    let stored = sessions(env, settings).load(&checked.key(config)).await;
+    let stored = sessions(env, settings).load(checked.key()).await;
     let stored = stored.as_ref().map(Option::as_deref).map_err(Clone::clone);
-    let admission = match check_session(&checked, stored, config, util::now_ms()) {
+    let admission = match check_session(checked, stored, config, util::now_ms()) {
         Ok(admission) => admission,
         Err(denial) => return deny(denial, settings).map(Into::into),
     };
@@ -154,7 +154,7 @@ pub async fn handle(
         util::log(&LogEvent::Decision(log::Decision::Admit {
             route: config.routes[admission.route].path.as_str(),
             room: Clipped::of(&admission.room),
-            sid: SidTag::of(&admission.sid),
+            sid: SidTag::of(admission.sid()),
         }));
     }
     let id = connection_id(util::random_bytes()?);

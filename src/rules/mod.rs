@@ -43,11 +43,16 @@ pub trait HeaderLookup {
 /// Room re-checks the rules with) hold headers.
 impl HeaderLookup for [(String, String)] {
     fn header(&self, lower_case_name: &str) -> Option<Cow<'_, str>> {
-        // Lengths first: most names differ there. Names are usually lower-case already, and
-        // an exact comparison is cheaper than a case-blind one.
+        // Lengths first, then the first byte: most names differ there. Names are usually
+        // lower-case already, and an exact comparison is cheaper than a case-blind one.
+        let first = lower_case_name
+            .as_bytes()
+            .first()
+            .map(u8::to_ascii_lowercase);
         self.iter()
             .find(|(n, _)| {
                 n.len() == lower_case_name.len()
+                    && n.as_bytes().first().map(u8::to_ascii_lowercase) == first
                     && (n == lower_case_name || n.eq_ignore_ascii_case(lower_case_name))
             })
             .map(|(_, v)| Cow::Borrowed(v.as_str()))

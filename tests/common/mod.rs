@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 use sessiongate::config::Config;
 use sessiongate::cookie_format::CookieFormat;
-use sessiongate::decision::{self, Admission, Decision, Denial, Handshake, StoreError};
+use sessiongate::decision::{self, Admission, Denial, Handshake, StoreError};
 use sessiongate::explain::{self, Step};
 use sessiongate::signature::Secrets;
 
@@ -30,6 +30,40 @@ pub fn session_json() -> Value {
         "user": {"name": "Ada", "roles": ["chat", "admin"], "age": 36, "team": "acme-blue", "secret": "do not expose"}
     })
 }
+
+/// An admission with everything owned, so a test can hold it past the gate and request it
+/// was decided with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admitted {
+    pub route: usize,
+    pub room: String,
+    pub sid: String,
+    pub projection: Value,
+    pub expires_at_ms: Option<i64>,
+    pub params: Vec<(String, String)>,
+    pub revoke_keys: Vec<(String, Value)>,
+}
+
+impl From<Admission<'_>> for Admitted {
+    fn from(a: Admission<'_>) -> Admitted {
+        Admitted {
+            route: a.route,
+            room: a.room.into_owned(),
+            sid: a.session.sid().to_owned(),
+            projection: a.projection,
+            expires_at_ms: a.expires_at_ms,
+            params: a.params.to_pairs(),
+            revoke_keys: a
+                .revoke_keys
+                .into_iter()
+                .map(|(path, value)| (path.to_owned(), value))
+                .collect(),
+        }
+    }
+}
+
+/// A whole decision, owned.
+pub type Decision = Result<Admitted, Denial>;
 
 /// What the tests' stores answer for a key (the Worker's is KV).
 pub trait TestStore {
@@ -193,13 +227,14 @@ impl<S: TestStore> Gate<S> {
             self.now,
             |key| self.store.load(key),
         )
+        .map(Admitted::from)
     }
 
     /// The decision with `explain`'s steps (the store is read once, as by the gate).
     pub fn decide_traced(&self, req: &Req) -> (Decision, Vec<Step>) {
         let handshake = Self::handshake(req);
         let key = match decision::check_request(&handshake, &self.secrets, &self.config) {
-            Ok(checked) => checked.key(&self.config),
+            Ok(checked) => checked.key().to_owned(),
             Err(_) => String::new(),
         };
         let stored = if key.is_empty() {
@@ -207,16 +242,17 @@ impl<S: TestStore> Gate<S> {
         } else {
             self.store.load(&key)
         };
-        explain::explain(
+        let (decision, steps) = explain::explain(
             &handshake,
             &self.secrets,
             &self.config,
             stored.as_ref().map(Option::as_deref).map_err(Clone::clone),
             self.now,
-        )
+        );
+        (decision.map(Admitted::from), steps)
     }
 
-    pub fn admit(&self, req: &Req) -> Admission {
+    pub fn admit(&self, req: &Req) -> Admitted {
         match self.decide(req) {
             Ok(a) => a,
             Err(d) => panic!("expected admission, got {d:?}"),
