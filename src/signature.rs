@@ -253,6 +253,43 @@ mod tests {
         }
     }
 
+    /// RFC 4231's HMAC-SHA-256 test cases 1, 2, 6 and 7 (a short key, a key shorter than the
+    /// message, and two keys longer than a block, which are hashed first).
+    #[test]
+    fn keyed_mac_known_answers_rfc_4231() {
+        let hex = |s: &str| -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let cases: [(Vec<u8>, &[u8], &str); 4] = [
+            (
+                vec![0x0b; 20],
+                b"Hi There",
+                "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
+            ),
+            (
+                b"Jefe".to_vec(),
+                b"what do ya want for nothing?",
+                "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+            ),
+            (
+                vec![0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First",
+                "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+            ),
+            (
+                vec![0xaa; 131],
+                b"This is a test using a larger than block-size key and a larger than block-size data. The key needs to be hashed before being used by the HMAC algorithm.",
+                "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2",
+            ),
+        ];
+        for (key, message, expected) in cases {
+            assert_eq!(KeyedMac::new(&key).tag(message).to_vec(), hex(expected));
+        }
+    }
+
     #[test]
     fn known_answer_from_cookie_signature() {
         assert_eq!(
