@@ -22,6 +22,12 @@ use crate::engine::RevokeTarget;
 /// How long a room keeps a key registered after its last socket with that key left.
 pub const LINGER_MS: i64 = 30_000;
 
+/// The room's alarm that unregisters keys also takes those whose linger ends within this much
+/// after it: in a room with a steady stream of departures it then fires every few seconds,
+/// not once per key (each firing reads storage, writes it and asks the index). Unregistering
+/// a key a little early is safe: no socket holds it; a rejoin then costs one registration.
+pub const UNREGISTER_BATCH_MS: i64 = 5_000;
+
 /// The revocation key of a sid.
 pub fn sid_key(sid: &str) -> String {
     format!("sid:{sid}")
@@ -204,6 +210,12 @@ impl RoomKeys {
             }
         }
         started
+    }
+
+    /// What the alarm at `now` unregisters: the keys due by then, and those due within
+    /// [`UNREGISTER_BATCH_MS`] after it (removed from the bookkeeping).
+    pub fn due_at_alarm(&mut self, now_ms: i64) -> Vec<String> {
+        self.due(now_ms + UNREGISTER_BATCH_MS)
     }
 
     /// Keys due to be unregistered at `now` (removed from the bookkeeping).
@@ -548,6 +560,30 @@ mod tests {
         let mut back = RoomKeys::rebuild(["sid:A".to_owned()], std::iter::empty(), 5_000);
         assert!(back.arrive(&["sid:A".to_owned()]).is_empty());
         assert!(back.due(5_000).is_empty());
+    }
+
+    #[test]
+    fn an_alarm_takes_the_keys_due_within_a_batch_window_so_departures_share_it() {
+        let mut room = RoomKeys::default();
+        let sockets: Vec<Vec<String>> = (0..4).map(|i| vec![format!("sid:{i}")]).collect();
+        for keys in &sockets {
+            room.arrive(keys);
+        }
+        // Departures a second apart, the last one after the window.
+        for (i, keys) in sockets.iter().enumerate() {
+            room.leave(
+                keys,
+                1_000 * i as i64 + if i == 3 { UNREGISTER_BATCH_MS } else { 0 },
+            );
+        }
+        let mut due = room.due_at_alarm(LINGER_MS);
+        due.sort();
+        assert_eq!(due, ["sid:0", "sid:1", "sid:2"]);
+        assert_eq!(
+            room.next_due(),
+            Some(3_000 + UNREGISTER_BATCH_MS + LINGER_MS)
+        );
+        assert!(room.due_at_alarm(LINGER_MS).is_empty());
     }
 
     /// Found under wrangler dev: rebuilt with the arriving socket already among the sockets,

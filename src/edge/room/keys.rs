@@ -225,7 +225,7 @@ impl Room {
         let entry = index::room_entry(crate::edge::env::ROOMS, &room);
         let shards = settings.config.index_shards;
         let due = match self.keys.borrow_mut().as_mut() {
-            Some(keys) => keys.due(now),
+            Some(keys) => keys.due_at_alarm(now),
             None => Vec::new(),
         };
         if !due.is_empty() {
