@@ -25,6 +25,10 @@ use crate::edge::util::{self, Settings};
 const REGISTERED_PREFIX: &str = "ix:";
 /// Storage: the shard count the keys were registered under.
 const SHARDS_KEY: &str = "ix_shards";
+/// How long a request waits for the one queued before it. An index request answers in
+/// milliseconds; past this, order gives way to liveness (the arrival's own request still
+/// goes, and a revocation meanwhile falls back on revalidation, as for a failed request).
+const WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The order of the room's index requests ([`IndexQueue`]) and, for each request queued, a
 /// promise that settles when it finished: arrivals and the alarm run in the same object and
@@ -46,7 +50,8 @@ impl IndexRequests {
         }
     }
 
-    /// Waits until request `id` finished (at once if it has).
+    /// Waits until request `id` finished (at once if it has), for at most `WAIT_LIMIT`: a
+    /// request that never settled must not hold up every later arrival in the room.
     async fn finish_of(&self, id: Option<u64>) {
         let pending = id.and_then(|id| {
             let finished = self.finished.borrow();
@@ -54,7 +59,9 @@ impl IndexRequests {
         });
         if let Some(promise) = pending {
             // It is only ever resolved.
-            let _ = JsFuture::from(promise).await;
+            let settled = JsFuture::from(promise);
+            let limit = worker::Delay::from(WAIT_LIMIT);
+            futures_util::future::select(std::pin::pin!(settled), std::pin::pin!(limit)).await;
         }
     }
 
