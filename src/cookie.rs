@@ -119,28 +119,23 @@ fn for_each_pair<'h>(header: &'h str, mut visit: impl FnMut(&'h str, &'h str) ->
     }
 }
 
-/// The first `A` or `B` at or after `from`, or the length: eight bytes at a time (the lowest
-/// hit of the "some byte is zero" test is exact, and a little-endian word's lowest byte comes
-/// first), the last few one by one. The needles are constants, so their words are too.
+/// The first `A` or `B` at or after `from`, or the length, eight bytes at a time. The needles
+/// are constants, so their words are too.
 pub(crate) fn find_either<const A: u8, const B: u8>(bytes: &[u8], from: usize) -> usize {
-    const ONES: u64 = u64::MAX / 255;
-    let mut at = from;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(word);
-        let xa = word ^ (ONES * A as u64);
-        let xb = word ^ (ONES * B as u64);
-        let hits = ((xa.wrapping_sub(ONES) & !xa) | (xb.wrapping_sub(ONES) & !xb)) & (ONES << 7);
-        if hits != 0 {
-            return at + hits.trailing_zeros() as usize / 8;
-        }
-        at += 8;
+    crate::scan::first_hit::<Either<A, B>>(bytes, from)
+}
+
+struct Either<const A: u8, const B: u8>;
+
+impl<const A: u8, const B: u8> crate::scan::Needles for Either<A, B> {
+    #[inline(always)]
+    fn word_hits(word: u64) -> u64 {
+        crate::scan::bytes_equal(word, A) | crate::scan::bytes_equal(word, B)
     }
-    while at < bytes.len() && bytes[at] != A && bytes[at] != B {
-        at += 1;
+    #[inline(always)]
+    fn is_hit(byte: u8) -> bool {
+        byte == A || byte == B
     }
-    at
 }
 
 fn is_blank(b: u8) -> bool {
@@ -248,6 +243,26 @@ pub fn percent_encode(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn find_either_finds_the_first_needle_at_every_offset() {
+        for len in 0..20 {
+            for (at_a, at_b) in [(len, len), (3, len), (len, 9), (5, 2), (12, 12)] {
+                let mut bytes = vec![b'x'; len];
+                if at_a < len {
+                    bytes[at_a] = b'=';
+                }
+                if at_b < len {
+                    bytes[at_b] = b';';
+                }
+                for from in 0..=len {
+                    let expected = (from..len).find(|&i| bytes[i] == b'=' || bytes[i] == b';');
+                    let found = find_either::<b'=', b';'>(&bytes, from);
+                    assert_eq!(found, expected.unwrap_or(len), "{bytes:?} from {from}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn first_occurrence_wins() {

@@ -24,6 +24,7 @@ pub mod protocol;
 pub mod revocation;
 pub mod route;
 pub mod rules;
+mod scan;
 pub mod session;
 pub mod session_view;
 pub mod signature;

@@ -815,31 +815,27 @@ const STRING_SPECIAL: [bool; 256] = {
 };
 
 /// The first `"`, `\\` or control character at or after `from` (or the end): eight bytes
-/// at a time with serde_json's test for "some byte of this word is one of them" (its lowest
-/// hit is exact, and a little-endian word's lowest byte comes first), the last few by table.
+/// at a time with serde_json's test for "some byte of this word is one of them", the last few
+/// by table.
 #[inline(always)]
 fn special_byte(bytes: &[u8], from: usize) -> usize {
-    const ONES: u64 = u64::MAX / 255;
-    let mut at = from;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(word);
-        let quote = word ^ (ONES * u64::from(b'"'));
-        let backslash = word ^ (ONES * u64::from(b'\\'));
-        let hits = (word.wrapping_sub(ONES * 0x20) & !word)
-            | (quote.wrapping_sub(ONES) & !quote)
-            | (backslash.wrapping_sub(ONES) & !backslash);
-        let hits = hits & (ONES << 7);
-        if hits != 0 {
-            return at + hits.trailing_zeros() as usize / 8;
-        }
-        at += 8;
+    crate::scan::first_hit::<StringSpecial>(bytes, from)
+}
+
+struct StringSpecial;
+
+impl crate::scan::Needles for StringSpecial {
+    #[inline(always)]
+    fn word_hits(word: u64) -> u64 {
+        use crate::scan::{bytes_equal, ONES};
+        (word.wrapping_sub(ONES * 0x20) & !word)
+            | bytes_equal(word, b'"')
+            | bytes_equal(word, b'\\')
     }
-    while at < bytes.len() && !STRING_SPECIAL[usize::from(bytes[at])] {
-        at += 1;
+    #[inline(always)]
+    fn is_hit(byte: u8) -> bool {
+        STRING_SPECIAL[usize::from(byte)]
     }
-    at
 }
 
 /// Where an escape ends (the index after it), given the index of the byte after its `\`; `None`
