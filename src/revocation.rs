@@ -374,28 +374,30 @@ mod tests {
         k.iter().map(|s| s.to_string()).collect()
     }
 
+    /// A socket with one key the room does not hold yet.
+    fn arrive_new(q: &mut IndexQueue, key: &str) -> Registration {
+        q.register(keys(&[key]), &keys(&[key]))
+    }
+
     #[test]
     fn an_arrival_with_nothing_queued_sends_its_keys_at_once() {
         let mut q = IndexQueue::default();
-        let r = q.register(keys(&["sid:A"]), &keys(&["sid:A"]));
+        let r = arrive_new(&mut q, "sid:A");
         let turn = r.send.expect("sends");
         assert_eq!((turn.after, r.wait.len()), (None, 0));
         assert_eq!(q.take(turn.id), keys(&["sid:A"]));
         q.finish(turn.id);
         // Nothing pending or queued afterwards: the next one sends at once too.
-        let next = q.register(keys(&["sid:B"]), &keys(&["sid:B"]));
+        let next = arrive_new(&mut q, "sid:B");
         assert_eq!(next.send.map(|t| t.after), Some(None));
     }
 
     #[test]
     fn arrivals_behind_a_request_in_flight_are_sent_as_one() {
         let mut q = IndexQueue::default();
-        let first = q
-            .register(keys(&["sid:A"]), &keys(&["sid:A"]))
-            .send
-            .unwrap();
+        let first = arrive_new(&mut q, "sid:A").send.unwrap();
         q.take(first.id); // in flight
-        let second = q.register(keys(&["sid:B"]), &keys(&["sid:B"]));
+        let second = arrive_new(&mut q, "sid:B");
         let leader = second.send.expect("the first behind it sends the next");
         assert_eq!(leader.after, Some(first.id));
         let third = q.register(
@@ -412,7 +414,7 @@ mod tests {
         q.finish(first.id);
         assert_eq!(q.take(leader.id), keys(&["sid:B", "sid:C", "field:u=1"]));
         // Taken: a later arrival queues a new request behind it.
-        let fourth = q.register(keys(&["sid:D"]), &keys(&["sid:D"]));
+        let fourth = arrive_new(&mut q, "sid:D");
         assert_eq!(fourth.send.map(|t| t.after), Some(Some(leader.id)));
     }
 
@@ -421,10 +423,7 @@ mod tests {
         // Before: RoomKeys marked the key registered at the first arrival, so a second socket
         // of the same session got its 101 while the index did not list the room yet.
         let mut q = IndexQueue::default();
-        let first = q
-            .register(keys(&["sid:A"]), &keys(&["sid:A"]))
-            .send
-            .unwrap();
+        let first = arrive_new(&mut q, "sid:A").send.unwrap();
         q.take(first.id);
         let same = q.register(vec![], &keys(&["sid:A"]));
         assert_eq!(
@@ -444,19 +443,13 @@ mod tests {
     #[test]
     fn a_key_back_while_its_removal_is_queued_is_added_after_the_removal() {
         let mut q = IndexQueue::default();
-        let first = q
-            .register(keys(&["sid:A"]), &keys(&["sid:A"]))
-            .send
-            .unwrap();
+        let first = arrive_new(&mut q, "sid:A").send.unwrap();
         q.take(first.id);
-        let queued = q
-            .register(keys(&["sid:B"]), &keys(&["sid:B"]))
-            .send
-            .unwrap();
+        let queued = arrive_new(&mut q, "sid:B").send.unwrap();
         let removal = q.exclusive();
         assert_eq!(removal.after, Some(queued.id));
         // Does not join the registration queued before the removal.
-        let back = q.register(keys(&["sid:Z"]), &keys(&["sid:Z"]));
+        let back = arrive_new(&mut q, "sid:Z");
         assert_eq!(back.send.map(|t| t.after), Some(Some(removal.id)));
         assert_eq!(q.take(queued.id), keys(&["sid:B"]));
     }

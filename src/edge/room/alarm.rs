@@ -33,7 +33,7 @@ impl Room {
             &expired,
             Expulsion::Refused(Refusal::SessionExpired),
         );
-        let interval = u64::from(settings.config.room.revalidate_seconds) * 1000;
+        let interval = revalidate_ms(&settings);
         let last = self.last_revalidation(now).await?;
         if engine::revalidation_due(Some(last), interval, now) {
             self.revalidate(&settings, now).await;
@@ -52,7 +52,7 @@ impl Room {
             return self.set_alarm(linger_ends.map(|at| at.max(now + 1))).await;
         }
         let last = self.last_revalidation(now).await?;
-        let interval = u64::from(settings.config.room.revalidate_seconds) * 1000;
+        let interval = revalidate_ms(settings);
         let next = {
             let members = self.members();
             let expiries = members.iter().map(|m| m.attachment.expires_at_ms);
@@ -80,7 +80,7 @@ impl Room {
             return self.schedule(settings, now).await;
         }
         let last = self.last_revalidation(now).await?;
-        let interval = u64::from(settings.config.room.revalidate_seconds) * 1000;
+        let interval = revalidate_ms(settings);
         let expiry = std::iter::once(arrived.attachment.expires_at_ms);
         self.set_alarm(engine::next_alarm_ms(expiry, last, interval, now))
             .await
@@ -148,4 +148,9 @@ impl Room {
             let _ = self.schedule(&settings, util::now_ms()).await;
         }
     }
+}
+
+/// The revalidation interval in ms (0: none).
+fn revalidate_ms(settings: &Settings) -> u64 {
+    u64::from(settings.config.room.revalidate_seconds) * 1000
 }
