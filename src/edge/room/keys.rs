@@ -170,10 +170,7 @@ impl Room {
             return Ok(());
         }
         // The marks and, if this object has not stored it yet, the shard count: one write.
-        let marks: Vec<String> = keys
-            .iter()
-            .map(|k| format!("{REGISTERED_PREFIX}{k}"))
-            .collect();
+        let marks = marks(keys);
         let shards_entry = (self.remembered.borrow().shards != Some(shards))
             .then_some((SHARDS_KEY, f64::from(shards)));
         let entries = marks.iter().map(|mark| (mark.as_str(), 1.0));
@@ -236,11 +233,7 @@ impl Room {
             None => Vec::new(),
         };
         if !due.is_empty() {
-            let marks: Vec<String> = due
-                .iter()
-                .map(|k| format!("{REGISTERED_PREFIX}{k}"))
-                .collect();
-            storage.delete_multiple(marks).await?;
+            storage.delete_multiple(marks(&due)).await?;
             index::update(&self.env, shards, &entry, &due, false).await?;
         }
         let registered_under = util::stored_number(&storage, SHARDS_KEY)
@@ -258,6 +251,13 @@ impl Room {
         }
         Ok(())
     }
+}
+
+/// The storage keys that mark `keys` as registered.
+fn marks(keys: &[String]) -> Vec<String> {
+    keys.iter()
+        .map(|k| format!("{REGISTERED_PREFIX}{k}"))
+        .collect()
 }
 
 fn log_index_error(what: &str, e: &worker::Error) {
