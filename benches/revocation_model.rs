@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::json;
 use sessiongate::revocation::{
-    entry_storage_key, key_id, locate, socket_keys, RoomKeys, ShardIndex,
+    entry_storage_key, key_id, locate, socket_keys, RoomKeys, ShardIndex, ENTRY_TTL_MS,
+    REFRESH_AFTER_MS, SWEEP_EVERY_MS,
 };
 
 const SOCKETS: usize = 1_000_000;
@@ -111,19 +112,38 @@ fn main() {
     let (user_mean, user_p99, user_max) = stats(&mut by_user_rooms);
     let (sid_mean, sid_p99, sid_max) = stats(&mut by_sid_rooms);
 
-    // Load: the population turns over every SOCKET_LIFETIME_S; each index add has a matching
-    // remove a linger after the key's last socket leaves.
+    // Load: the population turns over every SOCKET_LIFETIME_S; each key new to a room costs
+    // one add request; nothing is sent when it leaves (its entry expires, and the shard's
+    // sweep deletes it: a storage delete, no request). Every REFRESH_AFTER_MS each occupied
+    // room adds the keys of its sockets again: one request per shard they fall on.
     let handshakes_per_s = SOCKETS as f64 / SOCKET_LIFETIME_S;
     let writes_per_handshake = index_adds as f64 / SOCKETS as f64;
-    let total_writes_per_s = 2.0 * writes_per_handshake * handshakes_per_s;
+    let refresh_s = REFRESH_AFTER_MS as f64 / 1000.0;
+    let (mut refresh_requests, mut refresh_writes) = (0usize, 0usize);
+    for room in &mut rooms {
+        let keys = room.refresh();
+        let mut shards_hit: Vec<u32> = keys.iter().map(|k| locate(k, shards).shard).collect();
+        shards_hit.sort_unstable();
+        shards_hit.dedup();
+        refresh_requests += shards_hit.len();
+        refresh_writes += keys.len();
+    }
+    let add_requests_per_s = writes_per_handshake * handshakes_per_s;
+    let total_requests_per_s = add_requests_per_s + refresh_requests as f64 / refresh_s;
+    let total_writes_per_s = 2.0 * add_requests_per_s + refresh_writes as f64 / refresh_s; // adds, their sweeps, refreshes
     let busiest = *shard_writes.iter().max().unwrap() as f64 / index_adds as f64;
-    let busiest_rps = total_writes_per_s * busiest + REVOCATIONS_PER_S; // worst case: every revocation on it
-    let mean_rps = total_writes_per_s / f64::from(shards);
+    let busiest_rps = total_requests_per_s * busiest + REVOCATIONS_PER_S; // worst case: every revocation on it
+    let mean_rps = total_requests_per_s / f64::from(shards);
+    // Entries of keys that left stay listed until they expire and the next sweep: on average
+    // (TTL + sweep interval / 2) / socket lifetime as many stale rooms as rooms with sockets.
+    let stale_per_live =
+        (ENTRY_TTL_MS as f64 + SWEEP_EVERY_MS as f64 / 2.0) / 1000.0 / SOCKET_LIFETIME_S;
     let (key_ids, entries): (usize, usize) = shard_index
         .iter()
         .map(ShardIndex::size)
         .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
-    let entry_bytes = entry_storage_key(&key_id("sid:x"), "room:12345").len() + 1;
+    // The storage key and its value, a double (when the entry expires).
+    let entry_bytes = entry_storage_key(&key_id("sid:x"), "room:12345").len() + 9;
     let mut per_shard_entries: BTreeMap<usize, usize> = BTreeMap::new();
     for s in &shard_index {
         *per_shard_entries.entry(s.size().1).or_default() += 1;
@@ -133,18 +153,22 @@ fn main() {
     println!("revocation index model: {SOCKETS} sockets, {ROOMS} rooms, {USERS} users, {} sessions, {shards} shards", sessions.len());
     println!("assumptions: socket lifetime {SOCKET_LIFETIME_S} s ({handshakes_per_s:.0} handshakes/s), {REVOCATIONS_PER_S} revocations/s");
     println!();
-    println!("index writes per handshake          {writes_per_handshake:.2} adds (+ as many removes a linger after the last socket of a key leaves)");
-    println!("index writes per second, all shards {total_writes_per_s:.0}");
-    println!("  per shard: mean {mean_rps:.0}/s, busiest {busiest_rps:.0}/s (comfort {OBJECT_COMFORT_RPS:.0}/s per object: {})",
+    println!("index adds per handshake            {writes_per_handshake:.2} (one request each; nothing when a socket leaves)");
+    println!("refreshes                           every {refresh_s:.0} s: {refresh_requests} requests re-adding {refresh_writes} entries");
+    println!("index requests per second, all      {total_requests_per_s:.0} ({add_requests_per_s:.0} adds, {:.0} refreshes)", refresh_requests as f64 / refresh_s);
+    println!("index storage writes per second     {total_writes_per_s:.0} (adds, as many sweep deletes, refreshes)");
+    println!("  requests per shard: mean {mean_rps:.0}/s, busiest {busiest_rps:.0}/s (comfort {OBJECT_COMFORT_RPS:.0}/s per object: {})",
         if busiest_rps <= OBJECT_COMFORT_RPS { "within" } else { "OVER: raise index_shards" });
     println!("objects touched per revocation      by user: 1 shard + {user_mean:.1} rooms (p99 {user_p99}, max {user_max}); by sid: 1 shard + {sid_mean:.1} rooms (p99 {sid_p99}, max {sid_max})");
+    println!("  plus stale rooms (left, entry not expired yet): about {stale_per_live:.1}x as many again, one wasted request each");
     println!("  whatever the number of occupied rooms ({ROOMS} here): the old directory asked all {ROOMS}");
     println!(
-        "revocation requests per second      {:.0} to shards, {:.0} to rooms",
+        "revocation requests per second      {:.0} to shards, {:.0} to rooms with sockets (about {:.0} with the stale ones)",
         REVOCATIONS_PER_S,
-        REVOCATIONS_PER_S * (user_mean + sid_mean) / 2.0
+        REVOCATIONS_PER_S * (user_mean + sid_mean) / 2.0,
+        REVOCATIONS_PER_S * (user_mean + sid_mean) / 2.0 * (1.0 + stale_per_live)
     );
-    println!("storage                             {key_ids} key ids, {entries} (key, room) entries of ~{entry_bytes} B: {:.0} MB in all, {:.1} MB on the fullest shard ({max_entries} entries)",
-        (entries * entry_bytes) as f64 / 1e6, (max_entries * entry_bytes) as f64 / 1e6);
+    println!("storage                             {key_ids} key ids, {entries} (key, room) entries of ~{entry_bytes} B: {:.0} MB in all, {:.1} MB on the fullest shard ({max_entries} entries); with the stale entries about {:.1}x that",
+        (entries * entry_bytes) as f64 / 1e6, (max_entries * entry_bytes) as f64 / 1e6, 1.0 + stale_per_live);
     println!("  per key: ~{entry_bytes} B per room it is in (a 64-hex key id, never the sid)");
 }

@@ -63,7 +63,7 @@ if (!["fresh", "room"].includes(SESSIONS)) throw new Error(`sessions: "fresh" or
 const ROOMS = 20;
 const LOG_EVERY = 100; // log_admissions' default (src/config/check.rs)
 const SETTLE_MS = 500; // after a round, before reading CPU: the Durable Objects' close handlers
-const DEFERRED_MS = 40_000; // a key's linger (30 s) and the alarm's batch window (5 s), and slack
+const DEFERRED_MS = 40_000; // the wait after the warm-up and the tail of the whole-run figure (was a key's linger, 30 s, and slack)
 const WARMUP = 200; // handshakes per target before the rounds
 
 const ANCHOR = {
@@ -110,11 +110,12 @@ async function handshakes() {
       const warm = await runConcurrent(WARMUP, CONCURRENCY, (i) => handshake(`${s.wsBase}/ws/rooms/kept-${i % ROOMS}`, { cookie: cookies[i % COUNT], origin: s.origin }));
       if (warm.outcomes.admitted !== WARMUP) console.log(`warm-up ${s.label}: ${JSON.stringify(warm.outcomes)}`);
     }
-    // Work a fresh session leaves for later: its key leaves the index 30-35 s after its
-    // socket left (the room's alarm; revocation::LINGER_MS + UNREGISTER_BATCH_MS). The warm-up's
-    // must be over before the rounds, and the rounds' is counted in the whole-run figure.
+    // Work a fresh session could leave for later (before index entries expired on their own,
+    // its key left the index 30-35 s after its socket left, in the room's alarm): whatever the
+    // warm-up left must be over before the rounds, and the rounds' is counted in the whole-run
+    // figure.
     if (SESSIONS === "fresh") {
-      console.log(`waiting ${DEFERRED_MS / 1000} s for the warm-up's keys to leave the index`);
+      console.log(`waiting ${DEFERRED_MS / 1000} s for work the warm-up left for later`);
       await sleep(DEFERRED_MS);
     } else {
       await sleep(1000);

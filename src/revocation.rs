@@ -8,9 +8,13 @@
 //! * A key lives on shard `hash(key) mod shards` ([`locate`]), so no object sees all traffic
 //!   and a revocation touches one shard plus the rooms listed there.
 //! * Shards store a one-way id of the key ([`key_id`]), never the sid itself.
-//! * A room registers a key when its first socket with that key arrives and unregisters it a
-//!   linger after the last one leaves ([`RoomKeys`]): a session that leaves and comes back
-//!   within the linger costs no index write.
+//! * A room registers a key when its first socket with that key arrives ([`RoomKeys`]). An
+//!   entry expires `ENTRY_TTL_MS` after it was written; the room registers the keys of its
+//!   sockets again every `REFRESH_AFTER_MS`, and nothing is sent when a socket leaves: a key
+//!   that left stays listed until its entry expires (a revocation that meets such a stale
+//!   entry asks that one room, which answers that it holds none, and removes the entry).
+//!   Removing entries at departure cost every visit of a key to a room a second index
+//!   request, a storage write and delete in the room and an alarm.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,14 +23,20 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::RevokeTarget;
 
-/// How long a room keeps a key registered after its last socket with that key left.
-pub const LINGER_MS: i64 = 30_000;
+/// How long an index entry is listed after it was written. Longer: fewer refreshes of
+/// occupied rooms; shorter: a revocation meets fewer stale rooms (each costs it one request).
+pub const ENTRY_TTL_MS: i64 = 10 * 60 * 1000;
 
-/// The room's alarm that unregisters keys also takes those whose linger ends within this much
-/// after it: in a room with a steady stream of departures it then fires every few seconds,
-/// not once per key (each firing reads storage, writes it and asks the index). Unregistering
-/// a key a little early is safe: no socket holds it; a rejoin then costs one registration.
-pub const UNREGISTER_BATCH_MS: i64 = 5_000;
+/// A room registers the keys of its sockets again this long after the last time (its floor):
+/// half the lifetime, so that a late or failed alarm has time to try again before any entry
+/// of a socket expires.
+pub const REFRESH_AFTER_MS: i64 = ENTRY_TTL_MS / 2;
+
+/// After a failed refresh, the next try.
+pub const REFRESH_RETRY_MS: i64 = 60_000;
+
+/// A shard sweeps its expired entries this often (and only while it has entries).
+pub const SWEEP_EVERY_MS: i64 = ENTRY_TTL_MS;
 
 /// The revocation key of a sid.
 pub fn sid_key(sid: &str) -> String {
@@ -132,52 +142,54 @@ pub fn entry_prefix(key_id: &str) -> String {
     format!("k:{key_id}:")
 }
 
-/// What a room has registered in the index, and what it must change.
+/// What a room has registered in the index, and what it must send: registrations of keys new
+/// to the room, and a refresh of every key it holds before their entries expire.
+///
+/// The floor: every registration the room counts on was sent at or after it, so every key
+/// it holds is listed until at least `floor + ENTRY_TTL_MS`. Only the floor is kept in storage
+/// (one number), so after an eviction the keys of the room's sockets are registered still;
+/// keys without a socket are forgotten (their entries expire; a socket that brings one back
+/// registers it again). A refresh re-registers the keys that have a socket, drops the others
+/// and raises the floor to when it started.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RoomKeys {
-    /// Keys of the room's sockets and keys still registered: how many sockets have each,
-    /// whether the index has it, and when a key whose last socket left is due to go.
+    /// Keys of the room's sockets and keys registered since the floor: how many sockets have
+    /// each, and whether it is registered (or being registered).
     keys: BTreeMap<String, KeyState>,
+    floor: Option<i64>,
+    /// After a failed refresh: not again before this.
+    retry_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 struct KeyState {
     sockets: usize,
     registered: bool,
-    unregister_at: Option<i64>,
 }
 
 impl RoomKeys {
-    /// Rebuilds the bookkeeping after the object woke or restarted, from the keys the room
-    /// had registered (kept in storage) and the sockets now in the room: registered keys with
-    /// no socket are due at once (when their last socket left is not known; counting a new
-    /// linger from every restart kept a room that hibernated between a departure and its
-    /// alarm from ever unregistering them); a socket's key that is not registered will be at
-    /// the next arrival that carries it.
+    /// Rebuilds the bookkeeping after the object woke or restarted, from the floor kept in
+    /// storage and the sockets now in the room. With a floor, the sockets' keys are
+    /// registered (each was when its socket arrived, or by a refresh since); without one
+    /// (nothing ever registered, or registered by a build that kept no floor), they are due
+    /// for a refresh at once.
     pub fn rebuild<'a>(
-        registered: impl IntoIterator<Item = String>,
+        floor: Option<i64>,
         sockets: impl IntoIterator<Item = &'a [String]>,
-        now_ms: i64,
     ) -> RoomKeys {
-        let mut keys: BTreeMap<String, KeyState> = registered
-            .into_iter()
-            .map(|k| {
-                let state = KeyState {
-                    sockets: 0,
-                    registered: true,
-                    unregister_at: Some(now_ms),
-                };
-                (k, state)
-            })
-            .collect();
+        let mut keys: BTreeMap<String, KeyState> = BTreeMap::new();
         for socket_keys in sockets {
             for key in socket_keys {
                 let state = keys.entry(key.clone()).or_default();
                 state.sockets += 1;
-                state.unregister_at = None;
+                state.registered = floor.is_some();
             }
         }
-        RoomKeys { keys }
+        RoomKeys {
+            keys,
+            floor,
+            retry_at: None,
+        }
     }
 
     /// A socket with `keys` arrived: the keys the room must register now (not registered yet).
@@ -186,7 +198,6 @@ impl RoomKeys {
         for key in keys {
             let state = self.keys.entry(key.clone()).or_default();
             state.sockets += 1;
-            state.unregister_at = None;
             if !state.registered {
                 state.registered = true;
                 new.push(key.clone());
@@ -195,46 +206,28 @@ impl RoomKeys {
         new
     }
 
-    /// A socket with `keys` left: keys whose last socket this was linger until `now + LINGER_MS`.
-    /// Returns when the linger it started ends, if it started one (the room's alarm must wake
-    /// by then).
-    pub fn leave(&mut self, keys: &[String], now_ms: i64) -> Option<i64> {
-        let mut started = None;
+    /// A registration sent at `sent_at_ms` was listed. The first one in a room sets the floor;
+    /// returns the new floor then (to be stored).
+    pub fn registered_at(&mut self, sent_at_ms: i64) -> Option<i64> {
+        if self.floor.is_some() {
+            return None;
+        }
+        self.floor = Some(sent_at_ms);
+        self.floor
+    }
+
+    /// A socket with `keys` left. Its keys stay registered: a socket that brings one back
+    /// before the next refresh costs no request, and nothing is sent for a departure.
+    pub fn leave(&mut self, keys: &[String]) {
         for key in keys {
             if let Some(state) = self.keys.get_mut(key) {
                 state.sockets = state.sockets.saturating_sub(1);
-                if state.sockets == 0 {
-                    state.unregister_at = Some(now_ms + LINGER_MS);
-                    started = state.unregister_at;
-                }
             }
         }
-        started
     }
 
-    /// What the alarm at `now` unregisters: the keys due by then, and those due within
-    /// [`UNREGISTER_BATCH_MS`] after it (removed from the bookkeeping).
-    pub fn due_at_alarm(&mut self, now_ms: i64) -> Vec<String> {
-        self.due(now_ms + UNREGISTER_BATCH_MS)
-    }
-
-    /// Keys due to be unregistered at `now` (removed from the bookkeeping).
-    pub fn due(&mut self, now_ms: i64) -> Vec<String> {
-        let gone: Vec<(String, bool)> = self
-            .keys
-            .iter()
-            .filter(|(_, s)| s.sockets == 0 && s.unregister_at.is_some_and(|at| at <= now_ms))
-            .map(|(k, s)| (k.clone(), s.registered))
-            .collect();
-        for (key, _) in &gone {
-            self.keys.remove(key);
-        }
-        gone.into_iter()
-            .filter_map(|(k, registered)| registered.then_some(k))
-            .collect()
-    }
-
-    /// Their registration failed: the next socket with these keys tries again.
+    /// Their registration failed: the next socket with these keys, or the next refresh, tries
+    /// again.
     pub fn forget(&mut self, keys: &[String]) {
         for key in keys {
             if let Some(state) = self.keys.get_mut(key) {
@@ -243,12 +236,52 @@ impl RoomKeys {
         }
     }
 
-    /// When the next key is due, if any: the room's alarm must wake it then.
+    /// When the room must refresh, if it holds any socket: `REFRESH_AFTER_MS` after the floor,
+    /// at once if a socket's key is not registered (no floor, a failed registration), never
+    /// sooner than a failed refresh allows. An empty room needs no alarm for its keys.
     pub fn next_due(&self) -> Option<i64> {
-        self.keys.values().filter_map(|s| s.unregister_at).min()
+        let mut present = self.keys.values().filter(|s| s.sockets > 0).peekable();
+        present.peek()?;
+        let all_registered = present.all(|s| s.registered);
+        let due = match self.floor {
+            Some(floor) if all_registered => floor + REFRESH_AFTER_MS,
+            _ => i64::MIN,
+        };
+        Some(due.max(self.retry_at.unwrap_or(i64::MIN)))
     }
 
-    /// Every key registered (or lingering).
+    /// A refresh starts: the keys to register again, those of the room's sockets. Keys
+    /// without a socket are dropped: their entries expire, and a socket that brings one back
+    /// registers it again.
+    pub fn refresh(&mut self) -> Vec<String> {
+        self.keys.retain(|_, s| s.sockets > 0);
+        self.keys.keys().cloned().collect()
+    }
+
+    /// The refresh of `keys` that started at `started_ms` was listed: they are registered,
+    /// and the floor rises to then (keys registered since were sent later).
+    pub fn refreshed(&mut self, started_ms: i64, keys: &[String]) {
+        for key in keys {
+            if let Some(state) = self.keys.get_mut(key) {
+                state.registered = true;
+            }
+        }
+        self.floor = Some(started_ms);
+        self.retry_at = None;
+    }
+
+    /// The refresh failed at `now_ms`: the keys keep their entries until the old floor's
+    /// expire, and the next try is `REFRESH_RETRY_MS` later.
+    pub fn refresh_failed(&mut self, now_ms: i64) {
+        self.retry_at = Some(now_ms + REFRESH_RETRY_MS);
+    }
+
+    /// The floor, if there is one.
+    pub fn floor(&self) -> Option<i64> {
+        self.floor
+    }
+
+    /// Every key the room holds registered, with or without a socket.
     pub fn registered(&self) -> impl Iterator<Item = &str> {
         self.keys
             .iter()
@@ -257,14 +290,21 @@ impl RoomKeys {
     }
 }
 
+/// Whether an index entry written with `value` is still listed at `now_ms`: entries hold the
+/// time they expire (Unix ms). Entries of builds before expiry hold `1`: no time, never
+/// expired (a revocation that finds such a room stale removes it).
+pub fn entry_live(value: f64, now_ms: i64) -> bool {
+    value < 1e12 || value > now_ms as f64
+}
+
 /// A room's requests to the index, sent one at a time and in the order they were asked for,
 /// with the registrations that queue behind a request in flight merged into one (a group
 /// commit): a burst of arrivals costs a few index requests, not one each.
 ///
 /// It also closes a window [`RoomKeys`] alone leaves open: a socket whose key another arrival
 /// is still registering waits for that request ([`Registration::wait`]), so no socket is handed
-/// back before all its keys are in the index; and a key that comes back while its removal is
-/// queued is added after that removal, never before it.
+/// back before all its keys are in the index; and a key that comes back while a refresh is
+/// queued is added after that refresh, never before it.
 ///
 /// The room runs the requests; this only says who sends what after whom. Ids name requests.
 #[derive(Debug, Default)]
@@ -329,7 +369,7 @@ impl IndexQueue {
         Registration { wait, send }
     }
 
-    /// A request that takes no other keys (a removal, a re-registration): after everything
+    /// A request that takes no other keys (a refresh): after everything
     /// queued so far, and nothing queued later joins a registration before it.
     pub fn exclusive(&mut self) -> Turn {
         self.open = None;
@@ -441,16 +481,16 @@ mod tests {
     }
 
     #[test]
-    fn a_key_back_while_its_removal_is_queued_is_added_after_the_removal() {
+    fn a_key_back_while_a_refresh_is_queued_is_added_after_the_refresh() {
         let mut q = IndexQueue::default();
         let first = arrive_new(&mut q, "sid:A").send.unwrap();
         q.take(first.id);
         let queued = arrive_new(&mut q, "sid:B").send.unwrap();
-        let removal = q.exclusive();
-        assert_eq!(removal.after, Some(queued.id));
-        // Does not join the registration queued before the removal.
+        let refresh = q.exclusive();
+        assert_eq!(refresh.after, Some(queued.id));
+        // Does not join the registration queued before the refresh.
         let back = arrive_new(&mut q, "sid:Z");
-        assert_eq!(back.send.map(|t| t.after), Some(Some(removal.id)));
+        assert_eq!(back.send.map(|t| t.after), Some(Some(refresh.id)));
         assert_eq!(q.take(queued.id), keys(&["sid:B"]));
     }
 
@@ -510,88 +550,106 @@ mod tests {
     }
 
     #[test]
-    fn a_room_registers_a_key_once_and_unregisters_it_a_linger_after_the_last_socket() {
+    fn a_room_registers_a_key_once_and_sends_nothing_when_its_sockets_leave() {
         let mut room = RoomKeys::default();
         let ada = vec!["sid:A".to_owned(), "field:u=1".to_owned()];
         let ada_tab = vec!["sid:A2".to_owned(), "field:u=1".to_owned()];
         assert_eq!(room.arrive(&ada), ada);
         assert_eq!(room.arrive(&ada_tab), ["sid:A2"]);
-        // sid:A lingers (the room's alarm must wake by then); the user key still has a socket.
-        assert_eq!(room.leave(&ada, 1_000), Some(1_000 + LINGER_MS));
-        assert_eq!(room.next_due(), Some(1_000 + LINGER_MS));
-        assert!(room.due(1_000 + LINGER_MS - 1).is_empty());
-        // Back within the linger: no index write.
-        assert!(room.arrive(&ada).is_empty());
-        assert_eq!(room.leave(&ada, 2_000), Some(2_000 + LINGER_MS));
-        assert_eq!(room.leave(&ada_tab, 2_000), Some(2_000 + LINGER_MS));
-        // A socket the bookkeeping never counted starts no linger.
-        assert_eq!(room.leave(&["sid:Z".to_owned()], 2_000), None);
-        let mut due = room.due(2_000 + LINGER_MS);
-        due.sort();
-        assert_eq!(due, ["field:u=1", "sid:A", "sid:A2"]);
+        // The first registration listed sets the floor; later ones do not move it.
+        assert_eq!(room.registered_at(1_000), Some(1_000));
+        assert_eq!(room.registered_at(2_000), None);
+        assert_eq!(room.next_due(), Some(1_000 + REFRESH_AFTER_MS));
+        room.leave(&ada);
+        room.leave(&ada_tab);
+        // An empty room needs no alarm for its keys; a socket back costs no request.
         assert_eq!(room.next_due(), None);
-        assert_eq!(room.registered().count(), 0);
-    }
-
-    /// Found by tests/e2e/linger.test.mjs: a room without revalidation hibernates while a
-    /// key lingers, so its alarm runs in a new object, which rebuilt the key as lingering from
-    /// then, set the alarm a linger later, and so on: the key never left the index.
-    #[test]
-    fn regression_keys_rebuilt_after_eviction_without_sockets_are_due_at_once() {
-        let sockets = [vec!["sid:B".to_owned()]];
-        let mut room = RoomKeys::rebuild(
-            ["sid:A".to_owned(), "sid:B".to_owned()],
-            sockets.iter().map(Vec::as_slice),
-            5_000,
-        );
-        assert_eq!(room.next_due(), Some(5_000));
-        assert_eq!(room.due(5_000), ["sid:A"]);
-        assert!(room.arrive(&sockets[0]).is_empty());
-        room.forget(&sockets[0]);
-        assert_eq!(room.arrive(&sockets[0]), sockets[0]);
-        // A key back before the alarm is the room's again, not due.
-        let mut back = RoomKeys::rebuild(["sid:A".to_owned()], std::iter::empty(), 5_000);
-        assert!(back.arrive(&["sid:A".to_owned()]).is_empty());
-        assert!(back.due(5_000).is_empty());
+        assert!(room.arrive(&ada).is_empty());
+        // A socket the bookkeeping never counted changes nothing.
+        room.leave(&["sid:Z".to_owned()]);
+        assert_eq!(room.next_due(), Some(1_000 + REFRESH_AFTER_MS));
     }
 
     #[test]
-    fn an_alarm_takes_the_keys_due_within_a_batch_window_so_departures_share_it() {
+    fn a_refresh_registers_the_keys_of_sockets_again_and_forgets_the_others() {
         let mut room = RoomKeys::default();
-        let sockets: Vec<Vec<String>> = (0..4).map(|i| vec![format!("sid:{i}")]).collect();
-        for keys in &sockets {
-            room.arrive(keys);
-        }
-        // Departures a second apart, the last one after the window.
-        for (i, keys) in sockets.iter().enumerate() {
-            room.leave(
-                keys,
-                1_000 * i as i64 + if i == 3 { UNREGISTER_BATCH_MS } else { 0 },
-            );
-        }
-        let mut due = room.due_at_alarm(LINGER_MS);
-        due.sort();
-        assert_eq!(due, ["sid:0", "sid:1", "sid:2"]);
-        assert_eq!(
-            room.next_due(),
-            Some(3_000 + UNREGISTER_BATCH_MS + LINGER_MS)
-        );
-        assert!(room.due_at_alarm(LINGER_MS).is_empty());
+        let stays = vec!["sid:S".to_owned(), "field:u=1".to_owned()];
+        let went = vec!["sid:W".to_owned(), "field:u=1".to_owned()];
+        room.arrive(&stays);
+        room.arrive(&went);
+        room.registered_at(0);
+        room.leave(&went);
+        let mut again = room.refresh();
+        again.sort();
+        assert_eq!(again, ["field:u=1", "sid:S"]);
+        room.refreshed(REFRESH_AFTER_MS, &again);
+        assert_eq!(room.floor(), Some(REFRESH_AFTER_MS));
+        assert_eq!(room.next_due(), Some(2 * REFRESH_AFTER_MS));
+        // sid:W's entry is left to expire: if it comes back, it is registered again.
+        assert_eq!(room.arrive(&went), ["sid:W"]);
     }
 
-    /// Found under wrangler dev: rebuilt with the arriving socket already among the sockets,
-    /// its keys counted as present and were never registered. A socket's key is registered
-    /// only if storage says so.
     #[test]
-    fn rebuilt_keys_of_sockets_are_not_taken_as_registered() {
+    fn a_failed_refresh_is_tried_again_a_minute_later_and_the_floor_stays() {
+        let mut room = RoomKeys::default();
+        room.arrive(&["sid:S".to_owned()]);
+        room.registered_at(0);
+        room.refresh();
+        room.refresh_failed(REFRESH_AFTER_MS);
+        assert_eq!(room.floor(), Some(0));
+        assert_eq!(room.next_due(), Some(REFRESH_AFTER_MS + REFRESH_RETRY_MS));
+    }
+
+    #[test]
+    fn a_failed_registration_makes_the_refresh_due_at_once() {
+        let mut room = RoomKeys::default();
+        let keys = vec!["sid:S".to_owned()];
+        room.arrive(&keys);
+        room.registered_at(0);
+        room.arrive(&["sid:T".to_owned()]);
+        room.forget(&["sid:T".to_owned()]);
+        assert_eq!(room.next_due(), Some(i64::MIN));
+        let again = room.refresh();
+        assert_eq!(again.len(), 2);
+        room.refreshed(10, &again);
+        assert_eq!(room.next_due(), Some(10 + REFRESH_AFTER_MS));
+    }
+
+    /// After an eviction, with the floor from storage: the sockets' keys are registered (no
+    /// request for a socket of the same session); keys that had left are not known any more
+    /// and are registered again if they come back.
+    #[test]
+    fn rebuilt_with_a_floor_the_keys_of_sockets_are_registered() {
+        let sockets = [vec!["sid:B".to_owned()]];
+        let mut room = RoomKeys::rebuild(Some(5_000), sockets.iter().map(Vec::as_slice));
+        assert_eq!(room.next_due(), Some(5_000 + REFRESH_AFTER_MS));
+        assert!(room.arrive(&sockets[0]).is_empty());
+        assert_eq!(room.arrive(&["sid:A".to_owned()]), ["sid:A"]);
+        assert_eq!(room.registered_at(9_000), None, "the floor stays");
+    }
+
+    /// Without a floor (a room whose keys a build before entry expiry registered, or whose
+    /// registration failed before an eviction), the keys of its sockets may be missing from
+    /// the index or listed without expiry: they are refreshed at once, and an arrival with
+    /// one of them registers it.
+    #[test]
+    fn rebuilt_without_a_floor_the_keys_of_sockets_are_due_at_once() {
         let sockets = [vec!["sid:C".to_owned()]];
-        let mut room = RoomKeys::rebuild([], sockets.iter().map(Vec::as_slice), 0);
+        let mut room = RoomKeys::rebuild(None, sockets.iter().map(Vec::as_slice));
+        assert_eq!(room.next_due(), Some(i64::MIN));
         assert_eq!(room.arrive(&sockets[0]), sockets[0]);
         assert_eq!(room.registered().collect::<Vec<_>>(), ["sid:C"]);
-        // Unregistered keys that go are not unregistered from the index.
-        let mut other = RoomKeys::rebuild([], sockets.iter().map(Vec::as_slice), 0);
-        other.leave(&sockets[0], 0);
-        assert!(other.due(LINGER_MS).is_empty());
-        assert_eq!(other.next_due(), None);
+        assert_eq!(room.registered_at(7), Some(7));
+        // Without a socket, nothing is due.
+        assert_eq!(RoomKeys::rebuild(None, std::iter::empty()).next_due(), None);
+    }
+
+    #[test]
+    fn entries_are_listed_until_they_expire_and_old_entries_without_a_time_always() {
+        let now = 1_800_000_000_000;
+        assert!(entry_live((now + 1) as f64, now));
+        assert!(!entry_live(now as f64, now));
+        assert!(!entry_live((now - ENTRY_TTL_MS) as f64, now));
+        assert!(entry_live(1.0, now));
     }
 }

@@ -304,7 +304,7 @@ async fn forward_to_app(
     let entry = super::index::room_entry(binding, room);
     let shards = settings.config.index_shards;
     let (listed, response) = futures_util::future::join(
-        super::index::update(env, shards, &entry, &keys, true),
+        super::index::add(env, shards, &entry, &keys, None),
         fetch_raw(stub, forwarded),
     )
     .await;

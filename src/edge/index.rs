@@ -6,10 +6,18 @@
 //! removing are single writes and a key's rooms are one prefix listing. A room entry is
 //! `<namespace binding>/<room name>` (`ROOMS/room:lobby`), so a revocation knows which
 //! namespace to ask. Key ids are one-way hashes: no sid is stored here.
+//!
+//! An entry's value is when it expires (the built-in Room's entries, which it refreshes), or
+//! `1` for none (an app's room, whose stale entries the revocation that meets them removes).
+//! Expired entries are not listed, and a shard's alarm deletes them every `SWEEP_EVERY_MS`
+//! while it has entries that expire.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
-use crate::revocation::{entry_prefix, entry_storage_key, locate, Located};
+use crate::revocation::{
+    entry_live, entry_prefix, entry_storage_key, locate, Located, SWEEP_EVERY_MS,
+};
 use serde::{Deserialize, Serialize};
 use worker::{
     durable_object, DurableObject, Env, Method, Request, Response, Result, State, WebSocket,
@@ -18,9 +26,16 @@ use worker::{
 
 use super::env;
 use super::util;
+use worker::js_sys;
 
 /// DO storage writes at most 128 keys at once.
 const STORAGE_BATCH: usize = 128;
+/// Entries a sweep lists at a time.
+const SWEEP_PAGE: usize = 1000;
+/// Where all entries start (`entry_prefix` without a key id).
+const ENTRIES_PREFIX: &str = "k:";
+/// The value of an entry without expiry.
+const NO_EXPIRY: f64 = 1.0;
 
 #[derive(Serialize, Deserialize)]
 struct Entries {
@@ -28,16 +43,24 @@ struct Entries {
     rooms: Vec<String>,
     /// Key ids.
     ids: Vec<String>,
+    /// When added entries expire (Unix ms); none: they do not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    until: Option<i64>,
 }
 
 #[durable_object]
 pub struct RevocationIndex {
     state: State,
+    /// This object made sure a sweep is scheduled.
+    sweep_scheduled: Cell<bool>,
 }
 
 impl DurableObject for RevocationIndex {
     fn new(state: State, _env: Env) -> Self {
-        RevocationIndex { state }
+        RevocationIndex {
+            state,
+            sweep_scheduled: Cell::new(false),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -57,13 +80,18 @@ impl DurableObject for RevocationIndex {
                             .map(move |room| entry_storage_key(id, room))
                     })
                     .collect();
+                let adding = req.path() == "/add";
+                let value = entries.until.map_or(NO_EXPIRY, |until| until as f64);
                 for batch in keys.chunks(STORAGE_BATCH) {
-                    if req.path() == "/add" {
-                        util::put_numbers(&storage, batch.iter().map(|k| (k.as_str(), 1.0)))
-                            .await?;
+                    if adding {
+                        let batch = batch.iter().map(|k| (k.as_str(), value));
+                        util::put_numbers(&storage, batch).await?;
                     } else {
                         storage.delete_multiple(batch.to_vec()).await?;
                     }
+                }
+                if adding && entries.until.is_some() {
+                    self.schedule_sweep().await?;
                 }
                 Response::empty()
             }
@@ -73,11 +101,10 @@ impl DurableObject for RevocationIndex {
                 let listed = storage
                     .list_with_options(worker::ListOptions::new().prefix(&prefix))
                     .await?;
-                let rooms: Vec<String> = listed
-                    .keys()
-                    .into_iter()
-                    .filter_map(|k| k.ok()?.as_string())
-                    .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned))
+                let now = util::now_ms();
+                let rooms: Vec<String> = entries_of(&listed)
+                    .filter(|(_, value)| entry_live(*value, now))
+                    .filter_map(|(k, _)| k.strip_prefix(&prefix).map(str::to_owned))
                     .collect();
                 Response::from_json(&rooms)
             }
@@ -98,9 +125,71 @@ impl DurableObject for RevocationIndex {
         Ok(())
     }
 
+    /// The sweep: deletes the expired entries, a page at a time, and comes back while entries
+    /// that expire remain.
     async fn alarm(&self) -> Result<Response> {
+        let storage = self.state.storage();
+        let now = util::now_ms();
+        let (mut after, mut expiring) = (None::<String>, false);
+        loop {
+            let mut options = worker::ListOptions::new()
+                .prefix(ENTRIES_PREFIX)
+                .limit(SWEEP_PAGE);
+            if let Some(after) = &after {
+                options = options.start(after);
+            }
+            let page = storage.list_with_options(options).await?;
+            let mut listed = 0;
+            let mut expired = Vec::new();
+            for (key, value) in entries_of(&page) {
+                listed += 1;
+                if !entry_live(value, now) {
+                    expired.push(key.clone());
+                } else if value != NO_EXPIRY {
+                    expiring = true;
+                }
+                // The next page starts just after this key (`start` is inclusive).
+                after = Some(key + "\0");
+            }
+            for batch in expired.chunks(STORAGE_BATCH) {
+                storage.delete_multiple(batch.to_vec()).await?;
+            }
+            if listed < SWEEP_PAGE {
+                break;
+            }
+        }
+        self.sweep_scheduled.set(false);
+        if expiring {
+            self.schedule_sweep().await?;
+        }
         Response::ok("")
     }
+}
+
+impl RevocationIndex {
+    /// Makes sure a sweep is scheduled (once per object: the alarm persists).
+    async fn schedule_sweep(&self) -> Result<()> {
+        if self.sweep_scheduled.get() {
+            return Ok(());
+        }
+        let storage = self.state.storage();
+        if storage.get_alarm().await?.is_none() {
+            let every = std::time::Duration::from_millis(SWEEP_EVERY_MS as u64);
+            storage.set_alarm(every).await?;
+        }
+        self.sweep_scheduled.set(true);
+        Ok(())
+    }
+}
+
+/// (storage key, number) of a listing's entries; a value that is not a number counts as an
+/// entry without expiry.
+fn entries_of(listed: &js_sys::Map) -> impl Iterator<Item = (String, f64)> + '_ {
+    listed.entries().into_iter().filter_map(|entry| {
+        let pair: js_sys::Array = entry.ok()?.into();
+        let key = pair.get(0).as_string()?;
+        Some((key, pair.get(1).as_f64().unwrap_or(NO_EXPIRY)))
+    })
 }
 
 /// The index entry of a room of a namespace.
@@ -122,28 +211,28 @@ async fn call(env: &Env, shard: u32, path: &str, body: String) -> Result<Respons
         .await
 }
 
-/// Adds (`add`) or removes the (key, room) entries of `keys` for one room entry: one request
-/// per shard the keys fall on. Returns how many requests it made.
-pub async fn update(
+/// Adds the (key, room) entries of `keys` for one room entry, to expire at `until` (Unix ms;
+/// none: never): one request per shard the keys fall on. Returns how many requests it made.
+pub async fn add(
     env: &Env,
     shards: u32,
     room: &str,
     keys: &[String],
-    add: bool,
+    until: Option<i64>,
 ) -> Result<usize> {
     let mut by_shard: BTreeMap<u32, Vec<String>> = BTreeMap::new();
     for key in keys {
         let Located { id, shard } = locate(key, shards);
         by_shard.entry(shard).or_default().push(id);
     }
-    let path = if add { "/add" } else { "/remove" };
     let calls = by_shard.into_iter().map(|(shard, ids)| {
         let body = serde_json::to_string(&Entries {
             rooms: vec![room.to_owned()],
             ids,
+            until,
         })
         .unwrap_or_default();
-        call(env, shard, path, body)
+        call(env, shard, "/add", body)
     });
     let results = futures_util::future::join_all(calls).await;
     let requests = results.len();
@@ -151,7 +240,7 @@ pub async fn update(
         let response = result?;
         if response.status_code() != 200 && response.status_code() != 204 {
             return Err(util::error(format!(
-                "index {path}: status {}",
+                "index /add: status {}",
                 response.status_code()
             )));
         }
@@ -170,6 +259,7 @@ pub async fn forget(env: &Env, key: &Located, rooms: Vec<String>) -> Result<()> 
     let body = serde_json::to_string(&Entries {
         rooms,
         ids: vec![key.id.clone()],
+        until: None,
     })
     .map_err(util::error)?;
     call(env, key.shard, "/remove", body).await.map(|_| ())

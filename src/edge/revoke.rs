@@ -122,9 +122,9 @@ pub struct Outcome {
 }
 
 /// Finds the key's rooms in the index (one shard) and asks only those, in parallel, to close
-/// the matching sockets. A listed room that held none of them is a stale entry (it died
-/// without cleaning up, or its socket left within the linger): it cost this one request and
-/// is removed.
+/// the matching sockets. A listed room that held none of them is a stale entry (the key's
+/// sockets left it before the entry expired, or an app's room, whose entries do not expire):
+/// it cost this one request and is removed.
 pub async fn revoke(env: &Env, config: &Config, target: &RevokeTarget) -> Result<Outcome> {
     let key = locate(&target_key(target), config.index_shards);
     let rooms = super::index::rooms(env, &key).await?;

@@ -1,6 +1,7 @@
 //! The room's alarm: sessions expire on time (without KV), sessions are revalidated every
-//! `revalidate_seconds`, and revocation keys whose last socket left are unregistered a linger
-//! later. An empty room has no alarm after that: no work while nobody is there.
+//! `revalidate_seconds`, and the revocation keys of the room's sockets are registered again
+//! before their index entries expire. An empty room has no alarm: no work while nobody is
+//! there.
 
 use crate::decision::Refusal;
 use crate::engine::{self, Expulsion};
@@ -44,13 +45,13 @@ impl Room {
         self.schedule(&settings, now).await
     }
 
-    /// Sets the alarm to the earliest session expiry, the next revalidation or the end of a
-    /// key's linger. An empty room keeps only the last.
+    /// Sets the alarm to the earliest session expiry, the next revalidation or the refresh of
+    /// the keys in the revocation index. An empty room needs none.
     pub(super) async fn schedule(&self, settings: &Settings, now: i64) -> Result<()> {
-        let linger_ends = self.keys_next_due().await;
         if self.members().is_empty() {
-            return self.set_alarm(linger_ends.map(|at| at.max(now + 1))).await;
+            return self.set_alarm(None).await;
         }
+        let refresh = self.keys_next_due(settings).await;
         let last = self.last_revalidation(now).await?;
         let interval = revalidate_ms(settings);
         let next = {
@@ -60,16 +61,16 @@ impl Room {
         };
         let at = next
             .into_iter()
-            .chain(linger_ends.map(|at| at.max(now + 1)))
+            .chain(refresh.map(|at| at.max(now + 1)))
             .min();
         self.set_alarm(at).await
     }
 
     /// After an arrival. The alarm only ever moves sooner on one (`engine::alarm_change`) and
-    /// already covers every other member, so only the newcomer's expiry and, in a room that
-    /// was empty, the next revalidation are looked at: going over every member at every
-    /// arrival made filling a room quadratic. While this object does not know its alarm (it
-    /// just started), everything is.
+    /// already covers every other member, so only the newcomer's expiry, the keys' refresh
+    /// and, in a room that was empty, the next revalidation are looked at: going over every
+    /// member at every arrival made filling a room quadratic. While this object does not know
+    /// its alarm (it just started), everything is.
     pub(super) async fn schedule_arrival(
         &self,
         settings: &Settings,
@@ -82,8 +83,12 @@ impl Room {
         let last = self.last_revalidation(now).await?;
         let interval = revalidate_ms(settings);
         let expiry = std::iter::once(arrived.attachment.expires_at_ms);
-        self.set_alarm(engine::next_alarm_ms(expiry, last, interval, now))
-            .await
+        let refresh = self.keys_next_due(settings).await;
+        let at = engine::next_alarm_ms(expiry, last, interval, now)
+            .into_iter()
+            .chain(refresh.map(|at| at.max(now + 1)))
+            .min();
+        self.set_alarm(at).await
     }
 
     /// When the room last revalidated. The interval runs from the first revalidation, or
@@ -124,29 +129,6 @@ impl Room {
         }
         self.remembered.borrow_mut().alarm = Some(at_ms);
         Ok(())
-    }
-
-    /// After sockets left, `linger_ends`: the end of the first linger their keys started. A
-    /// departure only makes the others' next events later (an alarm set for them fires early,
-    /// finds nothing due and sets the next), so only that linger can need the alarm sooner;
-    /// while this object does not know its alarm or its keys yet, everything is looked at.
-    pub(super) async fn after_departure(&self, linger_ends: Option<i64>) {
-        let Ok(settings) = self.settings() else {
-            return;
-        };
-        let now = util::now_ms();
-        if self.remembered.borrow().alarm.is_none() || !self.keys_known() {
-            let _ = self.schedule(&settings, now).await;
-        } else if let Some(at) = linger_ends {
-            let _ = self.set_alarm(Some(at.max(now + 1))).await;
-        }
-    }
-
-    /// After a socket the room had closed itself completed its close: the alarm from all.
-    pub(super) async fn after_departure_closed(&self) {
-        if let Ok(settings) = self.settings() {
-            let _ = self.schedule(&settings, util::now_ms()).await;
-        }
     }
 }
 

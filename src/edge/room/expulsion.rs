@@ -23,31 +23,24 @@ impl Room {
             .collect();
         let sids = engine::distinct_sids(victims.iter().map(|&i| &*members[i].attachment));
         let answer = json!({"closed": victims.len(), "sids": sids});
-        let linger_ends = self.expel(
+        self.expel(
             &members,
             &victims,
             Expulsion::Refused(Refusal::SessionRevoked),
         );
-        self.after_departure(linger_ends).await;
         Response::from_json(&answer)
     }
 
     /// Closes `members[victims]` from the room's side with the expulsion's close code. Each is
     /// marked departed first (so nothing it still sends reaches anyone, and its close handler
     /// stays quiet), then the app hears of each departure (`on_close`) with the members that
-    /// remain. One listing of the room however many go at once. Returns when the first linger
-    /// of their keys ends, if they started one (see [`Room::after_departure`]).
-    pub(super) fn expel(
-        &self,
-        members: &[Member],
-        victims: &[usize],
-        why: Expulsion,
-    ) -> Option<i64> {
+    /// remain. One listing of the room however many go at once.
+    pub(super) fn expel(&self, members: &[Member], victims: &[usize], why: Expulsion) {
         if victims.is_empty() {
-            return None;
+            return;
         }
         let gone: Vec<&[String]> = victims.iter().map(|&i| &*members[i].keys).collect();
-        let linger_ends = self.keys_leave(&gone);
+        self.keys_leave(&gone);
         for &i in victims {
             let member = &members[i];
             let mut attachment = (*member.attachment).clone();
@@ -64,6 +57,5 @@ impl Room {
                 Self::log_error(None, "on_close", &e);
             }
         }
-        linger_ends
     }
 }

@@ -64,7 +64,6 @@ impl Room {
     /// it unless the room closed it itself (and told the app then), and the closing handshake
     /// completes with `code`.
     pub(super) async fn on_departure(&self, socket: &WebSocket, code: u16, reason: &str) {
-        let (mut left, mut linger_ends) = (false, None);
         if let Some(id) = members::id_of(socket) {
             self.rates.borrow_mut().remove(&id);
             // A member in memory, or (when the members were listed while this socket was
@@ -75,8 +74,7 @@ impl Room {
                 Some(Member::new(socket.clone(), std::rc::Rc::new(attachment)))
             });
             if let Some(me) = me {
-                left = true;
-                linger_ends = self.keys_leave(&[&me.keys]);
+                self.keys_leave(&[&me.keys]);
                 self.members_left(&[me.id()]);
                 let room = RoomContext::listed(&self.state, self.members());
                 if let Err(e) = self.app_of(&me.attachment).on_close(&room, me.id()) {
@@ -84,13 +82,8 @@ impl Room {
                 }
             }
         }
+        // A departure only makes the room's next events later: the alarm set for them fires
+        // early, finds nothing due and sets the next (or none in an empty room).
         close(socket, code, reason);
-        if left {
-            self.after_departure(linger_ends).await;
-        } else {
-            // The room had closed it itself (`expel`, where its keys' linger started; an
-            // expulsion for a frame had no await to set the alarm): look at everything.
-            self.after_departure_closed().await;
-        }
     }
 }

@@ -1,18 +1,20 @@
 //! The room's side of the revocation index: it registers a revocation key (a sid, a
-//! `revoke_by` value) when its first socket with that key arrives, and unregisters it a linger
-//! after the last such socket left (the alarm). Registration finishes before the client gets
-//! its socket, so a revocation sent after that finds it (`wait_until` would leave a window in
-//! which a logout right after joining misses the socket); it costs one index request, and only
-//! for keys new to the room: a socket whose session or user is already here, or left less than
-//! the linger ago, costs none. Arrivals that come while a request is in flight are registered
+//! `revoke_by` value) when its first socket with that key arrives, and registers the keys of
+//! its sockets again before their entries expire (the alarm; `revocation::RoomKeys`). Nothing
+//! is sent when a socket leaves. Registration finishes before the client gets its socket, so
+//! a revocation sent after that finds it (`wait_until` would leave a window in which a logout
+//! right after joining misses the socket); it costs one index request, and only for keys new
+//! to the room: a socket whose session or user is already here, or was since the last
+//! refresh, costs none. Arrivals that come while a request is in flight are registered
 //! together in the next one ([`IndexQueue`]): a burst costs a few requests, not one each.
-//! What is registered is kept in storage (`ix:<key>`), so the room knows it after an eviction;
-//! the counts are rebuilt from the sockets.
+//! Storage holds one number for all of it, the floor (`ix_floor`), so the room knows after an
+//! eviction that the keys of its sockets are registered; the counts are rebuilt from the
+//! sockets.
 
 use std::cell::RefCell;
 
 use crate::log::{Clipped, LogEvent};
-use crate::revocation::{IndexQueue, RoomKeys, Turn};
+use crate::revocation::{IndexQueue, RoomKeys, Turn, ENTRY_TTL_MS};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, Result};
 
@@ -21,8 +23,9 @@ use super::{Room, ROOM_NAME_KEY};
 use crate::edge::index;
 use crate::edge::util::{self, Settings};
 
-/// Storage: a registered key.
-const REGISTERED_PREFIX: &str = "ix:";
+/// Storage: the floor of the room's registrations (`RoomKeys`), Unix ms. Deleted when a
+/// registration failed, so that a new object does not take its keys as registered.
+const FLOOR_KEY: &str = "ix_floor";
 /// Storage: the shard count the keys were registered under.
 const SHARDS_KEY: &str = "ix_shards";
 /// How long a request waits for the one queued before it. An index request answers in
@@ -89,28 +92,30 @@ impl IndexRequests {
 
 impl Room {
     /// The bookkeeping, rebuilt from storage and the open sockets the first time it is needed
-    /// after the object (re)started; `arriving` is a socket accepted but not counted yet.
-    async fn ensure_keys(&self, arriving: Option<&str>) -> Result<()> {
+    /// after the object (re)started; `arriving` is a socket accepted but not counted yet. Keys
+    /// registered under another shard count than `shards` are taken as not registered (the
+    /// alarm then registers them again under this one).
+    async fn ensure_keys(&self, shards: u32, arriving: Option<&str>) -> Result<()> {
         if self.keys.borrow().is_some() {
             return Ok(());
         }
-        let listed = self
+        let stored = self
             .state
             .storage()
-            .list_with_options(worker::ListOptions::new().prefix(REGISTERED_PREFIX))
+            .get_multiple(vec![FLOOR_KEY, SHARDS_KEY])
             .await?;
-        let registered: Vec<String> = listed
-            .keys()
-            .into_iter()
-            .filter_map(|k| k.ok()?.as_string())
-            .filter_map(|k| k.strip_prefix(REGISTERED_PREFIX).map(str::to_owned))
-            .collect();
+        let number = |key: &str| stored.get(&key.into()).as_f64();
+        let stored_shards = number(SHARDS_KEY).map(|n| n as u32);
+        let floor = number(FLOOR_KEY)
+            .map(|n| n as i64)
+            .filter(|_| stored_shards == Some(shards));
+        self.remembered.borrow_mut().shards = stored_shards;
         let members = self.members();
         let sockets = members
             .iter()
             .filter(|m| Some(m.id()) != arriving)
             .map(|m| &*m.keys);
-        let rebuilt = RoomKeys::rebuild(registered, sockets, util::now_ms());
+        let rebuilt = RoomKeys::rebuild(floor, sockets);
         self.keys.borrow_mut().get_or_insert(rebuilt);
         Ok(())
     }
@@ -123,7 +128,8 @@ impl Room {
         room: &str,
         arrived: &Member,
     ) -> Result<()> {
-        self.ensure_keys(Some(arrived.id())).await?;
+        let shards = settings.config.index_shards;
+        self.ensure_keys(shards, Some(arrived.id())).await?;
         let new = match self.keys.borrow_mut().as_mut() {
             Some(keys) => keys.arrive(&arrived.keys),
             None => return Ok(()),
@@ -160,64 +166,70 @@ impl Room {
         }
         let shards = settings.config.index_shards;
         let entry = index::room_entry(crate::edge::env::ROOMS, room);
-        if let Err(e) = index::update(&self.env, shards, &entry, keys, true).await {
-            // Revocation falls back on revalidation for these sockets; the next socket with
-            // these keys tries again.
+        let sent_at = util::now_ms();
+        let until = sent_at + ENTRY_TTL_MS;
+        if let Err(e) = index::add(&self.env, shards, &entry, keys, Some(until)).await {
+            // Revocation falls back on revalidation for these sockets until the alarm, due at
+            // once now, or the next socket with these keys registers them again; a new object
+            // must not take them as registered either.
             if let Some(room_keys) = self.keys.borrow_mut().as_mut() {
                 room_keys.forget(keys);
             }
+            let _ = storage.delete(FLOOR_KEY).await;
             log_index_error("register", &e);
             return Ok(());
         }
-        // The marks and, if this object has not stored it yet, the shard count: one write.
-        let marks = marks(keys);
-        let shards_entry = (self.remembered.borrow().shards != Some(shards))
-            .then_some((SHARDS_KEY, f64::from(shards)));
-        let entries = marks.iter().map(|mark| (mark.as_str(), 1.0));
-        util::put_numbers(&storage, entries.chain(shards_entry)).await?;
+        let first = self
+            .keys
+            .borrow_mut()
+            .as_mut()
+            .and_then(|k| k.registered_at(sent_at));
+        if let Some(floor) = first {
+            self.store_floor(floor, shards).await?;
+        }
+        Ok(())
+    }
+
+    /// The floor and the shard count it holds for: one write.
+    async fn store_floor(&self, floor: i64, shards: u32) -> Result<()> {
+        let storage = self.state.storage();
+        let entries = [(FLOOR_KEY, floor as f64), (SHARDS_KEY, f64::from(shards))];
+        util::put_numbers(&storage, entries).await?;
         self.remembered.borrow_mut().shards = Some(shards);
         Ok(())
     }
 
-    /// Sockets left: their keys start lingering (no storage, no request yet).
-    /// Returns when the first linger they started ends, if they started one.
-    pub(super) fn keys_leave(&self, gone: &[&[String]]) -> Option<i64> {
-        let mut keys = self.keys.borrow_mut();
-        let keys = keys.as_mut()?;
-        let now = util::now_ms();
-        let mut started: Option<i64> = None;
-        for socket_keys in gone {
-            if let Some(ends) = keys.leave(socket_keys, now) {
-                started = Some(started.map_or(ends, |s| s.min(ends)));
+    /// Sockets left: nothing is sent; their keys stay registered until the next refresh.
+    pub(super) fn keys_leave(&self, gone: &[&[String]]) {
+        if let Some(keys) = self.keys.borrow_mut().as_mut() {
+            for socket_keys in gone {
+                keys.leave(socket_keys);
             }
         }
-        started
     }
 
-    /// Whether the bookkeeping is built (after a restart it is at the first need).
-    pub(super) fn keys_known(&self) -> bool {
-        self.keys.borrow().is_some()
-    }
-
-    /// When the next lingering key is due, for the alarm.
-    pub(super) async fn keys_next_due(&self) -> Option<i64> {
-        self.ensure_keys(None).await.ok()?;
+    /// When the keys of the room's sockets are due to be registered again, for the alarm.
+    pub(super) async fn keys_next_due(&self, settings: &Settings) -> Option<i64> {
+        let shards = settings.config.index_shards;
+        self.ensure_keys(shards, None).await.ok()?;
         self.keys.borrow().as_ref()?.next_due()
     }
 
-    /// The alarm: unregister the keys whose linger is over; re-register everything if the
-    /// shard count changed since the keys were registered. One turn in the room's index
-    /// requests, so a key that comes back meanwhile is added after its removal.
+    /// The alarm: if the refresh is due, register the keys of the room's sockets again (one
+    /// turn in the room's index requests, after those queued) and raise the floor.
     pub(super) async fn keys_on_alarm(&self, settings: &Settings, now: i64) -> Result<()> {
-        self.ensure_keys(None).await?;
+        let due = self.keys_next_due(settings).await;
+        if due.is_none_or(|at| at > now) {
+            return Ok(());
+        }
         let requests = &self.index_requests;
         let turn = requests.exclusive_turn().await;
-        let done = self.unregister_due(settings, now).await;
+        let done = self.refresh(settings).await;
         requests.finish(turn.id);
         done
     }
 
-    async fn unregister_due(&self, settings: &Settings, now: i64) -> Result<()> {
+    async fn refresh(&self, settings: &Settings) -> Result<()> {
         let storage = self.state.storage();
         let Some(room) = util::stored_text(&storage, ROOM_NAME_KEY)
             .await
@@ -228,36 +240,32 @@ impl Room {
         };
         let entry = index::room_entry(crate::edge::env::ROOMS, &room);
         let shards = settings.config.index_shards;
-        let due = match self.keys.borrow_mut().as_mut() {
-            Some(keys) => keys.due_at_alarm(now),
-            None => Vec::new(),
+        let started = util::now_ms();
+        let keys = match self.keys.borrow_mut().as_mut() {
+            Some(keys) => keys.refresh(),
+            None => return Ok(()),
         };
-        if !due.is_empty() {
-            storage.delete_multiple(marks(&due)).await?;
-            index::update(&self.env, shards, &entry, &due, false).await?;
+        let until = started + ENTRY_TTL_MS;
+        let sent = if keys.is_empty() {
+            Ok(0)
+        } else {
+            index::add(&self.env, shards, &entry, &keys, Some(until)).await
+        };
+        match sent {
+            Ok(_) => {
+                if let Some(room_keys) = self.keys.borrow_mut().as_mut() {
+                    room_keys.refreshed(started, &keys);
+                }
+                self.store_floor(started, shards).await
+            }
+            Err(e) => {
+                if let Some(room_keys) = self.keys.borrow_mut().as_mut() {
+                    room_keys.refresh_failed(util::now_ms());
+                }
+                Err(e)
+            }
         }
-        let registered_under = util::stored_number(&storage, SHARDS_KEY)
-            .await
-            .ok()
-            .flatten();
-        if registered_under.is_some_and(|n| n != f64::from(shards)) {
-            let all: Vec<String> = match self.keys.borrow().as_ref() {
-                Some(keys) => keys.registered().map(str::to_owned).collect(),
-                None => Vec::new(),
-            };
-            index::update(&self.env, shards, &entry, &all, true).await?;
-            storage.put_raw(SHARDS_KEY, shards).await?;
-            self.remembered.borrow_mut().shards = Some(shards);
-        }
-        Ok(())
     }
-}
-
-/// The storage keys that mark `keys` as registered.
-fn marks(keys: &[String]) -> Vec<String> {
-    keys.iter()
-        .map(|k| format!("{REGISTERED_PREFIX}{k}"))
-        .collect()
 }
 
 fn log_index_error(what: &str, e: &worker::Error) {

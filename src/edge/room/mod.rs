@@ -8,8 +8,8 @@
 //! * `admission.rs`: a handshake forwarded by the gate: limits, accept, `on_connect`
 //! * `frames.rs`: client frames (rate limit, size, then `on_message`) and departures
 //! * `expulsion.rs`: the room closes sockets: revocation, and `on_close` for those it closed
-//! * `alarm.rs`: expiry on time, the revalidation tick, unregistering lingering keys
-//! * `keys.rs`: the room's entries in the revocation index (register, linger, unregister)
+//! * `alarm.rs`: expiry on time, the revalidation tick, the refresh of the index entries
+//! * `keys.rs`: the room's entries in the revocation index (register, refresh)
 //! * `revalidation.rs`: re-reading the sessions from KV
 //! * `app.rs`, `chat.rs`, `counter.rs`: the app seam and the two apps
 

@@ -1,0 +1,96 @@
+// The revocation index when sockets leave (revocation::RoomKeys): a room sends nothing at a
+// departure, so the entry stays listed until it expires or a revocation meets it; after the
+// room was evicted, the keys of its sockets are still registered (the floor in storage). In
+// a room without revalidation, so that no alarm wakes it. The built Worker in Miniflare, with
+// its own config.
+
+import { after, afterEach, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { Miniflare } from "miniflare";
+import { SECRET_NEW, admit, closeAll, gateWorker, httpRequest, newSid, roomName, sessionRecord, signedCookie, sleep } from "./harness.mjs";
+
+// workerd evicts an idle hibernatable Durable Object after about 10 s.
+const HIBERNATE_MS = 15_000;
+const ADMIN_TOKEN = "e2e-index-admin";
+const CONFIG = {
+  key_prefix: "sess:",
+  revalidate_seconds: 0,
+  routes: [{ path: "/ws/rooms/:room", room: "room:{room}", require: [{ session: "passport.user", exists: true }] }],
+};
+
+let mf;
+let base;
+let kv;
+before(async () => {
+  mf = new Miniflare({
+    workers: [gateWorker({ bindings: { SESSIONGATE: CONFIG, SESSION_SECRETS: JSON.stringify([SECRET_NEW]), ADMIN_TOKEN } })],
+  });
+  base = await mf.ready;
+  kv = await mf.getKVNamespace("SESSIONS");
+});
+after(async () => {
+  await closeAll();
+  await mf?.dispose();
+});
+afterEach(closeAll);
+
+async function newSession(user) {
+  const sid = newSid();
+  await kv.put(`sess:${sid}`, JSON.stringify(sessionRecord({ user })));
+  return { sid, cookie: signedCookie(sid) };
+}
+async function revoke(sid) {
+  const res = await httpRequest("POST", new URL("/_sessiongate/revoke", base).href, {
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify({ sid }),
+  });
+  assert.equal(res.status, 200, res.body);
+  return JSON.parse(res.body);
+}
+
+describe("the revocation index after sockets left", () => {
+  it("lists a room a key left until a revocation meets it there, which then removes the entry", async () => {
+    const room = `ws://${base.host}/ws/rooms/${roomName()}`;
+    const went = await newSession("u-went");
+    const stays = await newSession("u-stays");
+    const kept = await admit(room, { cookie: stays.cookie });
+    const a = await admit(room, { cookie: went.cookie });
+    a.terminate();
+    await kept.waitType("leave", (f) => f.id === a.id);
+
+    // Nothing is sent at a departure: the entry stays until it expires (10 minutes).
+    const stale = await revoke(went.sid);
+    assert.deepEqual(
+      { closed: stale.closed, rooms: stale.rooms, requests: stale.requests },
+      { closed: 0, rooms: 1, requests: 3 },
+      "the shard, the room, and the removal of the stale entry",
+    );
+    const again = await revoke(went.sid);
+    assert.deepEqual({ closed: again.closed, rooms: again.rooms, requests: again.requests }, { closed: 0, rooms: 0, requests: 1 });
+    // The socket that stayed is still listed and still served.
+    const still = await revoke(stays.sid);
+    assert.deepEqual({ closed: still.closed, rooms: still.rooms }, { closed: 1, rooms: 1 });
+  });
+
+  it("after the room hibernated, its sockets' keys are still registered and new keys are registered again", async () => {
+    const room = `ws://${base.host}/ws/rooms/${roomName()}`;
+    const first = await newSession("u-first");
+    const left = await newSession("u-left");
+    const kept = await admit(room, { cookie: first.cookie });
+    const gone = await admit(room, { cookie: left.cookie });
+    gone.terminate();
+    await kept.waitType("leave", (f) => f.id === gone.id);
+    // Long enough for an idle room with no alarm (revalidation off, no session expiring) to
+    // be evicted from memory: the next arrival runs in a new object, which knows of its
+    // registrations only the floor in storage.
+    await sleep(HIBERNATE_MS);
+    const tab = await admit(room, { cookie: first.cookie });
+    const back = await admit(room, { cookie: left.cookie });
+    const one = await revoke(first.sid);
+    assert.deepEqual({ closed: one.closed, rooms: one.rooms }, { closed: 2, rooms: 1 }, "both sockets of the session that stayed");
+    await tab.waitClose(2000);
+    const other = await revoke(left.sid);
+    assert.deepEqual({ closed: other.closed, rooms: other.rooms }, { closed: 1, rooms: 1 }, "the session that came back");
+    await back.waitClose(2000);
+  });
+});
