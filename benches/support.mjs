@@ -1,6 +1,7 @@
 // Shared by the benchmarks (vs_js, fanout; soak and revocation for workerd's RSS): the three Workers of issue 13 under
-// `wrangler dev` (each its own wrangler, workerd and local KV), the CPU of their processes read
-// from /proc, and small statistics. Linux only (/proc).
+// `wrangler dev` (each its own wrangler, workerd and local KV), or each in its own Miniflare
+// (BENCH_RUNTIME=miniflare: workerd alone, without wrangler's dev proxy and inspector), the CPU
+// of their processes read from /proc, and small statistics. Linux only (/proc).
 //
 //   gate  the Rust/wasm gate, `wrangler dev --env bench` ([env.bench]: 1,000 sockets a room, no
 //         per-session limit, 1,000 frames a second a socket, no revalidation)
@@ -8,10 +9,11 @@
 //   c     benches/anchor/wrangler.pass.toml: (b)'s Worker as a pass-through (no checks)
 
 import { execFileSync } from "node:child_process";
-import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import WebSocket from "ws";
-import { ROOT, startGate } from "../tests/e2e/harness.mjs";
+import { KEY_PREFIX, ROOT, SECRET_NEW, SECRET_OLD, startGate } from "../tests/e2e/harness.mjs";
 
 // Variants of wrangler.toml, written beside it before each start (wrangler reads main, assets
 // and the build command relative to it) and ignored by git.
@@ -55,8 +57,10 @@ export const TARGETS = {
   other: { label: "gate other", options: { config: OTHER_CONFIG, env: "bench" }, prepare: writeOtherConfig },
 };
 
-/** Starts one target under `wrangler dev` (the e2e harness) and finds its processes. */
+/** Starts one target under `wrangler dev` (the e2e harness), or in its own Miniflare with
+ * BENCH_RUNTIME=miniflare, and finds its processes. */
 export async function startTarget(key, name) {
+  if (process.env.BENCH_RUNTIME === "miniflare") return startMiniflareTarget(key);
   TARGETS[key].prepare?.();
   const server = await startGate(`${name}-${key}`, TARGETS[key].options);
   server.key = key;
@@ -66,6 +70,116 @@ export async function startTarget(key, name) {
     process.stderr.write(`# ${key}: expected one worker workerd in wrangler's group, found ${JSON.stringify(server.procs)}\n`);
   }
   return server;
+}
+
+/* ------------------------------------------------- the targets in Miniflare alone */
+
+/**
+ * The same targets, each in its own Miniflare: one workerd that runs the Worker, its Durable
+ * Objects and Miniflare's KV, reached directly. Without wrangler's dev proxy (a second workerd
+ * every request crosses), its inspector (which has workerd report every subrequest to
+ * wrangler's node over the Network domain) and the static-asset router, which every target
+ * went through equally. What is left is closer to what the Worker's code costs. The gate's
+ * vars are wrangler.toml's [env.bench]; (b) and (c) are benches/anchor/worker.js bundled by
+ * esbuild as wrangler bundles it.
+ */
+async function startMiniflareTarget(key) {
+  const { Miniflare } = await import("miniflare");
+  const { unstable_readConfig } = await import("wrangler");
+  const secrets = JSON.stringify([SECRET_NEW, SECRET_OLD]);
+  const gateVars = () => {
+    const bench = unstable_readConfig({ config: join(ROOT, "wrangler.toml"), env: "bench" });
+    return { ...bench.vars };
+  };
+  const gate = (dir, vars) => ({
+    modules: [
+      { type: "ESModule", path: join(dir, "index.js") },
+      { type: "CompiledWasm", path: join(dir, "index_bg.wasm") },
+    ],
+    modulesRoot: dir,
+    bindings: { ...vars, SESSION_SECRETS: secrets },
+    durableObjects: { ROOMS: { className: "Room", useSQLite: true }, INDEX: { className: "RevocationIndex", useSQLite: true } },
+  });
+  let bundleDir = null;
+  const anchor = (passThrough) => {
+    bundleDir = mkdtempSync(join(tmpdir(), "sessiongate-anchor-"));
+    const out = join(bundleDir, "worker.mjs");
+    execFileSync(join(ROOT, "node_modules/.bin/esbuild"), [join(ROOT, "benches/anchor/worker.js"), "--bundle", "--format=esm", "--platform=neutral", "--external:cloudflare:*", `--outfile=${out}`, "--log-level=warning"]);
+    return {
+      modules: [{ type: "ESModule", path: out }],
+      modulesRoot: bundleDir,
+      bindings: { SESSION_SECRETS: secrets, PASS_THROUGH: String(passThrough) },
+      durableObjects: { ROOMS: { className: "Room", useSQLite: true } },
+    };
+  };
+  const definitions = {
+    gate: () => gate(join(ROOT, "build"), gateVars()),
+    logged: () => {
+      const vars = gateVars();
+      return gate(join(ROOT, "build"), { ...vars, SESSIONGATE: { ...vars.SESSIONGATE, log_admissions: 1 } });
+    },
+    other: () => {
+      if (!process.env.GATE_OTHER_BUILD) throw new Error("GATE_OTHER_BUILD: the directory of the other build");
+      return gate(process.env.GATE_OTHER_BUILD, gateVars());
+    },
+    b: () => anchor(false),
+    c: () => anchor(true),
+  };
+  let output = "";
+  const collect = (stream) => stream.on("data", (chunk) => (output = (output + chunk).slice(-1_000_000)));
+  const before = workerdChildren();
+  const mf = new Miniflare({
+    workers: [{ name: `bench-${key}`, compatibilityDate: "2026-04-01", kvNamespaces: ["SESSIONS"], ...definitions[key]() }],
+    handleRuntimeStdio: (stdout, stderr) => {
+      collect(stdout);
+      collect(stderr);
+    },
+  });
+  let url;
+  try {
+    url = await mf.ready;
+  } catch (e) {
+    process.stderr.write(`# ${key}: workerd did not start:\n${output}\n`);
+    throw e;
+  }
+  const kv = await mf.getKVNamespace("SESSIONS");
+  const worker = workerdChildren().filter((pid) => !before.includes(pid));
+  if (worker.length !== 1) process.stderr.write(`# ${key}: expected one new workerd, found ${JSON.stringify(worker)}\n`);
+  const base = url.origin;
+  return {
+    key,
+    label: TARGETS[key].label,
+    port: Number(url.port),
+    base,
+    wsBase: base.replace(/^http/, "ws"),
+    origin: base,
+    procs: { worker, proxy: [], node: [] },
+    output: () => output,
+    async putSession(sid, record) {
+      await kv.put(KEY_PREFIX + sid, typeof record === "string" ? record : JSON.stringify(record));
+    },
+    async stop() {
+      await mf.dispose();
+      if (bundleDir) rmSync(bundleDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** workerd processes started by this process. */
+function workerdChildren() {
+  const pids = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (comm.startsWith("workerd") && ppid === process.pid) pids.push(Number(entry));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return pids;
 }
 
 const CLK_TCK = (() => {

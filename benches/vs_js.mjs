@@ -24,9 +24,12 @@
 //    the utime+stime delta of the Worker's workerd process (/proc/<pid>/stat, 10 ms ticks)
 //    over the round plus a settle time, divided by the handshakes: workerd gives no
 //    per-request figure. The dev proxy's workerd and wrangler's node are shown beside it.
-//    With fresh sessions the gate leaves work for later (each key leaves the index 30-35 s
-//    after its socket left): the run waits that long after the warm-up, and prints the
-//    Worker CPU per handshake over the whole run plus a tail of that length as well.
+//    The run waits 40 s after the warm-up (for work it left for later, such as alarms), and
+//    with fresh sessions prints the Worker CPU per handshake over the whole run plus a tail of
+//    that length as well.
+//    BENCH_RUNTIME=miniflare runs each target in its own Miniflare instead (workerd alone: no
+//    dev proxy, no inspector, no asset router; benches/support.mjs), which is closer to what
+//    the Workers' code costs; the "proxy" and "node" columns are then empty.
 // 2. Start-up: time from spawning workerd (no wrangler, no Miniflare: a capnp config of one
 //    Worker with the gate's bindings, KV bound to a stub) to its answer to a first plain GET,
 //    for an empty Worker (empty Durable Object classes), the same logging one line a request,
@@ -80,22 +83,32 @@ Object.assign(process.env, { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND
 /* ------------------------------------------------------------------ 1. handshakes */
 
 async function handshakes() {
-  console.log(`## handshakes: ${ROUNDS} rounds x ${COUNT} admitted handshakes, concurrency ${CONCURRENCY}, into ${ROOMS} occupied rooms, sessions=${SESSIONS}`);
+  const runtime = process.env.BENCH_RUNTIME === "miniflare" ? "each in its own Miniflare (no dev proxy, no inspector)" : "each under wrangler dev";
+  console.log(`## handshakes: ${ROUNDS} rounds x ${COUNT} admitted handshakes, concurrency ${CONCURRENCY}, into ${ROOMS} occupied rooms, sessions=${SESSIONS}, ${runtime}`);
   const keys = ["gate", "b", "c", "logged", ...(process.env.GATE_OTHER_BUILD ? ["other"] : [])];
   const servers = {};
   try {
     for (const key of keys) servers[key] = await startTarget(key, "vs_js");
+    // Sessions: one per kept socket, one per warm-up handshake, and (sessions=fresh) one per
+    // handshake of every round, so that each round's are new to the rooms (before, every round
+    // reused the first round's, whose keys the rooms still held).
+    const fresh = SESSIONS === "fresh" ? ROUNDS * COUNT : 0;
+    const keptAt = (r) => r;
+    const warmAt = (i) => ROOMS + i;
+    const roundAt = (r, i) => ROOMS + WARMUP + r * COUNT + i;
     const cookies = [];
     const records = [];
-    for (let i = 0; i < COUNT + ROOMS; i++) {
+    for (let i = 0; i < ROOMS + WARMUP + fresh; i++) {
       const sid = newSid();
       records.push([sid, sessionRecord({ user: `u-bench-${i}`, name: `bench ${i}` })]);
       cookies.push(signedCookie(sid));
     }
-    for (const key of keys) for (const [sid, record] of records) await servers[key].putSession(sid, record);
+    await Promise.all(keys.map(async (key) => {
+      for (const [sid, record] of records) await servers[key].putSession(sid, record);
+    }));
     for (const key of keys) {
       const s = servers[key];
-      console.log(`${s.label.padEnd(9)} wrangler dev on :${s.port}, worker workerd ${s.procs.worker.join(",")}, proxy workerd ${s.procs.proxy.join(",")}, node ${s.procs.node.join(",")}`);
+      console.log(`${s.label.padEnd(9)} ${process.env.BENCH_RUNTIME === "miniflare" ? "Miniflare" : "wrangler dev"} on :${s.port}, worker workerd ${s.procs.worker.join(",")}, proxy workerd ${s.procs.proxy.join(",")}, node ${s.procs.node.join(",")}`);
     }
 
     // Rooms that stay occupied, then a warm-up of each isolate and its Durable Objects.
@@ -103,11 +116,11 @@ async function handshakes() {
     for (const key of keys) {
       const s = servers[key];
       for (let r = 0; r < ROOMS; r++) {
-        const ws = await openKept(`${s.wsBase}/ws/rooms/kept-${r}`, { cookie: cookies[COUNT + r], origin: s.origin });
+        const ws = await openKept(`${s.wsBase}/ws/rooms/kept-${r}`, { cookie: cookies[keptAt(r)], origin: s.origin });
         kept.push(ws);
       }
       // Enough for V8 to tier the gate's wasm up: with 40, the gate's first round ran at half speed.
-      const warm = await runConcurrent(WARMUP, CONCURRENCY, (i) => handshake(`${s.wsBase}/ws/rooms/kept-${i % ROOMS}`, { cookie: cookies[i % COUNT], origin: s.origin }));
+      const warm = await runConcurrent(WARMUP, CONCURRENCY, (i) => handshake(`${s.wsBase}/ws/rooms/kept-${i % ROOMS}`, { cookie: cookies[warmAt(i)], origin: s.origin }));
       if (warm.outcomes.admitted !== WARMUP) console.log(`warm-up ${s.label}: ${JSON.stringify(warm.outcomes)}`);
     }
     // Work a fresh session could leave for later (before index entries expired on their own,
@@ -135,7 +148,7 @@ async function handshakes() {
       for (const key of rotate(keys, r)) {
         const s = servers[key];
         const before = cpuSnapshot(s);
-        const cookie = (i) => (SESSIONS === "fresh" ? cookies[i] : cookies[COUNT + (i % ROOMS)]);
+        const cookie = (i) => (SESSIONS === "fresh" ? cookies[roundAt(r, i)] : cookies[keptAt(i % ROOMS)]);
         const { seconds, outcomes } = await runConcurrent(COUNT, CONCURRENCY, (i) =>
           handshake(`${s.wsBase}/ws/rooms/kept-${i % ROOMS}`, { cookie: cookie(i), origin: s.origin }),
         );
@@ -176,7 +189,7 @@ async function handshakes() {
     console.log(`  worker CPU gate/(b): median ${fmt(med("gate", "worker") / med("b", "worker"), 2)}, per round ${range(ratio("worker", "b"))}   [${ANCHOR.cpu}]`);
     console.log(`  worker CPU gate/(c): median ${fmt(med("gate", "worker") / med("c", "worker"), 2)}, per round ${range(ratio("worker", "c"))}`);
     if (SESSIONS === "fresh") {
-      console.log(`  worker CPU per handshake over the whole run, with the work left for later (a ${DEFERRED_MS / 1000} s tail: each fresh key leaves the index): ${keys.map((key) => `${servers[key].label.trim()} ${fmt(runCpu[key], 2)} ms`).join(", ")}; gate/(b) ${fmt(runCpu.gate / runCpu.b, 2)}, gate/(c) ${fmt(runCpu.gate / runCpu.c, 2)}`);
+      console.log(`  worker CPU per handshake over the whole run, with the work left for later (a ${DEFERRED_MS / 1000} s tail): ${keys.map((key) => `${servers[key].label.trim()} ${fmt(runCpu[key], 2)} ms`).join(", ")}; gate/(b) ${fmt(runCpu.gate / runCpu.b, 2)}, gate/(c) ${fmt(runCpu.gate / runCpu.c, 2)}`);
     }
     const cost = rows.gate.map((g, r) => 1 - rows.logged[r].rate / g.rate);
     console.log(`  admission log line: a line for every admission (log_admissions = 1) costs ${fmt(100 * median(cost), 1)}% of the default's rate (per round ${range(cost.map((x) => 100 * x))}%); the default logs one in ${LOG_EVERY}, so ~${fmt((100 * median(cost)) / LOG_EVERY, 2)}%   [${ANCHOR.log}]`);
