@@ -40,7 +40,8 @@ async function inspect(port) {
       await sleep(100);
     }
   }
-  const target = targets.find((t) => t.webSocketDebuggerUrl) ?? targets[0];
+  // Under Miniflare (BENCH_RUNTIME=miniflare) workerd lists its own workers too.
+  const target = targets.find((t) => t.webSocketDebuggerUrl && /bench-/.test(`${t.title} ${t.id}`)) ?? targets.find((t) => t.webSocketDebuggerUrl) ?? targets[0];
   if (!target) throw new Error(`no inspector target on :${port}`);
   const ws = new WebSocket(target.webSocketDebuggerUrl);
   await new Promise((ok, fail) => ws.once("open", ok).once("error", fail));
@@ -95,6 +96,7 @@ function categorize(frame) {
 }
 
 async function main() {
+  process.env.BENCH_INSPECT = "1";
   const server = await startTarget(TARGET, "profile");
   const sockets = [];
   try {

@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import WebSocket from "ws";
 import { KEY_PREFIX, ROOT, SECRET_NEW, SECRET_OLD, startGate } from "../tests/e2e/harness.mjs";
+import { freePort } from "../tests/support/net.mjs";
 
 // Variants of wrangler.toml, written beside it before each start (wrangler reads main, assets
 // and the build command relative to it) and ignored by git.
@@ -128,7 +129,10 @@ async function startMiniflareTarget(key) {
   let output = "";
   const collect = (stream) => stream.on("data", (chunk) => (output = (output + chunk).slice(-1_000_000)));
   const before = workerdChildren();
+  // BENCH_INSPECT=1: workerd's inspector on a free port (benches/profile.mjs).
+  const inspectorPort = process.env.BENCH_INSPECT ? await freePort() : undefined;
   const mf = new Miniflare({
+    inspectorPort,
     workers: [{ name: `bench-${key}`, compatibilityDate: "2026-04-01", kvNamespaces: ["SESSIONS"], ...definitions[key]() }],
     handleRuntimeStdio: (stdout, stderr) => {
       collect(stdout);
@@ -150,6 +154,7 @@ async function startMiniflareTarget(key) {
     key,
     label: TARGETS[key].label,
     port: Number(url.port),
+    inspectorPort,
     base,
     wsBase: base.replace(/^http/, "ws"),
     origin: base,

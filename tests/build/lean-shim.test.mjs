@@ -1,6 +1,7 @@
 // scripts/lean-shim.mjs: the class proxy hooks it puts in place of worker-build's keep what
 // the shim is for (after a wasm trap the next call reinitializes the instance and objects
-// made before are rebuilt) without a new function per call; and the built Worker has them.
+// made before are rebuilt) without a new function per call; the futures' task queue is
+// scheduled by a promise, still as a microtask; and the built Worker has both.
 //
 // The fixture is the part of worker-build's shim that the script replaces and relies on, as
 // esbuild bundles it (the same `var` declarations); the reinitialization is faked by counting.
@@ -40,6 +41,16 @@ var classProxyHooks = {
   }
 };
 var shim_default = new Proxy(Entrypoint, classProxyHooks);
+var wasmImports = {
+    __wbg_queueMicrotask_1e8503a8a690f0a3: function(arg0) {
+      const ret = arg0.queueMicrotask;
+      return ret;
+    },
+    __wbg_queueMicrotask_4a1a4d8dd332373b: function(arg0) {
+      queueMicrotask(arg0);
+    },
+};
+export { wasmImports };
 `;
 
 class Room {
@@ -121,6 +132,27 @@ describe("lean-shim", () => {
     assert.equal(resets.count, 1, "the next request reinitialized first");
   });
 
+  it("queues the futures' task queue as a microtask of a resolved promise, the getter left alone", async () => {
+    const { wasmImports } = await shimmed();
+    const source = String(wasmImports.__wbg_queueMicrotask_4a1a4d8dd332373b);
+    assert.match(source, /Promise\.resolve\(\)\.then\(arg0\)/);
+    assert.doesNotMatch(source, /(^|[^.])queueMicrotask\(/);
+    const order = [];
+    wasmImports.__wbg_queueMicrotask_4a1a4d8dd332373b(() => order.push("queued"));
+    setTimeout(() => order.push("timer"), 0);
+    order.push("sync");
+    await new Promise((ok) => setTimeout(ok, 5));
+    assert.deepEqual(order, ["sync", "queued", "timer"], "after the current code, before any task");
+    assert.equal(wasmImports.__wbg_queueMicrotask_1e8503a8a690f0a3({ queueMicrotask: 7 }), 7);
+  });
+
+  it("refuses glue without the one queueMicrotask call it replaces", () => {
+    const dir = mkdtempSync(join(tmpdir(), "lean-shim-"));
+    const file = join(dir, "index.mjs");
+    writeFileSync(file, `var Entrypoint = class {};\n${FIXTURE.replace("queueMicrotask(arg0);", "other(arg0);")}`);
+    assert.throws(() => execFileSync(process.execPath, [join(ROOT, "scripts/lean-shim.mjs"), file], { stdio: "pipe" }), (e) => e.status === 1 && /queueMicrotask/.test(String(e.stderr)));
+  });
+
   it("refuses a shim it does not recognize, rather than half-replace it", () => {
     const dir = mkdtempSync(join(tmpdir(), "lean-shim-"));
     const file = join(dir, "index.mjs");
@@ -133,5 +165,6 @@ describe("lean-shim", () => {
     const built = readFileSync(join(ROOT, "build/index.js"), "utf8");
     assert.match(built, /WeakMap/, "build/index.js: the guarded methods' cache");
     assert.doesNotMatch(built, /async apply\(/, "build/index.js: worker-build's per-call proxies");
+    assert.match(built, /__wbg_queueMicrotask_\w+:function\(\w\)\{Promise\.resolve\(\)\.then\(\w\)\}/, "build/index.js: the task queue scheduled by a promise");
   });
 });
