@@ -236,6 +236,12 @@ impl Room {
             .ok()
             .flatten()
         else {
+            // Its first registration stores the name before it sends anything, so this is a
+            // failed write: try again later, not at every alarm (a refresh due at once would
+            // set the next alarm a millisecond later).
+            if let Some(room_keys) = self.keys.borrow_mut().as_mut() {
+                room_keys.refresh_failed(util::now_ms());
+            }
             return Ok(());
         };
         let entry = index::room_entry(crate::edge::env::ROOMS, &room);
