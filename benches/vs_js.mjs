@@ -119,7 +119,9 @@ async function handshakes() {
         const ws = await openKept(`${s.wsBase}/ws/rooms/kept-${r}`, { cookie: cookies[keptAt(r)], origin: s.origin });
         kept.push(ws);
       }
-      // Enough for V8 to tier the gate's wasm up: with 40, the gate's first round ran at half speed.
+      // A warm-up of each isolate and its Durable Objects. (With 40, the gate's first round ran at half
+      // speed; at least part of that was the first round's index registrations, which later rounds
+      // did not pay while they reused its sessions.)
       const warm = await runConcurrent(WARMUP, CONCURRENCY, (i) => handshake(`${s.wsBase}/ws/rooms/kept-${i % ROOMS}`, { cookie: cookies[warmAt(i)], origin: s.origin }));
       if (warm.outcomes.admitted !== WARMUP) console.log(`warm-up ${s.label}: ${JSON.stringify(warm.outcomes)}`);
     }
