@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import WebSocket from "ws";
-import { KEY_PREFIX, ROOT, SECRET_NEW, SECRET_OLD, startGate } from "../tests/e2e/harness.mjs";
+import { KEY_PREFIX, ROOT, SECRET_NEW, SECRET_OLD, startGate, workerdChildren } from "../tests/e2e/harness.mjs";
 import { freePort } from "../tests/support/net.mjs";
 
 // Variants of wrangler.toml, written beside it before each start (wrangler reads main, assets
@@ -168,23 +168,6 @@ async function startMiniflareTarget(key) {
       if (bundleDir) rmSync(bundleDir, { recursive: true, force: true });
     },
   };
-}
-
-/** workerd processes started by this process. */
-function workerdChildren() {
-  const pids = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (comm.startsWith("workerd") && ppid === process.pid) pids.push(Number(entry));
-    } catch {
-      /* gone meanwhile */
-    }
-  }
-  return pids;
 }
 
 const CLK_TCK = (() => {

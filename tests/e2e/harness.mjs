@@ -94,8 +94,9 @@ function startReaper(targets, tempDir = "") {
   spawn(process.execPath, ["-e", code, tempDir, String(process.pid), ...targets.map(String)], { detached: true, stdio: "ignore" }).unref();
 }
 
-/** workerd processes that are children of this process (getPlatformProxy starts one). Linux only. */
-function workerdChildren() {
+/** workerd processes that are children of this process (getPlatformProxy starts one; so does
+ * each Miniflare of benches/support.mjs). Linux only. */
+export function workerdChildren() {
   const pids = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
