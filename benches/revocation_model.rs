@@ -84,7 +84,7 @@ fn main() {
         }
         taken.push(room);
         let keys = socket_keys(sid, &[("passport.user".into(), json!(format!("u-{user}")))]);
-        for key in rooms[room].arrive(&keys) {
+        for key in rooms[room].arrive(&keys, 0) {
             let at = locate(&key, shards);
             shard_index[at.shard as usize].add(&at.id, &room_names[room]);
             shard_writes[at.shard as usize] += 1;

@@ -192,8 +192,17 @@ impl RoomKeys {
         }
     }
 
-    /// A socket with `keys` arrived: the keys the room must register now (not registered yet).
-    pub fn arrive(&mut self, keys: &[String]) -> Vec<String> {
+    /// A socket with `keys` arrived at `now_ms`: the keys the room must register now (not
+    /// registered yet). Keys without a socket count as registered only while the refresh is not
+    /// overdue: in a room that stayed empty (no sockets, so no alarm to refresh) past
+    /// `REFRESH_AFTER_MS`, their entries may be expiring or gone.
+    pub fn arrive(&mut self, keys: &[String], now_ms: i64) -> Vec<String> {
+        if self
+            .floor
+            .is_some_and(|floor| now_ms >= floor + REFRESH_AFTER_MS)
+        {
+            self.keys.retain(|_, s| s.sockets > 0);
+        }
         let mut new = Vec::new();
         for key in keys {
             let state = self.keys.entry(key.clone()).or_default();
@@ -554,8 +563,8 @@ mod tests {
         let mut room = RoomKeys::default();
         let ada = vec!["sid:A".to_owned(), "field:u=1".to_owned()];
         let ada_tab = vec!["sid:A2".to_owned(), "field:u=1".to_owned()];
-        assert_eq!(room.arrive(&ada), ada);
-        assert_eq!(room.arrive(&ada_tab), ["sid:A2"]);
+        assert_eq!(room.arrive(&ada, 0), ada);
+        assert_eq!(room.arrive(&ada_tab, 0), ["sid:A2"]);
         // The first registration listed sets the floor; later ones do not move it.
         assert_eq!(room.registered_at(1_000), Some(1_000));
         assert_eq!(room.registered_at(2_000), None);
@@ -564,10 +573,35 @@ mod tests {
         room.leave(&ada_tab);
         // An empty room needs no alarm for its keys; a socket back costs no request.
         assert_eq!(room.next_due(), None);
-        assert!(room.arrive(&ada).is_empty());
+        assert!(room.arrive(&ada, 0).is_empty());
         // A socket the bookkeeping never counted changes nothing.
         room.leave(&["sid:Z".to_owned()]);
         assert_eq!(room.next_due(), Some(1_000 + REFRESH_AFTER_MS));
+    }
+
+    /// Found reading the change that made entries expire: a room that emptied sets no alarm, so
+    /// nothing refreshes; a key it still remembered as registered came back after its entry
+    /// had expired and was not registered again, so a revocation would have missed its socket.
+    #[test]
+    fn regression_a_key_back_in_a_room_that_stayed_empty_past_the_refresh_is_registered_again() {
+        let mut room = RoomKeys::default();
+        let ada = vec!["sid:A".to_owned()];
+        room.arrive(&ada, 0);
+        room.registered_at(0);
+        room.leave(&ada);
+        assert_eq!(room.next_due(), None, "an empty room sets no alarm");
+        assert!(
+            room.arrive(&ada, REFRESH_AFTER_MS - 1).is_empty(),
+            "still listed"
+        );
+        room.leave(&ada);
+        assert_eq!(room.arrive(&ada, ENTRY_TTL_MS + 1), ada);
+        // A key with a socket stays registered (the alarm, due at once, refreshes it).
+        let mut busy = RoomKeys::default();
+        busy.arrive(&ada, 0);
+        busy.registered_at(0);
+        assert!(busy.arrive(&ada, ENTRY_TTL_MS).is_empty());
+        assert_eq!(busy.next_due(), Some(REFRESH_AFTER_MS));
     }
 
     #[test]
@@ -575,8 +609,8 @@ mod tests {
         let mut room = RoomKeys::default();
         let stays = vec!["sid:S".to_owned(), "field:u=1".to_owned()];
         let went = vec!["sid:W".to_owned(), "field:u=1".to_owned()];
-        room.arrive(&stays);
-        room.arrive(&went);
+        room.arrive(&stays, 0);
+        room.arrive(&went, 0);
         room.registered_at(0);
         room.leave(&went);
         let mut again = room.refresh();
@@ -586,13 +620,13 @@ mod tests {
         assert_eq!(room.floor(), Some(REFRESH_AFTER_MS));
         assert_eq!(room.next_due(), Some(2 * REFRESH_AFTER_MS));
         // sid:W's entry is left to expire: if it comes back, it is registered again.
-        assert_eq!(room.arrive(&went), ["sid:W"]);
+        assert_eq!(room.arrive(&went, 0), ["sid:W"]);
     }
 
     #[test]
     fn a_failed_refresh_is_tried_again_a_minute_later_and_the_floor_stays() {
         let mut room = RoomKeys::default();
-        room.arrive(&["sid:S".to_owned()]);
+        room.arrive(&["sid:S".to_owned()], 0);
         room.registered_at(0);
         room.refresh();
         room.refresh_failed(REFRESH_AFTER_MS);
@@ -604,9 +638,9 @@ mod tests {
     fn a_failed_registration_makes_the_refresh_due_at_once() {
         let mut room = RoomKeys::default();
         let keys = vec!["sid:S".to_owned()];
-        room.arrive(&keys);
+        room.arrive(&keys, 0);
         room.registered_at(0);
-        room.arrive(&["sid:T".to_owned()]);
+        room.arrive(&["sid:T".to_owned()], 0);
         room.forget(&["sid:T".to_owned()]);
         assert_eq!(room.next_due(), Some(i64::MIN));
         let again = room.refresh();
@@ -623,8 +657,8 @@ mod tests {
         let sockets = [vec!["sid:B".to_owned()]];
         let mut room = RoomKeys::rebuild(Some(5_000), sockets.iter().map(Vec::as_slice));
         assert_eq!(room.next_due(), Some(5_000 + REFRESH_AFTER_MS));
-        assert!(room.arrive(&sockets[0]).is_empty());
-        assert_eq!(room.arrive(&["sid:A".to_owned()]), ["sid:A"]);
+        assert!(room.arrive(&sockets[0], 0).is_empty());
+        assert_eq!(room.arrive(&["sid:A".to_owned()], 0), ["sid:A"]);
         assert_eq!(room.registered_at(9_000), None, "the floor stays");
     }
 
@@ -637,7 +671,7 @@ mod tests {
         let sockets = [vec!["sid:C".to_owned()]];
         let mut room = RoomKeys::rebuild(None, sockets.iter().map(Vec::as_slice));
         assert_eq!(room.next_due(), Some(i64::MIN));
-        assert_eq!(room.arrive(&sockets[0]), sockets[0]);
+        assert_eq!(room.arrive(&sockets[0], 0), sockets[0]);
         assert_eq!(room.registered().collect::<Vec<_>>(), ["sid:C"]);
         assert_eq!(room.registered_at(7), Some(7));
         // Without a socket, nothing is due.

@@ -131,7 +131,7 @@ impl Room {
         let shards = settings.config.index_shards;
         self.ensure_keys(shards, Some(arrived.id())).await?;
         let new = match self.keys.borrow_mut().as_mut() {
-            Some(keys) => keys.arrive(&arrived.keys),
+            Some(keys) => keys.arrive(&arrived.keys, util::now_ms()),
             None => return Ok(()),
         };
         let requests = &self.index_requests;
