@@ -32,6 +32,11 @@ use worker::js_sys;
 const STORAGE_BATCH: usize = 128;
 /// Entries a sweep lists at a time.
 const SWEEP_PAGE: usize = 1000;
+/// Pages one alarm sweeps at most; then it stops and goes on `SWEEP_PAUSE_MS` later.
+const SWEEP_PAGES: usize = 20;
+const SWEEP_PAUSE_MS: u64 = 1000;
+/// Storage: where an unfinished sweep goes on (a storage key, outside the entries).
+const SWEEP_CURSOR_KEY: &str = "sweep_after";
 /// Where all entries start (`entry_prefix` without a key id).
 const ENTRIES_PREFIX: &str = "k:";
 /// The value of an entry without expiry.
@@ -126,12 +131,14 @@ impl DurableObject for RevocationIndex {
     }
 
     /// The sweep: deletes the expired entries, a page at a time, and comes back while entries
-    /// that expire remain.
+    /// that expire remain. A shard with more entries than `SWEEP_PAGES` pages goes on from
+    /// where it stopped a moment later (the place is kept in storage), so no alarm runs long.
     async fn alarm(&self) -> Result<Response> {
         let storage = self.state.storage();
         let now = util::now_ms();
-        let (mut after, mut expiring) = (None::<String>, false);
-        loop {
+        let mut after = util::stored_text(&storage, SWEEP_CURSOR_KEY).await?;
+        let mut expiring = false;
+        for _ in 0..SWEEP_PAGES {
             let mut options = worker::ListOptions::new()
                 .prefix(ENTRIES_PREFIX)
                 .limit(SWEEP_PAGE);
@@ -155,13 +162,22 @@ impl DurableObject for RevocationIndex {
                 storage.delete_multiple(batch.to_vec()).await?;
             }
             if listed < SWEEP_PAGE {
-                break;
+                // Done: the next sweep starts from the beginning.
+                storage.delete(SWEEP_CURSOR_KEY).await?;
+                self.sweep_scheduled.set(false);
+                if expiring {
+                    self.schedule_sweep().await?;
+                }
+                return Response::ok("");
             }
         }
-        self.sweep_scheduled.set(false);
-        if expiring {
-            self.schedule_sweep().await?;
+        if let Some(after) = &after {
+            storage.put_raw(SWEEP_CURSOR_KEY, after.as_str()).await?;
         }
+        storage
+            .set_alarm(std::time::Duration::from_millis(SWEEP_PAUSE_MS))
+            .await?;
+        self.sweep_scheduled.set(true);
         Response::ok("")
     }
 }
