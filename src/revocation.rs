@@ -202,6 +202,11 @@ impl RoomKeys {
             .is_some_and(|floor| now_ms >= floor + REFRESH_AFTER_MS)
         {
             self.keys.retain(|_, s| s.sockets > 0);
+            // Nothing registered is left (the room was empty): the floor starts again with
+            // this arrival's registration, instead of a refresh due at once after it.
+            if !self.keys.values().any(|s| s.registered) {
+                self.floor = None;
+            }
         }
         let mut new = Vec::new();
         for key in keys {
@@ -215,8 +220,9 @@ impl RoomKeys {
         new
     }
 
-    /// A registration sent at `sent_at_ms` was listed. The first one in a room sets the floor;
-    /// returns the new floor then (to be stored).
+    /// A registration sent at `sent_at_ms` was listed. The first one in a room (or in a room
+    /// that reopened after its refresh was due) sets the floor; returns the new floor then (to
+    /// be stored).
     pub fn registered_at(&mut self, sent_at_ms: i64) -> Option<i64> {
         if self.floor.is_some() {
             return None;
@@ -601,6 +607,30 @@ mod tests {
         busy.arrive(&ada, 0);
         busy.registered_at(0);
         assert!(busy.arrive(&ada, ENTRY_TTL_MS).is_empty());
+        assert_eq!(busy.next_due(), Some(REFRESH_AFTER_MS));
+    }
+
+    /// A room visited every ten minutes: each visit registers its key, and that registration
+    /// is the new floor, not followed by a refresh of the same key at once.
+    #[test]
+    fn a_room_that_reopens_after_its_refresh_was_due_starts_its_floor_again() {
+        let mut room = RoomKeys::default();
+        let ada = vec!["sid:A".to_owned()];
+        let bo = vec!["sid:B".to_owned()];
+        room.arrive(&ada, 0);
+        room.registered_at(0);
+        room.leave(&ada);
+        let later = 2 * ENTRY_TTL_MS;
+        assert_eq!(room.arrive(&bo, later), bo);
+        assert_eq!(room.next_due(), Some(i64::MIN), "due at once until listed");
+        assert_eq!(room.registered_at(later + 5), Some(later + 5));
+        assert_eq!(room.next_due(), Some(later + 5 + REFRESH_AFTER_MS));
+        // A room that kept a registered socket keeps its floor: its refresh is due.
+        let mut busy = RoomKeys::default();
+        busy.arrive(&ada, 0);
+        busy.registered_at(0);
+        assert_eq!(busy.arrive(&bo, later), bo);
+        assert_eq!(busy.registered_at(later + 5), None);
         assert_eq!(busy.next_due(), Some(REFRESH_AFTER_MS));
     }
 
