@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import WebSocket from "ws";
-import { KEY_PREFIX, ROOT, SECRET_NEW, SECRET_OLD, startGate, workerdChildren } from "../tests/e2e/harness.mjs";
+import { KEY_PREFIX, ROOT, SECRET_NEW, SECRET_OLD, gateWorker, startGate, workerdChildren } from "../tests/e2e/harness.mjs";
 import { freePort } from "../tests/support/net.mjs";
 
 // Variants of wrangler.toml, written beside it before each start (wrangler reads main, assets
@@ -92,21 +92,15 @@ async function startMiniflareTarget(key) {
     const bench = unstable_readConfig({ config: join(ROOT, "wrangler.toml"), env: "bench" });
     return { ...bench.vars };
   };
-  const gate = (dir, vars) => ({
-    modules: [
-      { type: "ESModule", path: join(dir, "index.js") },
-      { type: "CompiledWasm", path: join(dir, "index_bg.wasm") },
-    ],
-    modulesRoot: dir,
-    bindings: { ...vars, SESSION_SECRETS: secrets },
-    durableObjects: { ROOMS: { className: "Room", useSQLite: true }, INDEX: { className: "RevocationIndex", useSQLite: true } },
-  });
+  const gate = (dir, vars) => gateWorker({ dir, bindings: { ...vars, SESSION_SECRETS: secrets } });
   let bundleDir = null;
   const anchor = (passThrough) => {
     bundleDir = mkdtempSync(join(tmpdir(), "sessiongate-anchor-"));
     const out = join(bundleDir, "worker.mjs");
     execFileSync(join(ROOT, "node_modules/.bin/esbuild"), [join(ROOT, "benches/anchor/worker.js"), "--bundle", "--format=esm", "--platform=neutral", "--external:cloudflare:*", `--outfile=${out}`, "--log-level=warning"]);
     return {
+      compatibilityDate: "2026-04-01",
+      kvNamespaces: ["SESSIONS"],
       modules: [{ type: "ESModule", path: out }],
       modulesRoot: bundleDir,
       bindings: { SESSION_SECRETS: secrets, PASS_THROUGH: String(passThrough) },
@@ -133,7 +127,7 @@ async function startMiniflareTarget(key) {
   const inspectorPort = process.env.BENCH_INSPECT ? await freePort() : undefined;
   const mf = new Miniflare({
     inspectorPort,
-    workers: [{ name: `bench-${key}`, compatibilityDate: "2026-04-01", kvNamespaces: ["SESSIONS"], ...definitions[key]() }],
+    workers: [{ ...definitions[key](), name: `bench-${key}` }],
     handleRuntimeStdio: (stdout, stderr) => {
       collect(stdout);
       collect(stderr);

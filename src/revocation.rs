@@ -292,11 +292,13 @@ impl RoomKeys {
     }
 
     /// The floor, if there is one.
+    #[cfg(test)]
     pub fn floor(&self) -> Option<i64> {
         self.floor
     }
 
     /// Every key the room holds registered, with or without a socket.
+    #[cfg(test)]
     pub fn registered(&self) -> impl Iterator<Item = &str> {
         self.keys
             .iter()

@@ -325,18 +325,19 @@ function tail(text, lines = 60) {
 /* ----------------------------------------------------- the gate in Miniflare */
 
 /**
- * The built gate (build/) as a Miniflare worker definition: workerd without wrangler's dev
- * proxy, for what the proxy hides (the client's own handshake) or a second Worker beside it.
- * `bindings` holds SESSIONGATE and the secrets; `durableObjects` adds to the gate's own.
+ * The built gate (build/, or another build's `dir`) as a Miniflare worker definition: workerd
+ * without wrangler's dev proxy, for what the proxy hides (the client's own handshake), a
+ * second Worker beside it, or the benchmarks' BENCH_RUNTIME=miniflare. `bindings` holds
+ * SESSIONGATE and the secrets; `durableObjects` adds to the gate's own.
  */
-export function gateWorker({ bindings, durableObjects = {} }) {
+export function gateWorker({ bindings, durableObjects = {}, dir = join(ROOT, "build") }) {
   return {
     name: "sessiongate",
     modules: [
-      { type: "ESModule", path: join(ROOT, "build/index.js") },
-      { type: "CompiledWasm", path: join(ROOT, "build/index_bg.wasm") },
+      { type: "ESModule", path: join(dir, "index.js") },
+      { type: "CompiledWasm", path: join(dir, "index_bg.wasm") },
     ],
-    modulesRoot: join(ROOT, "build"),
+    modulesRoot: dir,
     compatibilityDate: "2026-04-01",
     kvNamespaces: ["SESSIONS"],
     durableObjects: {

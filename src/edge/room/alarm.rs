@@ -59,11 +59,7 @@ impl Room {
             let expiries = members.iter().map(|m| m.attachment.expires_at_ms);
             engine::next_alarm_ms(expiries, last, interval, now)
         };
-        let at = next
-            .into_iter()
-            .chain(refresh.map(|at| at.max(now + 1)))
-            .min();
-        self.set_alarm(at).await
+        self.set_alarm(with_refresh(next, refresh, now)).await
     }
 
     /// After an arrival. The alarm only ever moves sooner on one (`engine::alarm_change`) and
@@ -84,11 +80,8 @@ impl Room {
         let interval = revalidate_ms(settings);
         let expiry = std::iter::once(arrived.attachment.expires_at_ms);
         let refresh = self.keys_next_due(settings).await;
-        let at = engine::next_alarm_ms(expiry, last, interval, now)
-            .into_iter()
-            .chain(refresh.map(|at| at.max(now + 1)))
-            .min();
-        self.set_alarm(at).await
+        let next = engine::next_alarm_ms(expiry, last, interval, now);
+        self.set_alarm(with_refresh(next, refresh, now)).await
     }
 
     /// When the room last revalidated. The interval runs from the first revalidation, or
@@ -130,6 +123,14 @@ impl Room {
         self.remembered.borrow_mut().alarm = Some(at_ms);
         Ok(())
     }
+}
+
+/// The sooner of `next` (expiry, revalidation) and the keys' refresh, which may be due already
+/// (then the alarm fires at once).
+fn with_refresh(next: Option<i64>, refresh: Option<i64>, now: i64) -> Option<i64> {
+    next.into_iter()
+        .chain(refresh.map(|at| at.max(now + 1)))
+        .min()
 }
 
 /// The revalidation interval in ms (0: none).

@@ -109,7 +109,6 @@ impl Room {
         let floor = number(FLOOR_KEY)
             .map(|n| n as i64)
             .filter(|_| stored_shards == Some(shards));
-        self.remembered.borrow_mut().shards = stored_shards;
         let members = self.members();
         let sockets = members
             .iter()
@@ -194,9 +193,7 @@ impl Room {
     async fn store_floor(&self, floor: i64, shards: u32) -> Result<()> {
         let storage = self.state.storage();
         let entries = [(FLOOR_KEY, floor as f64), (SHARDS_KEY, f64::from(shards))];
-        util::put_numbers(&storage, entries).await?;
-        self.remembered.borrow_mut().shards = Some(shards);
-        Ok(())
+        util::put_numbers(&storage, entries).await
     }
 
     /// Sockets left: nothing is sent; their keys stay registered until the next refresh.

@@ -74,8 +74,6 @@ struct Remembered {
     alarm: Option<Option<i64>>,
     /// `ROOM_NAME_KEY` is stored.
     room_name_stored: bool,
-    /// The shard count stored under `keys::SHARDS_KEY`.
-    shards: Option<u32>,
 }
 
 impl Room {
