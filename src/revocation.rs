@@ -1,12 +1,18 @@
 //! Finding a session's rooms without asking every room: an index from revocation key to the
-//! rooms that hold a socket with that key, sharded over many Durable Objects by a hash of the
-//! key. This module is the index's logic apart from any object: the keys, the shard of a key,
-//! a shard's entries, and a room's bookkeeping of what it has registered.
+//! rooms that hold a socket with that key, spread over many Durable Objects (shards). This
+//! module is the index's logic apart from any object: the keys, where entries live, a shard's
+//! entries, and a room's bookkeeping of what it has registered.
 //!
 //! * A socket's revocation keys are its sid and the value of each `revoke_by` path its session
 //!   has ([`socket_keys`]). A revocation names exactly one key ([`target_key`]).
-//! * A key lives on shard `hash(key) mod shards` ([`locate`]), so no object sees all traffic
-//!   and a revocation touches one shard plus the rooms listed there.
+//! * A room's entries live on shard `hash(room) mod shards` ([`room_shard`]): an arrival, or a
+//!   refresh of all the room's keys, is one request whatever keys it carries. Placing entries
+//!   by key instead made a new session's arrival two requests (its sid and its user fall on
+//!   different shards) and a refresh one per shard the room's keys fall on; those requests were
+//!   most of a new session's handshake. The price is paid by revocations, which are rare next
+//!   to handshakes: a revocation asks the key's home shard ([`locate`]), which asks every other
+//!   shard in parallel and answers for all (`shards` requests, one of them the revoker's), then
+//!   the rooms listed. No object sees all traffic: rooms spread over the shards.
 //! * Shards store a one-way id of the key ([`key_id`]), never the sid itself.
 //! * A room registers a key when its first socket with that key arrives ([`RoomKeys`]). An
 //!   entry expires `ENTRY_TTL_MS` after it was written; the room registers the keys of its
@@ -69,8 +75,8 @@ pub fn target_key(target: &RevokeTarget) -> String {
 }
 
 /// A key's place in the index, from one SHA-256 of the key: its one-way id (hex), which is
-/// what shards store, so a sid is kept nowhere new; and its shard, the first four bytes of the
-/// hash modulo `shards`.
+/// what shards store, so a sid is kept nowhere new; and its home shard, the first four bytes of
+/// the hash modulo `shards`, which answers a revocation of the key for all shards.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Located {
     pub id: String,
@@ -79,11 +85,20 @@ pub struct Located {
 
 pub fn locate(key: &str, shards: u32) -> Located {
     let digest = Sha256::digest(key.as_bytes());
-    let head = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
     Located {
         id: crate::log::hex(&digest),
-        shard: head % shards.max(1),
+        shard: shard_of(&digest, shards),
     }
+}
+
+/// The shard that holds every entry of a room (its index entry, `<binding>/<room>`).
+pub fn room_shard(room_entry: &str, shards: u32) -> u32 {
+    shard_of(&Sha256::digest(room_entry.as_bytes()), shards)
+}
+
+fn shard_of(digest: &[u8], shards: u32) -> u32 {
+    let head = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    head % shards.max(1)
 }
 
 /// A key's one-way id alone (what an app's room tags its sockets with).
@@ -549,6 +564,24 @@ mod tests {
         assert_eq!(at.id, key_id("sid:x"));
         assert_eq!(at.shard, u32::from_str_radix(&at.id[..8], 16).unwrap() % 16);
         assert_eq!(locate("anything", 0).shard, 0);
+    }
+
+    #[test]
+    fn rooms_spread_over_the_shards_and_keep_theirs() {
+        let mut counts = [0u32; 16];
+        for i in 0..16_000 {
+            counts[room_shard(&format!("ROOMS/room:{i}"), 16) as usize] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| (900..1100).contains(&c)),
+            "{counts:?}"
+        );
+        // The same hash as a key's: the room entry's first four bytes, mod shards.
+        let entry = "ROOMS/room:lobby";
+        let head = u32::from_str_radix(&key_id(entry)[..8], 16).unwrap();
+        assert_eq!(room_shard(entry, 16), head % 16);
+        assert_eq!(room_shard(entry, 16), room_shard(entry, 16));
+        assert_eq!(room_shard(entry, 0), 0);
     }
 
     #[test]

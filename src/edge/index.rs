@@ -1,6 +1,12 @@
 //! The revocation index: `index_shards` Durable Objects (`RevocationIndex`, named `shard:<n>`),
-//! each holding, for the revocation keys that hash to it, the rooms with a socket of that key.
-//! See `crate::revocation` for the keys, the sharding and a room's bookkeeping.
+//! each holding, for the rooms that hash to it, which revocation keys have a socket there.
+//! See `crate::revocation` for the keys, the placement and a room's bookkeeping.
+//!
+//! A room's registration is one request to its shard (`/add`). A revocation asks the key's home
+//! shard (`/find`), which lists its own entries of the key and asks every other shard
+//! (`/rooms`) in parallel: the revoker's invocation makes one subrequest for the whole index,
+//! the home shard's makes `shards - 1` (the free plan allows 50 a request: keep `index_shards`
+//! under that there).
 //!
 //! A shard stores one entry per (key id, room): `k:<key id>:<room entry>`, so adding and
 //! removing are single writes and a key's rooms are one prefix listing. A room entry is
@@ -16,7 +22,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use crate::revocation::{
-    entry_live, entry_prefix, entry_storage_key, locate, Located, SWEEP_EVERY_MS,
+    entry_live, entry_prefix, entry_storage_key, room_shard, Located, SWEEP_EVERY_MS,
 };
 use serde::{Deserialize, Serialize};
 use worker::{
@@ -53,17 +59,41 @@ struct Entries {
     until: Option<i64>,
 }
 
+/// What a revocation asks a key's home shard: the key's entries on every shard.
+#[derive(Serialize, Deserialize)]
+struct Find {
+    /// The key id.
+    id: String,
+    /// The shard count, and which of them the asked one is.
+    shards: u32,
+    shard: u32,
+}
+
+/// The home shard's answer: each (shard, room entry) that lists the key, and how many shards
+/// were asked (all of them).
+#[derive(Serialize, Deserialize)]
+pub struct Found {
+    pub entries: Vec<(u32, String)>,
+    pub asked: usize,
+}
+
+/// The most shards one `/find` asks: a Durable Object request may make at most 1,000
+/// subrequests (50 on the free plan), and `index_shards` is at most 1,024.
+const FIND_LIMIT: u32 = 1000;
+
 #[durable_object]
 pub struct RevocationIndex {
     state: State,
+    env: Env,
     /// This object made sure a sweep is scheduled.
     sweep_scheduled: Cell<bool>,
 }
 
 impl DurableObject for RevocationIndex {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
         RevocationIndex {
             state,
+            env,
             sweep_scheduled: Cell::new(false),
         }
     }
@@ -102,16 +132,21 @@ impl DurableObject for RevocationIndex {
             }
             (Method::Post, "/rooms") => {
                 let id = req.text().await?;
-                let prefix = entry_prefix(&id);
-                let listed = storage
-                    .list_with_options(worker::ListOptions::new().prefix(&prefix))
-                    .await?;
-                let now = util::now_ms();
-                let rooms: Vec<String> = entries_of(&listed)
-                    .filter(|(_, value)| entry_live(*value, now))
-                    .filter_map(|(k, _)| k.strip_prefix(&prefix).map(str::to_owned))
-                    .collect();
-                Response::from_json(&rooms)
+                Response::from_json(&self.rooms_of(&id).await?)
+            }
+            (Method::Post, "/find") => {
+                let Ok(find) = util::json_body::<Find>(&mut req).await else {
+                    return Response::error("bad find", 400);
+                };
+                if find.shards > FIND_LIMIT || find.shard >= find.shards {
+                    return Response::error("bad find: shard count", 400);
+                }
+                match self.find(&find).await {
+                    Ok(found) => Response::from_json(&found),
+                    // One shard that did not answer fails the whole listing: a revocation must
+                    // not report the key's rooms done when some were not looked up.
+                    Err(e) => Response::error(format!("index find: {e}"), 503),
+                }
             }
             _ => Response::error("not found", 404),
         }
@@ -183,6 +218,53 @@ impl DurableObject for RevocationIndex {
 }
 
 impl RevocationIndex {
+    /// The live room entries this shard lists for a key id.
+    async fn rooms_of(&self, id: &str) -> Result<Vec<String>> {
+        let prefix = entry_prefix(id);
+        let listed = self
+            .state
+            .storage()
+            .list_with_options(worker::ListOptions::new().prefix(&prefix))
+            .await?;
+        let now = util::now_ms();
+        Ok(entries_of(&listed)
+            .filter(|(_, value)| entry_live(*value, now))
+            .filter_map(|(k, _)| k.strip_prefix(&prefix).map(str::to_owned))
+            .collect())
+    }
+
+    /// A key's entries on every shard: this one's, and the others' asked in parallel.
+    async fn find(&self, find: &Find) -> Result<Found> {
+        let others = (0..find.shards)
+            .filter(|&s| s != find.shard)
+            .map(|shard| async move {
+                let mut response = call(&self.env, shard, "/rooms", find.id.clone()).await?;
+                if response.status_code() != 200 {
+                    return Err(util::error(format!(
+                        "shard {shard} answered {}",
+                        response.status_code()
+                    )));
+                }
+                let rooms: Vec<String> = util::json_answer(&mut response).await?;
+                Ok((shard, rooms))
+            });
+        let (own, others) = futures_util::future::join(
+            self.rooms_of(&find.id),
+            futures_util::future::join_all(others),
+        )
+        .await;
+        let mut entries: Vec<(u32, String)> =
+            own?.into_iter().map(|room| (find.shard, room)).collect();
+        for listed in others {
+            let (shard, rooms) = listed?;
+            entries.extend(rooms.into_iter().map(|room| (shard, room)));
+        }
+        Ok(Found {
+            entries,
+            asked: find.shards.max(1) as usize,
+        })
+    }
+
     /// Makes sure a sweep is scheduled (once per object: the alarm persists).
     async fn schedule_sweep(&self) -> Result<()> {
         if self.sweep_scheduled.get() {
@@ -228,55 +310,68 @@ async fn call(env: &Env, shard: u32, path: &str, body: String) -> Result<Respons
 }
 
 /// Adds the (key, room) entries of `keys` for one room entry, to expire at `until` (Unix ms;
-/// none: never): one request per shard the keys fall on. Returns how many requests it made.
+/// none: never): one request, to the room's shard.
 pub async fn add(
     env: &Env,
     shards: u32,
     room: &str,
     keys: &[String],
     until: Option<i64>,
-) -> Result<usize> {
-    let mut by_shard: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-    for key in keys {
-        let Located { id, shard } = locate(key, shards);
-        by_shard.entry(shard).or_default().push(id);
+) -> Result<()> {
+    let ids = keys
+        .iter()
+        .map(|key| crate::revocation::key_id(key))
+        .collect();
+    let body = serde_json::to_string(&Entries {
+        rooms: vec![room.to_owned()],
+        ids,
+        until,
+    })
+    .map_err(util::error)?;
+    let response = call(env, room_shard(room, shards), "/add", body).await?;
+    match response.status_code() {
+        200 | 204 => Ok(()),
+        status => Err(util::error(format!("index /add: status {status}"))),
     }
-    let calls = by_shard.into_iter().map(|(shard, ids)| {
-        let body = serde_json::to_string(&Entries {
-            rooms: vec![room.to_owned()],
-            ids,
-            until,
-        })
-        .unwrap_or_default();
-        call(env, shard, "/add", body)
-    });
-    let results = futures_util::future::join_all(calls).await;
-    let requests = results.len();
-    for result in results {
-        let response = result?;
-        if response.status_code() != 200 && response.status_code() != 204 {
-            return Err(util::error(format!(
-                "index /add: status {}",
-                response.status_code()
-            )));
-        }
-    }
-    Ok(requests)
 }
 
-/// The room entries listed for a located revocation key.
-pub async fn rooms(env: &Env, key: &Located) -> Result<Vec<String>> {
-    let mut response = call(env, key.shard, "/rooms", key.id.clone()).await?;
+/// Every (shard, room entry) that lists a located revocation key: one request, to the key's
+/// home shard, which asks the others.
+pub async fn rooms(env: &Env, shards: u32, key: &Located) -> Result<Found> {
+    let find = Find {
+        id: key.id.clone(),
+        shards: shards.max(1),
+        shard: key.shard,
+    };
+    let body = serde_json::to_string(&find).map_err(util::error)?;
+    let mut response = call(env, key.shard, "/find", body).await?;
+    if response.status_code() != 200 {
+        return Err(util::error(format!(
+            "index /find: status {}",
+            response.status_code()
+        )));
+    }
     util::json_answer(&mut response).await
 }
 
-/// Removes stale entries of one key (rooms that held none of its sockets): one request.
-pub async fn forget(env: &Env, key: &Located, rooms: Vec<String>) -> Result<()> {
-    let body = serde_json::to_string(&Entries {
-        rooms,
-        ids: vec![key.id.clone()],
-        until: None,
-    })
-    .map_err(util::error)?;
-    call(env, key.shard, "/remove", body).await.map(|_| ())
+/// Removes stale entries of one key (rooms that held none of its sockets): one request per
+/// shard they were listed on.
+pub async fn forget(env: &Env, key_id: &str, stale: &[(u32, String)]) -> Result<()> {
+    let mut by_shard: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for (shard, room) in stale {
+        by_shard.entry(*shard).or_default().push(room.clone());
+    }
+    let calls = by_shard.into_iter().map(|(shard, rooms)| async move {
+        let body = serde_json::to_string(&Entries {
+            rooms,
+            ids: vec![key_id.to_owned()],
+            until: None,
+        })
+        .map_err(util::error)?;
+        call(env, shard, "/remove", body).await.map(|_| ())
+    });
+    for result in futures_util::future::join_all(calls).await {
+        result?;
+    }
+    Ok(())
 }

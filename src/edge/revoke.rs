@@ -1,6 +1,8 @@
 //! `POST /_sessiongate/revoke`: close every socket of a session, or of a user, in every room,
 //! now. Authorized by the `ADMIN_TOKEN` Worker secret; without it the endpoint does not exist.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use crate::config::Config;
 use crate::engine::RevokeTarget;
 use crate::log::{Clipped, LogEvent, Revoke};
@@ -112,22 +114,31 @@ pub struct Outcome {
     pub closed: u64,
     /// Rooms the index listed for the key (each was asked).
     pub rooms: usize,
-    /// Index shards asked (one: the key's).
+    /// Index shards asked (all: one by the revoker, the others by the key's home shard).
     pub shards: usize,
-    /// Durable Object requests made in all: shards, rooms, and the clean-up of stale entries.
+    /// Durable Object requests made in all: shards, rooms, and the clean-up of stale entries
+    /// (one per shard that listed them).
     pub requests: usize,
     /// Rooms that did not answer: their sockets may still be open.
     pub failed: usize,
     pub sids: Vec<String>,
 }
 
-/// Finds the key's rooms in the index (one shard) and asks only those, in parallel, to close
+/// Finds the key's rooms in the index (every shard, through the key's home shard) and asks
+/// only those, in parallel, to close
 /// the matching sockets. A listed room that held none of them is a stale entry (the key's
 /// sockets left it before the entry expired, or an app's room, whose entries do not expire):
 /// it cost this one request and is removed.
 pub async fn revoke(env: &Env, config: &Config, target: &RevokeTarget) -> Result<Outcome> {
     let key = locate(&target_key(target), config.index_shards);
-    let rooms = super::index::rooms(env, &key).await?;
+    let found = super::index::rooms(env, config.index_shards, &key).await?;
+    // A room is asked once even if two shards list it (entries placed by key by earlier
+    // builds, beside the room's own shard); a stale one is removed from each.
+    let mut listed: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for (shard, entry) in found.entries {
+        listed.entry(entry).or_default().push(shard);
+    }
+    let rooms: Vec<String> = listed.keys().cloned().collect();
     let body = serde_json::to_string(target).map_err(util::error)?;
     let admission_key = env::token(env, env::ADMISSION_KEY);
     let calls = rooms.iter().map(|entry| {
@@ -176,8 +187,8 @@ pub async fn revoke(env: &Env, config: &Config, target: &RevokeTarget) -> Result
     let mut outcome = Outcome {
         closed: 0,
         rooms: rooms.len(),
-        shards: 1,
-        requests: 1 + rooms.len(),
+        shards: found.asked,
+        requests: found.asked + rooms.len(),
         failed: 0,
         sids: Vec::new(),
     };
@@ -190,7 +201,8 @@ pub async fn revoke(env: &Env, config: &Config, target: &RevokeTarget) -> Result
             Ok(answer) => {
                 let closed = answer["closed"].as_u64().unwrap_or(0);
                 if closed == 0 {
-                    stale.push(entry.clone());
+                    let shards = listed.get(entry).into_iter().flatten();
+                    stale.extend(shards.map(|&shard| (shard, entry.clone())));
                 }
                 outcome.closed += closed;
                 for sid in answer["sids"]
@@ -213,8 +225,9 @@ pub async fn revoke(env: &Env, config: &Config, target: &RevokeTarget) -> Result
         }
     }
     if !stale.is_empty() {
-        outcome.requests += 1;
-        if let Err(e) = super::index::forget(env, &key, stale).await {
+        let shards: BTreeSet<u32> = stale.iter().map(|(shard, _)| *shard).collect();
+        outcome.requests += shards.len();
+        if let Err(e) = super::index::forget(env, &key.id, &stale).await {
             util::log(&LogEvent::Revoke(Revoke::Error {
                 error: Clipped::of(&format!("index clean-up: {e}")),
             }));

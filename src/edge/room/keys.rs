@@ -250,12 +250,12 @@ impl Room {
         };
         let until = started + ENTRY_TTL_MS;
         let sent = if keys.is_empty() {
-            Ok(0)
+            Ok(())
         } else {
             index::add(&self.env, shards, &entry, &keys, Some(until)).await
         };
         match sent {
-            Ok(_) => {
+            Ok(()) => {
                 if let Some(room_keys) = self.keys.borrow_mut().as_mut() {
                     room_keys.refreshed(started, &keys);
                 }
