@@ -69,11 +69,12 @@ struct Find {
     shard: u32,
 }
 
-/// The home shard's answer: each (shard, room entry) that lists the key, and how many shards
-/// were asked (all of them).
+/// The home shard's answer: the room entries that list the key, each beside the shard that
+/// lists it (`shards[i]` lists `rooms[i]`), and how many shards were asked (all of them).
 #[derive(Serialize, Deserialize)]
 pub struct Found {
-    pub entries: Vec<(u32, String)>,
+    pub rooms: Vec<String>,
+    pub shards: Vec<u32>,
     pub asked: usize,
 }
 
@@ -253,16 +254,17 @@ impl RevocationIndex {
             futures_util::future::join_all(others),
         )
         .await;
-        let mut entries: Vec<(u32, String)> =
-            own?.into_iter().map(|room| (find.shard, room)).collect();
-        for listed in others {
-            let (shard, rooms) = listed?;
-            entries.extend(rooms.into_iter().map(|room| (shard, room)));
-        }
-        Ok(Found {
-            entries,
+        let mut found = Found {
+            rooms: Vec::new(),
+            shards: Vec::new(),
             asked: find.shards.max(1) as usize,
-        })
+        };
+        for listed in std::iter::once(own.map(|rooms| (find.shard, rooms))).chain(others) {
+            let (shard, rooms) = listed?;
+            found.shards.extend(rooms.iter().map(|_| shard));
+            found.rooms.extend(rooms);
+        }
+        Ok(found)
     }
 
     /// Makes sure a sweep is scheduled (once per object: the alarm persists).
@@ -355,23 +357,20 @@ pub async fn rooms(env: &Env, shards: u32, key: &Located) -> Result<Found> {
 }
 
 /// Removes stale entries of one key (rooms that held none of its sockets): one request per
-/// shard they were listed on.
+/// shard they were listed on, one after the other (rare, and nothing waits on it).
 pub async fn forget(env: &Env, key_id: &str, stale: &[(u32, String)]) -> Result<()> {
     let mut by_shard: BTreeMap<u32, Vec<String>> = BTreeMap::new();
     for (shard, room) in stale {
         by_shard.entry(*shard).or_default().push(room.clone());
     }
-    let calls = by_shard.into_iter().map(|(shard, rooms)| async move {
+    for (shard, rooms) in by_shard {
         let body = serde_json::to_string(&Entries {
             rooms,
             ids: vec![key_id.to_owned()],
             until: None,
         })
         .map_err(util::error)?;
-        call(env, shard, "/remove", body).await.map(|_| ())
-    });
-    for result in futures_util::future::join_all(calls).await {
-        result?;
+        call(env, shard, "/remove", body).await?;
     }
     Ok(())
 }

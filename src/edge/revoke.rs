@@ -135,7 +135,7 @@ pub async fn revoke(env: &Env, config: &Config, target: &RevokeTarget) -> Result
     // A room is asked once even if two shards list it (entries placed by key by earlier
     // builds, beside the room's own shard); a stale one is removed from each.
     let mut listed: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-    for (shard, entry) in found.entries {
+    for (entry, shard) in found.rooms.into_iter().zip(found.shards) {
         listed.entry(entry).or_default().push(shard);
     }
     let rooms: Vec<String> = listed.keys().cloned().collect();
