@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::json;
 use sessiongate::revocation::{
-    entry_storage_key, key_id, locate, socket_keys, RoomKeys, ShardIndex, ENTRY_TTL_MS,
+    entry_storage_key, key_id, room_shard, socket_keys, RoomKeys, ShardIndex, ENTRY_TTL_MS,
     REFRESH_AFTER_MS, SWEEP_EVERY_MS,
 };
 
@@ -64,12 +64,14 @@ fn main() {
     }
     // Sockets: spread over sessions, each in a room the session is not in yet.
     let mut rooms: Vec<RoomKeys> = vec![RoomKeys::default(); ROOMS];
-    let mut room_names: Vec<String> = (0..ROOMS).map(|r| format!("room:{r}")).collect();
+    // Index entries of built-in rooms: `<binding>/<room>`, which also places them.
+    let mut room_names: Vec<String> = (0..ROOMS).map(|r| format!("ROOMS/room:{r}")).collect();
     room_names.shrink_to_fit();
+    let room_shards: Vec<u32> = room_names.iter().map(|r| room_shard(r, shards)).collect();
     let mut shard_index: Vec<ShardIndex> = vec![ShardIndex::default(); shards as usize];
-    let mut shard_writes = vec![0u64; shards as usize];
+    let mut shard_requests = vec![0u64; shards as usize];
     let mut session_rooms: HashMap<usize, Vec<usize>> = HashMap::new();
-    let mut index_adds = 0u64;
+    let (mut index_adds, mut add_requests) = (0u64, 0u64);
     for i in 0..SOCKETS {
         let s = if i < sessions.len() {
             i
@@ -84,15 +86,21 @@ fn main() {
         }
         taken.push(room);
         let keys = socket_keys(sid, &[("passport.user".into(), json!(format!("u-{user}")))]);
-        for key in rooms[room].arrive(&keys, 0) {
-            let at = locate(&key, shards);
-            shard_index[at.shard as usize].add(&at.id, &room_names[room]);
-            shard_writes[at.shard as usize] += 1;
+        // The keys new to the room go in one request to the room's shard.
+        let new = rooms[room].arrive(&keys, 0);
+        let shard = room_shards[room] as usize;
+        for key in &new {
+            shard_index[shard].add(&key_id(key), &room_names[room]);
             index_adds += 1;
+        }
+        if !new.is_empty() {
+            shard_requests[shard] += 1;
+            add_requests += 1;
         }
     }
 
-    // Revocations: objects touched = the key's shard + the rooms it lists.
+    // Revocations: objects touched = every shard (one asked by the revoker, the others by the
+    // key's home shard) + the rooms they list.
     let mut by_user_rooms: Vec<usize> = Vec::new();
     let mut by_sid_rooms: Vec<usize> = Vec::new();
     for _ in 0..20_000 {
@@ -100,8 +108,8 @@ fn main() {
         let user_key = format!("field:passport.user={}", json!(format!("u-{user}")));
         let sid_key = format!("sid:{sid}");
         for (key, out) in [(user_key, &mut by_user_rooms), (sid_key, &mut by_sid_rooms)] {
-            let at = locate(&key, shards);
-            out.push(shard_index[at.shard as usize].rooms(&at.id).len());
+            let id = key_id(&key);
+            out.push(shard_index.iter().map(|s| s.rooms(&id).len()).sum());
         }
     }
     let stats = |v: &mut Vec<usize>| {
@@ -112,27 +120,36 @@ fn main() {
     let (user_mean, user_p99, user_max) = stats(&mut by_user_rooms);
     let (sid_mean, sid_p99, sid_max) = stats(&mut by_sid_rooms);
 
-    // Load: the population turns over every SOCKET_LIFETIME_S; each key new to a room costs
-    // one add request; nothing is sent when it leaves (its entry expires, and the shard's
+    // Load: the population turns over every SOCKET_LIFETIME_S; a socket with keys new to its
+    // room costs one add request (the model's arrivals come one by one: a burst into a room
+    // shares requests); nothing is sent when it leaves (its entry expires, and the shard's
     // sweep deletes it: a storage delete, no request). Every REFRESH_AFTER_MS each occupied
-    // room adds the keys of its sockets again: one request per shard they fall on.
+    // room adds the keys of its sockets again: one request, to its shard.
     let handshakes_per_s = SOCKETS as f64 / SOCKET_LIFETIME_S;
     let writes_per_handshake = index_adds as f64 / SOCKETS as f64;
+    let requests_per_handshake = add_requests as f64 / SOCKETS as f64;
     let refresh_s = REFRESH_AFTER_MS as f64 / 1000.0;
     let (mut refresh_requests, mut refresh_writes) = (0usize, 0usize);
-    for room in &mut rooms {
+    for (r, room) in rooms.iter_mut().enumerate() {
         let keys = room.refresh();
-        let mut shards_hit: Vec<u32> = keys.iter().map(|k| locate(k, shards).shard).collect();
-        shards_hit.sort_unstable();
-        shards_hit.dedup();
-        refresh_requests += shards_hit.len();
+        if !keys.is_empty() {
+            refresh_requests += 1;
+            shard_requests[room_shards[r] as usize] += 1;
+        }
         refresh_writes += keys.len();
     }
-    let add_requests_per_s = writes_per_handshake * handshakes_per_s;
-    let total_requests_per_s = add_requests_per_s + refresh_requests as f64 / refresh_s;
-    let total_writes_per_s = 2.0 * add_requests_per_s + refresh_writes as f64 / refresh_s; // adds, their sweeps, refreshes
-    let busiest = *shard_writes.iter().max().unwrap() as f64 / index_adds as f64;
-    let busiest_rps = total_requests_per_s * busiest + REVOCATIONS_PER_S; // worst case: every revocation on it
+    let add_requests_per_s = requests_per_handshake * handshakes_per_s;
+    let revocation_shard_requests_per_s = REVOCATIONS_PER_S * f64::from(shards);
+    let total_requests_per_s =
+        add_requests_per_s + refresh_requests as f64 / refresh_s + revocation_shard_requests_per_s;
+    let total_writes_per_s =
+        2.0 * writes_per_handshake * handshakes_per_s + refresh_writes as f64 / refresh_s; // adds, their sweeps, refreshes
+                                                                                           // A shard's share of the adds and refreshes (the counts above, one pass of each), plus
+                                                                                           // every revocation: each asks every shard.
+    let busiest = *shard_requests.iter().max().unwrap() as f64
+        / (add_requests as f64 + refresh_requests as f64);
+    let busiest_rps =
+        (total_requests_per_s - revocation_shard_requests_per_s) * busiest + REVOCATIONS_PER_S;
     let mean_rps = total_requests_per_s / f64::from(shards);
     // Entries of keys that left stay listed until they expire and the next sweep: on average
     // (TTL + sweep interval / 2) / socket lifetime as many stale rooms as rooms with sockets.
@@ -153,18 +170,19 @@ fn main() {
     println!("revocation index model: {SOCKETS} sockets, {ROOMS} rooms, {USERS} users, {} sessions, {shards} shards", sessions.len());
     println!("assumptions: socket lifetime {SOCKET_LIFETIME_S} s ({handshakes_per_s:.0} handshakes/s), {REVOCATIONS_PER_S} revocations/s");
     println!();
-    println!("index adds per handshake            {writes_per_handshake:.2} (one request each; nothing when a socket leaves)");
-    println!("refreshes                           every {refresh_s:.0} s: {refresh_requests} requests re-adding {refresh_writes} entries");
-    println!("index requests per second, all      {total_requests_per_s:.0} ({add_requests_per_s:.0} adds, {:.0} refreshes)", refresh_requests as f64 / refresh_s);
+    println!("index adds per handshake            {writes_per_handshake:.2} entries in {requests_per_handshake:.2} requests (one to the room's shard; nothing when a socket leaves)");
+    println!("refreshes                           every {refresh_s:.0} s: {refresh_requests} requests (one per occupied room) re-adding {refresh_writes} entries");
+    println!("index requests per second, all      {total_requests_per_s:.0} ({add_requests_per_s:.0} adds, {:.0} refreshes, {revocation_shard_requests_per_s:.0} from revocations)", refresh_requests as f64 / refresh_s);
     println!("index storage writes per second     {total_writes_per_s:.0} (adds, as many sweep deletes, refreshes)");
     println!("  requests per shard: mean {mean_rps:.0}/s, busiest {busiest_rps:.0}/s (comfort {OBJECT_COMFORT_RPS:.0}/s per object: {})",
         if busiest_rps <= OBJECT_COMFORT_RPS { "within" } else { "OVER: raise index_shards" });
-    println!("objects touched per revocation      by user: 1 shard + {user_mean:.1} rooms (p99 {user_p99}, max {user_max}); by sid: 1 shard + {sid_mean:.1} rooms (p99 {sid_p99}, max {sid_max})");
+    println!("objects touched per revocation      by user: {shards} shards + {user_mean:.1} rooms (p99 {user_p99}, max {user_max}); by sid: {shards} shards + {sid_mean:.1} rooms (p99 {sid_p99}, max {sid_max})");
+    println!("  of which the revoker's own subrequests: 1 (the key's home shard, which asks the other {}) + the rooms", shards.saturating_sub(1));
     println!("  plus stale rooms (left, entry not expired yet): about {stale_per_live:.1}x as many again, one wasted request each");
     println!("  whatever the number of occupied rooms ({ROOMS} here): the old directory asked all {ROOMS}");
     println!(
         "revocation requests per second      {:.0} to shards, {:.0} to rooms with sockets (about {:.0} with the stale ones)",
-        REVOCATIONS_PER_S,
+        revocation_shard_requests_per_s,
         REVOCATIONS_PER_S * (user_mean + sid_mean) / 2.0,
         REVOCATIONS_PER_S * (user_mean + sid_mean) / 2.0 * (1.0 + stale_per_live)
     );
