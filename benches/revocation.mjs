@@ -14,8 +14,9 @@
 //            socket of another fresh user;
 //   by sid   (`{"sid": <sid>}`): a fresh session with sockets in 3 rooms; the 4th room holds a
 //            socket of the same user's other session, which must stay open.
-// Either way the answer should be closed 3, rooms 3, shards 1, requests 4 (the key's shard,
-// then its 3 rooms), whatever the number of occupied rooms.
+// Either way the answer should be closed 3, rooms 3, shards 16, requests 19 (the index's 16
+// shards, one asked by the gate and the others by the key's home shard, then the 3 rooms),
+// whatever the number of occupied rooms.
 //
 // Sizes alternate by round (small, large | large, small | ...): the gate grows from `small` to
 // `occupied` rooms by opening filler sockets and shrinks back by closing them, 16 at a time
@@ -37,6 +38,8 @@ const OCCUPIED = Number(process.argv[2] ?? 2000);
 const SMALL = Number(process.argv[3] ?? 20);
 const ROUNDS = Number(process.argv[4] ?? 5);
 const OPEN_CONCURRENCY = 16;
+// [env.soak] leaves index_shards at its default.
+const SHARDS = 16;
 const ROOMS_PER_FILLER_SESSION = 10;
 const TARGET_ROOMS = 4; // per revocation: 3 to close, 1 to keep
 const CLOSE_TIMEOUT_MS = 30_000; // a socket not closed by then counts as not closed
@@ -241,8 +244,8 @@ try {
     const wronglyClosed = closedFillers();
     if (wronglyClosed.length) problems.push(`${wronglyClosed.length} filler sockets closed, e.g. ${wronglyClosed[0].url}: ${wronglyClosed[0].closeInfo.code} ${wronglyClosed[0].closeInfo.reason}`);
     for (const p of problems) failures.push(`${what}: ${p}`);
-    if (answer.requests !== 4 || answer.rooms !== 3 || answer.shards !== 1) {
-      warnings.push(`${what}: requests ${answer.requests}, rooms ${answer.rooms}, shards ${answer.shards} (expected 4, 3, 1)`);
+    if (answer.requests !== SHARDS + 3 || answer.rooms !== 3 || answer.shards !== SHARDS) {
+      warnings.push(`${what}: requests ${answer.requests}, rooms ${answer.rooms}, shards ${answer.shards} (expected ${SHARDS + 3}, 3, ${SHARDS})`);
     }
     const lastClose = closesMs.includes(null) ? null : Math.max(...closesMs);
     results.push({ size: occupied, mode, round, answerMs, closesMs, lastClose, body: answer });

@@ -44,6 +44,10 @@ pub const REFRESH_RETRY_MS: i64 = 60_000;
 /// A shard sweeps its expired entries this often (and only while it has entries).
 pub const SWEEP_EVERY_MS: i64 = ENTRY_TTL_MS;
 
+/// The most index shards: a revocation's home shard asks every other one, and a Durable
+/// Object request may make at most 1,000 subrequests (50 on the free plan).
+pub const MAX_SHARDS: u32 = 1000;
+
 /// The revocation key of a sid.
 pub fn sid_key(sid: &str) -> String {
     format!("sid:{sid}")

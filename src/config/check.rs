@@ -92,7 +92,10 @@ pub(super) fn config(value: &Value) -> Result<Config, ConfigErrors> {
     let cache_ttl = c.integer(map, "cache_ttl", "", 30, YEAR_SECONDS);
     let demo_login = c.boolean(map, "demo_login", "").unwrap_or(false);
     let store_max_ttl_seconds = c.integer(map, "store_max_ttl_seconds", "", 60, YEAR_SECONDS);
-    let index_shards = c.integer(map, "index_shards", "", 1, 1024).unwrap_or(16) as u32;
+    let max_shards = u64::from(crate::revocation::MAX_SHARDS);
+    let index_shards = c
+        .integer(map, "index_shards", "", 1, max_shards)
+        .unwrap_or(16) as u32;
     // One admission line in 100 by default: under `wrangler dev` a line per admission cost a
     // quarter of the handshake rate (benches/vs_js.mjs measures it); refusals are always logged.
     let log_admissions = c

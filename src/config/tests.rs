@@ -222,3 +222,15 @@ fn route_app_is_chat_by_default_and_unknown_apps_are_listed() {
         vec!["rate_limit.mesages: unknown key (did you mean \"messages\"?)"]
     );
 }
+
+#[test]
+fn an_index_shard_count_past_one_revocations_subrequests_is_refused() {
+    // A revocation's home shard asks every other shard: a count past the subrequests one
+    // Durable Object request may make would fail every revocation at run time.
+    let e =
+        errors(json!({"index_shards": 1001, "routes": [{"path": "/ws/:room", "room": "{room}"}]}));
+    assert_eq!(
+        e,
+        ["index_shards: expected a whole number from 1 to 1000, found 1001"]
+    );
+}

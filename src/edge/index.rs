@@ -22,7 +22,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use crate::revocation::{
-    entry_live, entry_prefix, entry_storage_key, room_shard, Located, SWEEP_EVERY_MS,
+    entry_live, entry_prefix, entry_storage_key, room_shard, Located, MAX_SHARDS, SWEEP_EVERY_MS,
 };
 use serde::{Deserialize, Serialize};
 use worker::{
@@ -77,10 +77,6 @@ pub struct Found {
     pub shards: Vec<u32>,
     pub asked: usize,
 }
-
-/// The most shards one `/find` asks: a Durable Object request may make at most 1,000
-/// subrequests (50 on the free plan), and `index_shards` is at most 1,024.
-const FIND_LIMIT: u32 = 1000;
 
 #[durable_object]
 pub struct RevocationIndex {
@@ -139,7 +135,7 @@ impl DurableObject for RevocationIndex {
                 let Ok(find) = util::json_body::<Find>(&mut req).await else {
                     return Response::error("bad find", 400);
                 };
-                if find.shards > FIND_LIMIT || find.shard >= find.shards {
+                if find.shards > MAX_SHARDS || find.shard >= find.shards {
                     return Response::error("bad find: shard count", 400);
                 }
                 match self.find(&find).await {
