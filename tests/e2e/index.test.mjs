@@ -6,8 +6,14 @@
 
 import { after, afterEach, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { Miniflare } from "miniflare";
 import { SECRET_NEW, admit, closeAll, gateWorker, httpRequest, newSid, roomName, sessionRecord, signedCookie, sleep } from "./harness.mjs";
+
+// The index's default shard count, and a name's shard as revocation::locate and room_shard
+// compute it: the first four bytes of its SHA-256, mod the count.
+const SHARDS = 16;
+const shardOf = (name) => createHash("sha256").update(name).digest().readUInt32BE(0) % SHARDS;
 
 // workerd evicts an idle hibernatable Durable Object after about 10 s.
 const HIBERNATE_MS = 15_000;
@@ -92,5 +98,30 @@ describe("the revocation index after sockets left", () => {
     const other = await revoke(left.sid);
     assert.deepEqual({ closed: other.closed, rooms: other.rooms }, { closed: 1, rooms: 1 }, "the session that came back");
     await back.waitClose(2000);
+  });
+
+  it("a revocation finds the key's rooms on every shard, not only on the key's home shard", async () => {
+    const session = await newSession("u-spread");
+    const home = shardOf(`sid:${session.sid}`);
+    // Two rooms on two shards, neither the key's home shard: each room's entries live on the
+    // room's shard, so only the home shard's asking the others can find them.
+    const rooms = [];
+    const taken = new Set([home]);
+    while (rooms.length < 2) {
+      const name = roomName();
+      const shard = shardOf(`ROOMS/room:${name}`);
+      if (!taken.has(shard)) {
+        taken.add(shard);
+        rooms.push(name);
+      }
+    }
+    const sockets = [];
+    for (const name of rooms) sockets.push(await admit(`ws://${base.host}/ws/rooms/${name}`, { cookie: session.cookie }));
+    const answer = await revoke(session.sid);
+    assert.deepEqual(
+      { closed: answer.closed, rooms: answer.rooms, shards: answer.shards, requests: answer.requests, failed: answer.failed },
+      { closed: 2, rooms: 2, shards: SHARDS, requests: SHARDS + 2, failed: 0 },
+    );
+    for (const socket of sockets) assert.equal((await socket.waitClose(2000)).code, 4401);
   });
 });
