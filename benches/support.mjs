@@ -7,6 +7,7 @@
 //         per-session limit, 1,000 frames a second a socket, no revalidation)
 //   b     benches/anchor/wrangler.toml: the gate's job in plain JavaScript
 //   c     benches/anchor/wrangler.pass.toml: (b)'s Worker as a pass-through (no checks)
+//   d     benches/anchor/wrangler.index.toml: (b) with the gate's revocation index registration
 
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -49,6 +50,7 @@ export const TARGETS = {
   gate: { label: "gate", options: { env: "bench" } },
   b: { label: "(b) JS", options: { config: "benches/anchor/wrangler.toml", env: null } },
   c: { label: "(c) pass", options: { config: "benches/anchor/wrangler.pass.toml", env: null } },
+  d: { label: "(d) JS+ix", options: { config: "benches/anchor/wrangler.index.toml", env: null } },
   // The gate with a log line for every admission (log_admissions = 1), to measure what the
   // line costs against the default sampling: wrangler.toml's [env.bench] with that one setting.
   logged: { label: "gate log1", options: { config: LOGGED_CONFIG, env: "bench" }, prepare: writeLoggedConfig },
@@ -94,7 +96,7 @@ async function startMiniflareTarget(key) {
   };
   const gate = (dir, vars) => gateWorker({ dir, bindings: { ...vars, SESSION_SECRETS: secrets } });
   let bundleDir = null;
-  const anchor = (passThrough) => {
+  const anchor = (passThrough, revocationIndex = false) => {
     bundleDir = mkdtempSync(join(tmpdir(), "sessiongate-anchor-"));
     const out = join(bundleDir, "worker.mjs");
     execFileSync(join(ROOT, "node_modules/.bin/esbuild"), [join(ROOT, "benches/anchor/worker.js"), "--bundle", "--format=esm", "--platform=neutral", "--external:cloudflare:*", `--outfile=${out}`, "--log-level=warning"]);
@@ -103,8 +105,11 @@ async function startMiniflareTarget(key) {
       kvNamespaces: ["SESSIONS"],
       modules: [{ type: "ESModule", path: out }],
       modulesRoot: bundleDir,
-      bindings: { SESSION_SECRETS: secrets, PASS_THROUGH: String(passThrough) },
-      durableObjects: { ROOMS: { className: "Room", useSQLite: true } },
+      bindings: { SESSION_SECRETS: secrets, PASS_THROUGH: String(passThrough), REVOCATION_INDEX: String(revocationIndex) },
+      durableObjects: {
+        ROOMS: { className: "Room", useSQLite: true },
+        ...(revocationIndex ? { INDEX: { className: "RevocationIndex", useSQLite: true } } : {}),
+      },
     };
   };
   const definitions = {
@@ -119,6 +124,7 @@ async function startMiniflareTarget(key) {
     },
     b: () => anchor(false),
     c: () => anchor(true),
+    d: () => anchor(false, true),
   };
   let output = "";
   const collect = (stream) => stream.on("data", (chunk) => (output = (output + chunk).slice(-1_000_000)));

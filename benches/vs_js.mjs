@@ -14,6 +14,10 @@
 //      (c)   (b)'s Worker as a pass-through: no checks, straight to the same Durable Object
 //      gate other  with GATE_OTHER_BUILD=<dir>: another build of the gate (index.js and
 //            index_bg.wasm in <dir>), to compare builds in one run
+//      (d)   with VS_JS_INDEX_ANCHOR=1: (b) plus the gate's revocation index registration in
+//            JavaScript (benches/anchor/: the Room sends a socket's new keys to the index
+//            shard of the room and waits for the write before the 101): what the same job
+//            with the same index costs in JavaScript
 //      gate log1  the gate with a log line for every admission (log_admissions = 1; the
 //            default logs one in 100): what the line costs, printed as a share of the rate
 //    Every handshake is admitted into one of 20 rooms that each keep one socket open (no room
@@ -85,7 +89,7 @@ Object.assign(process.env, { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND
 async function handshakes() {
   const runtime = process.env.BENCH_RUNTIME === "miniflare" ? "each in its own Miniflare (no dev proxy, no inspector)" : "each under wrangler dev";
   console.log(`## handshakes: ${ROUNDS} rounds x ${COUNT} admitted handshakes, concurrency ${CONCURRENCY}, into ${ROOMS} occupied rooms, sessions=${SESSIONS}, ${runtime}`);
-  const keys = ["gate", "b", "c", "logged", ...(process.env.GATE_OTHER_BUILD ? ["other"] : [])];
+  const keys = ["gate", "b", "c", "logged", ...(process.env.GATE_OTHER_BUILD ? ["other"] : []), ...(process.env.VS_JS_INDEX_ANCHOR ? ["d"] : [])];
   const servers = {};
   try {
     for (const key of keys) servers[key] = await startTarget(key, "vs_js");
@@ -143,7 +147,7 @@ async function handshakes() {
       console.log(`${s.label.padEnd(9)} idle CPU (3 s, ${ROOMS} occupied rooms): worker ${fmt(d.worker / 3, 0)} ms/s, proxy ${fmt(d.proxy / 3, 0)} ms/s, node ${fmt(d.node / 3, 0)} ms/s`);
     }
 
-    const rows = { gate: [], b: [], c: [], logged: [], other: [] };
+    const rows = { gate: [], b: [], c: [], logged: [], other: [], d: [] };
     const runStart = Object.fromEntries(keys.map((key) => [key, cpuSnapshot(servers[key])]));
     for (let r = 0; r < ROUNDS; r++) {
       const parts = [];
@@ -195,6 +199,11 @@ async function handshakes() {
     }
     const cost = rows.gate.map((g, r) => 1 - rows.logged[r].rate / g.rate);
     console.log(`  admission log line: a line for every admission (log_admissions = 1) costs ${fmt(100 * median(cost), 1)}% of the default's rate (per round ${range(cost.map((x) => 100 * x))}%); the default logs one in ${LOG_EVERY}, so ~${fmt((100 * median(cost)) / LOG_EVERY, 2)}%   [${ANCHOR.log}]`);
+    if (rows.d.length) {
+      console.log(`  rate gate/(d): median ${fmt(med("gate", "rate") / med("d", "rate"), 2)}, per round ${range(ratio("rate", "d"))}`);
+      console.log(`  worker CPU gate/(d): median ${fmt(med("gate", "worker") / med("d", "worker"), 2)}, per round ${range(ratio("worker", "d"))}`);
+      if (SESSIONS === "fresh") console.log(`  worker CPU over the whole run gate/(d): ${fmt(runCpu.gate / runCpu.d, 2)}`);
+    }
     if (rows.other.length) {
       const rate = rows.other.map((o, r) => o.rate / rows.gate[r].rate);
       const cpu = rows.other.map((o, r) => o.worker / rows.gate[r].worker);

@@ -7,6 +7,13 @@
 //   secret of SESSION_SECRETS) ─▶ KV get `sess:<sid>` ─▶ JSON.parse ─▶ cookie.expires ─▶ one
 //   rule (passport.user exists) ─▶ Room Durable Object, the projected session in a header.
 //
+// (d) (REVOCATION_INDEX = "true") adds what the gate's revocation index costs a handshake, done
+// the way a user would in JavaScript: the Worker passes the socket's revocation keys (its sid and
+// its passport.user, as the gate names them) to the Room, which sends the keys new to it, as
+// SHA-256 ids, to the RevocationIndex shard of the room (a hash of the room, of 16, as the
+// gate places them) and waits for the write before the 101, as the gate does. No refresh and
+// no revocation endpoint: only what a handshake pays.
+//
 // The Room is the chat app of docs/PROTOCOL.md done the edge-chat-demo way: acceptWebSocket
 // (hibernation API), serializeAttachment of { id, session }, members kept in a Map (rebuilt
 // from getWebSockets() when the object wakes), welcome with the peers, join/leave to the
@@ -89,24 +96,55 @@ export default {
     const projected = { passport: { user: session.passport.user }, user: { name: session.user?.name, roles: session.user?.roles } };
     const headers = new Headers(request.headers);
     headers.set("X-Session", JSON.stringify(projected));
+    if (env.REVOCATION_INDEX === "true") {
+      headers.set("X-Room", `ROOMS/room:${route[1]}`);
+      headers.set("X-Keys", JSON.stringify([`sid:${sid}`, `field:passport.user=${JSON.stringify(session.passport.user)}`]));
+    }
     return room.fetch(new Request(request, { headers }));
   },
 };
 
+const INDEX_SHARDS = 16;
+const ENTRY_TTL_MS = 10 * 60 * 1000;
+
+async function sha256(text) {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
+}
+const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+const shardOf = (digest) => new DataView(digest.buffer).getUint32(0) % INDEX_SHARDS;
+
 export class Room extends DurableObject {
   constructor(ctx, env) {
     super(ctx, env);
-    this.members = new Map(); // WebSocket -> { id, session }
+    this.members = new Map(); // WebSocket -> { id, session, keys }
+    this.keyCounts = new Map(); // revocation key -> sockets here with it ((d) only)
     for (const ws of ctx.getWebSockets()) {
       const me = ws.deserializeAttachment();
-      if (me) this.members.set(ws, me);
+      if (me) {
+        this.members.set(ws, me);
+        for (const key of me.keys ?? []) this.keyCounts.set(key, (this.keyCounts.get(key) ?? 0) + 1);
+      }
     }
   }
 
+  // (d): the keys new to the room go to the room's index shard before the socket is accepted.
+  async register(room, keys) {
+    const fresh = keys.filter((key) => !this.keyCounts.get(key));
+    for (const key of keys) this.keyCounts.set(key, (this.keyCounts.get(key) ?? 0) + 1);
+    if (fresh.length === 0) return;
+    const ids = await Promise.all(fresh.map(async (key) => hex(await sha256(key))));
+    const shard = shardOf(await sha256(room));
+    const index = this.env.INDEX.get(this.env.INDEX.idFromName(`shard:${shard}`));
+    const answer = await index.fetch("https://index/add", { method: "POST", body: JSON.stringify({ room, ids, until: Date.now() + ENTRY_TTL_MS }) });
+    if (!answer.ok) throw new Error(`index answered ${answer.status}`);
+  }
+
   async fetch(request) {
-    const { 0: client, 1: server } = new WebSocketPair();
     const session = JSON.parse(request.headers.get("X-Session") ?? "null");
-    const me = { id: crypto.randomUUID(), session };
+    const keys = JSON.parse(request.headers.get("X-Keys") ?? "[]");
+    if (keys.length) await this.register(request.headers.get("X-Room"), keys);
+    const { 0: client, 1: server } = new WebSocketPair();
+    const me = { id: crypto.randomUUID(), session, keys };
     this.ctx.acceptWebSocket(server);
     server.serializeAttachment(me);
     const peers = [];
@@ -168,6 +206,23 @@ export class Room extends DurableObject {
     const me = this.members.get(ws);
     if (!me) return;
     this.members.delete(ws);
+    for (const key of me.keys ?? []) {
+      const left = (this.keyCounts.get(key) ?? 1) - 1;
+      if (left > 0) this.keyCounts.set(key, left);
+      else this.keyCounts.delete(key);
+    }
     this.broadcast(JSON.stringify({ type: "leave", id: me.id }), null);
+  }
+}
+
+// (d): one shard of the revocation index: an entry per (key id, room), its value when it
+// expires, written in one put, as the gate's shard stores them.
+export class RevocationIndex extends DurableObject {
+  async fetch(request) {
+    const { room, ids, until } = await request.json();
+    const entries = {};
+    for (const id of ids) entries[`k:${id}:${room}`] = until;
+    await this.ctx.storage.put(entries);
+    return new Response(null, { status: 204 });
   }
 }

@@ -6,7 +6,7 @@
 //! shard (`/find`), which lists its own entries of the key and asks every other shard
 //! (`/rooms`) in parallel: the revoker's invocation makes one subrequest for the whole index,
 //! the home shard's makes `shards - 1` (the free plan allows 50 a request: keep `index_shards`
-//! under that there).
+//! at 50 or below there).
 //!
 //! A shard stores one entry per (key id, room): `k:<key id>:<room entry>`, so adding and
 //! removing are single writes and a key's rooms are one prefix listing. A room entry is
@@ -253,7 +253,7 @@ impl RevocationIndex {
         let mut found = Found {
             rooms: Vec::new(),
             shards: Vec::new(),
-            asked: find.shards.max(1) as usize,
+            asked: find.shards as usize,
         };
         for listed in std::iter::once(own.map(|rooms| (find.shard, rooms))).chain(others) {
             let (shard, rooms) = listed?;
@@ -353,7 +353,7 @@ pub async fn rooms(env: &Env, shards: u32, key: &Located) -> Result<Found> {
 }
 
 /// Removes stale entries of one key (rooms that held none of its sockets): one request per
-/// shard they were listed on, one after the other (rare, and nothing waits on it).
+/// shard they were listed on, one after the other (rare: a revocation that met stale entries).
 pub async fn forget(env: &Env, key_id: &str, stale: &[(u32, String)]) -> Result<()> {
     let mut by_shard: BTreeMap<u32, Vec<String>> = BTreeMap::new();
     for (shard, room) in stale {
