@@ -67,7 +67,21 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
         }
         _ => return bad_request(),
     };
-    let outcome = revoke(env, &settings.config, &target).await?;
+    let outcome = match revoke(env, &settings.config, &target).await {
+        Ok(outcome) => outcome,
+        // The index could not list the key's rooms (a shard did not answer): no room was
+        // asked, so nothing was closed. A clear answer the caller can retry on, not a thrown
+        // error (the runtime's bare 500).
+        Err(e) => {
+            util::log(&LogEvent::Revoke(Revoke::Error {
+                error: Clipped::of(&format!("index: {e}")),
+            }));
+            return json_response(
+                &json!({"error": "the revocation index did not answer: nothing was closed, try again"}),
+                503,
+            );
+        }
+    };
     let mut deleted = 0;
     if body.delete_session {
         let kv = env::sessions(env)?;
@@ -125,10 +139,11 @@ pub struct Outcome {
 }
 
 /// Finds the key's rooms in the index (every shard, through the key's home shard) and asks
-/// only those, in parallel, to close
-/// the matching sockets. A listed room that held none of them is a stale entry (the key's
-/// sockets left it before the entry expired, or an app's room, whose entries do not expire):
-/// it cost this one request and is removed.
+/// only those, in parallel, to close the matching sockets. A listed room that held none of
+/// them is a stale entry (the key's sockets left it before the entry expired, or an app's
+/// room, whose entries do not expire): it cost this one request and is removed. An error means
+/// the index did not list the rooms, and no room was asked; a room that did not answer is
+/// counted in `failed` instead.
 pub async fn revoke(env: &Env, config: &Config, target: &RevokeTarget) -> Result<Outcome> {
     let key = locate(&target_key(target), config.index_shards);
     let found = super::index::rooms(env, config.index_shards, &key).await?;

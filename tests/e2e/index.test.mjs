@@ -124,4 +124,32 @@ describe("the revocation index after sockets left", () => {
     );
     for (const socket of sockets) assert.equal((await socket.waitClose(2000)).code, 4401);
   });
+
+  it("a revocation the index cannot answer gets a 503 that says nothing was closed, not the runtime's bare 500", async () => {
+    // INDEX bound to the Room class: every index request gets a room's refusal, as from a
+    // shard that is misbound or down.
+    const broken = new Miniflare({
+      workers: [gateWorker({
+        bindings: { SESSIONGATE: CONFIG, SESSION_SECRETS: JSON.stringify([SECRET_NEW]), ADMIN_TOKEN },
+        durableObjects: { INDEX: { className: "Room", useSQLite: true } },
+      })],
+    });
+    try {
+      const brokenBase = await broken.ready;
+      const sid = newSid();
+      await (await broken.getKVNamespace("SESSIONS")).put(`sess:${sid}`, JSON.stringify(sessionRecord({ user: "u-broken" })));
+      // The handshake is still admitted (a failed registration falls back on revalidation).
+      const socket = await admit(`ws://${brokenBase.host}/ws/rooms/${roomName()}`, { cookie: signedCookie(sid) });
+      const res = await httpRequest("POST", new URL("/_sessiongate/revoke", brokenBase).href, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify({ sid }),
+      });
+      assert.equal(res.status, 503, res.body);
+      assert.match(JSON.parse(res.body).error, /nothing was closed/);
+      await socket.ping();
+    } finally {
+      await closeAll();
+      await broken.dispose();
+    }
+  });
 });
