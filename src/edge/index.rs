@@ -19,7 +19,6 @@
 //! while it has entries that expire.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
 
 use crate::revocation::{
     entry_live, entry_prefix, entry_storage_key, room_shard, Located, MAX_SHARDS, SWEEP_EVERY_MS,
@@ -59,23 +58,30 @@ struct Entries {
     until: Option<i64>,
 }
 
-/// What a revocation asks a key's home shard: the key's entries on every shard.
-#[derive(Serialize, Deserialize)]
+/// What a revocation asks a key's home shard (`/find`): the key's entries on every shard.
+/// Sent as text, `<key id> <shard count> <the asked shard>`, and answered as a JSON list of
+/// `<shard> <room entry>` (the shard that lists the entry): plain strings, so that no serde
+/// code is built for either.
 struct Find {
-    /// The key id.
     id: String,
-    /// The shard count, and which of them the asked one is.
     shards: u32,
     shard: u32,
 }
 
-/// The home shard's answer: the room entries that list the key, each beside the shard that
-/// lists it (`shards[i]` lists `rooms[i]`), and how many shards were asked (all of them).
-#[derive(Serialize, Deserialize)]
-pub struct Found {
-    pub rooms: Vec<String>,
-    pub shards: Vec<u32>,
-    pub asked: usize,
+impl Find {
+    fn encode(&self) -> String {
+        format!("{} {} {}", self.id, self.shards, self.shard)
+    }
+
+    fn decode(text: &str) -> Option<Find> {
+        let mut parts = text.split(' ');
+        let find = Find {
+            id: parts.next()?.to_owned(),
+            shards: parts.next()?.parse().ok()?,
+            shard: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(find)
+    }
 }
 
 #[durable_object]
@@ -132,7 +138,8 @@ impl DurableObject for RevocationIndex {
                 Response::from_json(&self.rooms_of(&id).await?)
             }
             (Method::Post, "/find") => {
-                let Ok(find) = util::json_body::<Find>(&mut req).await else {
+                let text = req.text().await.unwrap_or_default();
+                let Some(find) = Find::decode(&text) else {
                     return Response::error("bad find", 400);
                 };
                 if find.shards > MAX_SHARDS || find.shard >= find.shards {
@@ -231,7 +238,7 @@ impl RevocationIndex {
     }
 
     /// A key's entries on every shard: this one's, and the others' asked in parallel.
-    async fn find(&self, find: &Find) -> Result<Found> {
+    async fn find(&self, find: &Find) -> Result<Vec<String>> {
         let others = (0..find.shards)
             .filter(|&s| s != find.shard)
             .map(|shard| async move {
@@ -250,15 +257,10 @@ impl RevocationIndex {
             futures_util::future::join_all(others),
         )
         .await;
-        let mut found = Found {
-            rooms: Vec::new(),
-            shards: Vec::new(),
-            asked: find.shards as usize,
-        };
+        let mut found = Vec::new();
         for listed in std::iter::once(own.map(|rooms| (find.shard, rooms))).chain(others) {
             let (shard, rooms) = listed?;
-            found.shards.extend(rooms.iter().map(|_| shard));
-            found.rooms.extend(rooms);
+            found.extend(rooms.into_iter().map(|room| format!("{shard} {room}")));
         }
         Ok(found)
     }
@@ -335,33 +337,45 @@ pub async fn add(
 
 /// Every (shard, room entry) that lists a located revocation key: one request, to the key's
 /// home shard, which asks the others.
-pub async fn rooms(env: &Env, shards: u32, key: &Located) -> Result<Found> {
+pub async fn rooms(env: &Env, shards: u32, key: &Located) -> Result<Vec<(u32, String)>> {
     let find = Find {
         id: key.id.clone(),
         shards: shards.max(1),
         shard: key.shard,
     };
-    let body = serde_json::to_string(&find).map_err(util::error)?;
-    let mut response = call(env, key.shard, "/find", body).await?;
+    let mut response = call(env, key.shard, "/find", find.encode()).await?;
     if response.status_code() != 200 {
         return Err(util::error(format!(
             "index /find: status {}",
             response.status_code()
         )));
     }
-    util::json_answer(&mut response).await
+    let found: Vec<String> = util::json_answer(&mut response).await?;
+    found
+        .iter()
+        .map(|listed| {
+            let (shard, room) = listed.split_once(' ')?;
+            Some((shard.parse().ok()?, room.to_owned()))
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| util::error("index /find: bad answer"))
+}
+
+/// The shards, once each, of (shard, room entry) pairs: who a clean-up asks.
+pub fn shards_of(entries: &[(u32, String)]) -> Vec<u32> {
+    let mut shards: Vec<u32> = entries.iter().map(|(shard, _)| *shard).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    shards
 }
 
 /// Removes stale entries of one key (rooms that held none of its sockets): one request per
 /// shard they were listed on, one after the other (rare: a revocation that met stale entries).
 pub async fn forget(env: &Env, key_id: &str, stale: &[(u32, String)]) -> Result<()> {
-    let mut by_shard: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-    for (shard, room) in stale {
-        by_shard.entry(*shard).or_default().push(room.clone());
-    }
-    for (shard, rooms) in by_shard {
+    for shard in shards_of(stale) {
+        let rooms = stale.iter().filter(|(s, _)| *s == shard);
         let body = serde_json::to_string(&Entries {
-            rooms,
+            rooms: rooms.map(|(_, room)| room.clone()).collect(),
             ids: vec![key_id.to_owned()],
             until: None,
         })

@@ -1,8 +1,6 @@
 //! `POST /_sessiongate/revoke`: close every socket of a session, or of a user, in every room,
 //! now. Authorized by the `ADMIN_TOKEN` Worker secret; without it the endpoint does not exist.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use crate::config::Config;
 use crate::engine::RevokeTarget;
 use crate::log::{Clipped, LogEvent, Revoke};
@@ -162,11 +160,9 @@ pub async fn revoke(env: &Env, config: &Config, target: &RevokeTarget) -> Result
     let found = super::index::rooms(env, config.index_shards, &key).await?;
     // A room is asked once even if two shards list it (entries placed by key by earlier
     // builds, beside the room's own shard); a stale one is removed from each.
-    let mut listed: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-    for (entry, shard) in found.rooms.into_iter().zip(found.shards) {
-        listed.entry(entry).or_default().push(shard);
-    }
-    let rooms: Vec<String> = listed.keys().cloned().collect();
+    let mut rooms: Vec<String> = found.iter().map(|(_, entry)| entry.clone()).collect();
+    rooms.sort_unstable();
+    rooms.dedup();
     let body = serde_json::to_string(target).map_err(util::error)?;
     let admission_key = env::token(env, env::ADMISSION_KEY);
     let calls = rooms.iter().map(|entry| {
@@ -215,8 +211,8 @@ pub async fn revoke(env: &Env, config: &Config, target: &RevokeTarget) -> Result
     let mut outcome = Outcome {
         closed: 0,
         rooms: rooms.len(),
-        shards: found.asked,
-        requests: found.asked + rooms.len(),
+        shards: config.index_shards as usize,
+        requests: config.index_shards as usize + rooms.len(),
         failed: 0,
         sids: Vec::new(),
     };
@@ -229,8 +225,8 @@ pub async fn revoke(env: &Env, config: &Config, target: &RevokeTarget) -> Result
             Ok(answer) => {
                 let closed = answer["closed"].as_u64().unwrap_or(0);
                 if closed == 0 {
-                    let shards = listed.get(entry).into_iter().flatten();
-                    stale.extend(shards.map(|&shard| (shard, entry.clone())));
+                    let listed = found.iter().filter(|(_, e)| e == entry);
+                    stale.extend(listed.cloned());
                 }
                 outcome.closed += closed;
                 for sid in answer["sids"]
@@ -253,8 +249,7 @@ pub async fn revoke(env: &Env, config: &Config, target: &RevokeTarget) -> Result
         }
     }
     if !stale.is_empty() {
-        let shards: BTreeSet<u32> = stale.iter().map(|(shard, _)| *shard).collect();
-        outcome.requests += shards.len();
+        outcome.requests += super::index::shards_of(&stale).len();
         if let Err(e) = super::index::forget(env, &key.id, &stale).await {
             util::log(&LogEvent::Revoke(Revoke::Error {
                 error: Clipped::of(&format!("index clean-up: {e}")),
