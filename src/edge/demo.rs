@@ -79,22 +79,13 @@ async fn login(req: Request, env: &Env, settings: &Settings) -> Result<Response>
         ""
     };
     let Some(login) = read_login(req).await else {
-        return json_response(
-            &json!({"error": "send {\"name\": \"ada\", \"roles\": [\"chat\"]}"}),
-            400,
-        );
+        return util::error_json("send {\"name\": \"ada\", \"roles\": [\"chat\"]}", 400);
     };
     if !valid_word(&login.name, 32) {
-        return json_response(
-            &json!({"error": "name: 1-32 letters, digits, '-' or '_'"}),
-            400,
-        );
+        return util::error_json("name: 1-32 letters, digits, '-' or '_'", 400);
     }
     if login.roles.len() > 8 || !login.roles.iter().all(|r| valid_word(r, 32)) {
-        return json_response(
-            &json!({"error": "roles: up to 8 words of letters, digits, '-' or '_'"}),
-            400,
-        );
+        return util::error_json("roles: up to 8 words of letters, digits, '-' or '_'", 400);
     }
     let config = &settings.config;
     let kv = env::sessions(env)?;
@@ -162,7 +153,7 @@ async fn logout(req: Request, env: &Env, settings: &Settings) -> Result<Response
 }
 
 async fn me(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
-    let not_signed_in = || json_response(&json!({"error": "not signed in"}), 401);
+    let not_signed_in = || util::error_json("not signed in", 401);
     let Some(sid) = current_sid(&req, settings) else {
         return not_signed_in();
     };
@@ -170,7 +161,7 @@ async fn me(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
     let stored = match store.load(&settings.config.session_key(&sid)).await {
         Ok(Some(s)) => s,
         Ok(None) => return not_signed_in(),
-        Err(_) => return json_response(&json!({"error": "session store unavailable"}), 503),
+        Err(_) => return util::error_json("session store unavailable", 503),
     };
     match Session::from_json(&stored) {
         Ok(session) if !session.is_expired(util::now_ms()) => json_response(

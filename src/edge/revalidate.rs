@@ -11,21 +11,21 @@ use worker::{Env, Method, Request, Response, Result};
 
 use super::env;
 use super::gate::{load_each, sessions, SIGNATURE_HEADER};
-use super::util::{self, json_response, Settings};
+use super::util::{self, Settings};
 
 pub const PATH: &str = "/_sessiongate/revalidate";
 
 pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<Response> {
     let Some(key) = env::token(env, env::ADMISSION_KEY) else {
-        return json_response(&json!({"error": "not found"}), 404);
+        return util::error_json("not found", 404);
     };
     if req.method() != Method::Post {
-        return json_response(&json!({"error": "use POST"}), 405);
+        return util::error_json("use POST", 405);
     }
     let signature = req.headers().get(SIGNATURE_HEADER)?.unwrap_or_default();
     let body = req.text().await.unwrap_or_default();
     let Some(tickets) = revalidation_tickets(&key, &body, &signature) else {
-        return json_response(&json!({"error": "unsigned or malformed revalidation"}), 401);
+        return util::error_json("unsigned or malformed revalidation", 401);
     };
     let sockets: Vec<Option<Ticket>> = tickets.iter().map(|t| Ticket::decode(t)).collect();
     let config = &settings.config;
@@ -34,7 +34,7 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
     let stored = load_each(&store, config, sids).await;
     if stored.values().any(|r| r.is_err()) {
         // The store did not answer: the room keeps its sockets and asks again next interval.
-        let mut response = json_response(&json!({"error": "session store unavailable"}), 503)?;
+        let mut response = util::error_json("session store unavailable", 503)?;
         response.headers_mut().set("Retry-After", "5")?;
         return Ok(response);
     }

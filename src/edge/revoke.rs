@@ -40,7 +40,7 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
         return Response::error("not found", 404);
     };
     if req.method() != Method::Post {
-        return json_response(&json!({"error": "use POST"}), 405);
+        return util::error_json("use POST", 405);
     }
     if !util::has_bearer(&req, &token)? {
         util::log(&LogEvent::Revoke(Revoke::Error {
@@ -74,8 +74,8 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
             util::log(&LogEvent::Revoke(Revoke::Error {
                 error: Clipped::of(&format!("index: {e}")),
             }));
-            return json_response(
-                &json!({"error": "the revocation index did not answer: nothing was closed, try again"}),
+            return util::error_json(
+                "the revocation index did not answer: nothing was closed, try again",
                 503,
             );
         }
@@ -129,10 +129,7 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
 }
 
 fn bad_request() -> Result<Response> {
-    json_response(
-        &json!({"error": "body must be {\"sid\": \"...\"} or {\"session\": {\"field\": \"passport.user\", \"equals\": ...}}, optionally with \"delete_session\": true"}),
-        400,
-    )
+    util::error_json("body must be {\"sid\": \"...\"} or {\"session\": {\"field\": \"passport.user\", \"equals\": ...}}, optionally with \"delete_session\": true", 400)
 }
 
 pub struct Outcome {

@@ -20,7 +20,7 @@ const ABSENT_HEADER: &str = "x-sessiongate-session";
 
 pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<Response> {
     let Some(token) = env::token(env, env::STORE_TOKEN) else {
-        return json_response(&json!({"error": "not found"}), 404);
+        return util::error_json("not found", 404);
     };
     if !util::has_bearer(&req, &token)? {
         util::log(&LogEvent::Store(Store::Error {
@@ -80,7 +80,7 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
                 Ok(response)
             }
             Ok(None) => {
-                let mut response = json_response(&json!({"error": "no such session"}), 404)?;
+                let mut response = util::error_json("no such session", 404)?;
                 response.headers_mut().set(ABSENT_HEADER, "absent")?;
                 Ok(response)
             }
@@ -113,7 +113,7 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
             }
         }
         _ => {
-            let mut response = json_response(&json!({"error": "use GET, PUT or DELETE"}), 405)?;
+            let mut response = util::error_json("use GET, PUT or DELETE", 405)?;
             response.headers_mut().set("Allow", "GET, PUT, DELETE")?;
             Ok(response)
         }
@@ -146,7 +146,7 @@ fn unavailable(op: &'static str, sid: &str, detail: &str) -> Result<Response> {
         detail: Some(Clipped::without_sid(detail, sid)),
         sid: SidTag::of(sid),
     }));
-    let mut response = json_response(&json!({"error": "session store unavailable"}), 503)?;
+    let mut response = util::error_json("session store unavailable", 503)?;
     response.headers_mut().set("Retry-After", "1")?;
     Ok(response)
 }
