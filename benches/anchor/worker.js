@@ -132,11 +132,25 @@ export class Room extends DurableObject {
     const fresh = keys.filter((key) => !this.keyCounts.get(key));
     for (const key of keys) this.keyCounts.set(key, (this.keyCounts.get(key) ?? 0) + 1);
     if (fresh.length === 0) return;
-    const ids = await Promise.all(fresh.map(async (key) => hex(await sha256(key))));
-    const shard = shardOf(await sha256(room));
-    const index = this.env.INDEX.get(this.env.INDEX.idFromName(`shard:${shard}`));
-    const answer = await index.fetch("https://index/add", { method: "POST", body: JSON.stringify({ room, ids, until: Date.now() + ENTRY_TTL_MS }) });
-    if (!answer.ok) throw new Error(`index answered ${answer.status}`);
+    try {
+      const ids = await Promise.all(fresh.map(async (key) => hex(await sha256(key))));
+      const shard = shardOf(await sha256(room));
+      const index = this.env.INDEX.get(this.env.INDEX.idFromName(`shard:${shard}`));
+      const answer = await index.fetch("https://index/add", { method: "POST", body: JSON.stringify({ room, ids, until: Date.now() + ENTRY_TTL_MS }) });
+      if (!answer.ok) throw new Error(`index answered ${answer.status}`);
+    } catch (e) {
+      // No socket then: the keys it counted are not here.
+      this.forget(keys);
+      throw e;
+    }
+  }
+
+  forget(keys) {
+    for (const key of keys) {
+      const left = (this.keyCounts.get(key) ?? 1) - 1;
+      if (left > 0) this.keyCounts.set(key, left);
+      else this.keyCounts.delete(key);
+    }
   }
 
   async fetch(request) {
@@ -206,11 +220,7 @@ export class Room extends DurableObject {
     const me = this.members.get(ws);
     if (!me) return;
     this.members.delete(ws);
-    for (const key of me.keys ?? []) {
-      const left = (this.keyCounts.get(key) ?? 1) - 1;
-      if (left > 0) this.keyCounts.set(key, left);
-      else this.keyCounts.delete(key);
-    }
+    this.forget(me.keys ?? []);
     this.broadcast(JSON.stringify({ type: "leave", id: me.id }), null);
   }
 }
