@@ -243,12 +243,6 @@ impl RevocationIndex {
             .filter(|&s| s != find.shard)
             .map(|shard| async move {
                 let mut response = call(&self.env, shard, "/rooms", find.id.clone()).await?;
-                if response.status_code() != 200 {
-                    return Err(util::error(format!(
-                        "shard {shard} answered {}",
-                        response.status_code()
-                    )));
-                }
                 let rooms: Vec<String> = util::json_answer(&mut response).await?;
                 Ok((shard, rooms))
             });
@@ -300,13 +294,21 @@ pub fn parse_room_entry(entry: &str) -> Option<(&str, &str)> {
     entry.split_once('/')
 }
 
+/// One request to a shard; an answer other than 2xx is an error, so that no caller takes a
+/// failed shard's answer for an empty one.
 async fn call(env: &Env, shard: u32, path: &str, body: String) -> Result<Response> {
     let req = util::post(&format!("https://index{path}"), Some(&body), &[])?;
-    env::index(env)?
+    let response = env::index(env)?
         .id_from_name(&format!("shard:{shard}"))?
         .get_stub()?
         .fetch_with_request(req)
-        .await
+        .await?;
+    match response.status_code() {
+        200..=299 => Ok(response),
+        status => Err(util::error(format!(
+            "index {path} on shard {shard}: status {status}"
+        ))),
+    }
 }
 
 /// Adds the (key, room) entries of `keys` for one room entry, to expire at `until` (Unix ms;
@@ -328,11 +330,8 @@ pub async fn add(
         until,
     })
     .map_err(util::error)?;
-    let response = call(env, room_shard(room, shards), "/add", body).await?;
-    match response.status_code() {
-        200 | 204 => Ok(()),
-        status => Err(util::error(format!("index /add: status {status}"))),
-    }
+    call(env, room_shard(room, shards), "/add", body).await?;
+    Ok(())
 }
 
 /// Every (shard, room entry) that lists a located revocation key: one request, to the key's
@@ -344,12 +343,6 @@ pub async fn rooms(env: &Env, shards: u32, key: &Located) -> Result<Vec<(u32, St
         shard: key.shard,
     };
     let mut response = call(env, key.shard, "/find", find.encode()).await?;
-    if response.status_code() != 200 {
-        return Err(util::error(format!(
-            "index /find: status {}",
-            response.status_code()
-        )));
-    }
     let found: Vec<String> = util::json_answer(&mut response).await?;
     found
         .iter()
