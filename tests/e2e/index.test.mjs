@@ -54,15 +54,21 @@ async function revoke(sid) {
   return JSON.parse(res.body);
 }
 
+/** A room with a socket that stays (user `stayUser`) and one that has left (`leftUser`). */
+async function roomOneLeft(stayUser, leftUser) {
+  const room = `ws://${base.host}/ws/rooms/${roomName()}`;
+  const stays = await newSession(stayUser);
+  const left = await newSession(leftUser);
+  const kept = await admit(room, { cookie: stays.cookie });
+  const gone = await admit(room, { cookie: left.cookie });
+  gone.terminate();
+  await kept.waitType("leave", (f) => f.id === gone.id);
+  return { room, stays, left };
+}
+
 describe("the revocation index after sockets left", () => {
   it("lists a room a key left until a revocation meets it there, which then removes the entry", async () => {
-    const room = `ws://${base.host}/ws/rooms/${roomName()}`;
-    const went = await newSession("u-went");
-    const stays = await newSession("u-stays");
-    const kept = await admit(room, { cookie: stays.cookie });
-    const a = await admit(room, { cookie: went.cookie });
-    a.terminate();
-    await kept.waitType("leave", (f) => f.id === a.id);
+    const { stays, left: went } = await roomOneLeft("u-stays", "u-went");
 
     // Nothing is sent at a departure: the entry stays until it expires (10 minutes).
     const stale = await revoke(went.sid);
@@ -79,13 +85,7 @@ describe("the revocation index after sockets left", () => {
   });
 
   it("after the room hibernated, its sockets' keys are still registered and new keys are registered again", async () => {
-    const room = `ws://${base.host}/ws/rooms/${roomName()}`;
-    const first = await newSession("u-first");
-    const left = await newSession("u-left");
-    const kept = await admit(room, { cookie: first.cookie });
-    const gone = await admit(room, { cookie: left.cookie });
-    gone.terminate();
-    await kept.waitType("leave", (f) => f.id === gone.id);
+    const { room, stays: first, left } = await roomOneLeft("u-first", "u-left");
     // Long enough for an idle room with no alarm (revalidation off, no session expiring) to
     // be evicted from memory: the next arrival runs in a new object, which knows of its
     // registrations only the floor in storage.
