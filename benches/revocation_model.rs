@@ -85,7 +85,7 @@ fn main() {
             room = rng.room();
         }
         taken.push(room);
-        let keys = socket_keys(sid, &[("passport.user".into(), json!(format!("u-{user}")))]);
+        let keys = socket_keys(sid, &[("passport.user", json!(format!("u-{user}")))]);
         // The keys new to the room go in one request to the room's shard.
         let new = rooms[room].arrive(&keys, 0);
         let shard = room_shards[room] as usize;

@@ -146,8 +146,18 @@ pub fn revoke_control(key: &str, key_id: &str, now_ms: i64, nonce: &[u8; 16]) ->
     signed(key, CONTROL_LABEL, &body)
 }
 
-/// A revalidation request's tickets, if its signature holds and it is well formed.
-pub fn revalidation_tickets(key: &str, body: &str, signature: &str) -> Option<Vec<String>> {
+/// A signed revalidation request (docs/ADMISSION.md section 3).
+#[derive(Debug, PartialEq)]
+pub struct Revalidation {
+    pub tickets: Vec<String>,
+    /// How often the room revalidates (its `every`, in ms): the gate then renews the room's
+    /// index entries (`revocation::renewal_due`). `None`: the room did not say.
+    pub every_ms: Option<i64>,
+}
+
+/// A revalidation request, if its signature holds and it is well formed (at most
+/// `MAX_TICKETS` tickets; `every`, if present, whole seconds from 1 to a day).
+pub fn revalidation(key: &str, body: &str, signature: &str) -> Option<Revalidation> {
     if !verify(key, REVALIDATE_LABEL, body, signature) {
         return None;
     }
@@ -160,7 +170,11 @@ pub fn revalidation_tickets(key: &str, body: &str, signature: &str) -> Option<Ve
         .iter()
         .map(|t| t.as_str().map(str::to_owned))
         .collect::<Option<_>>()?;
-    (tickets.len() <= MAX_TICKETS).then_some(tickets)
+    let every_ms = match &v["every"] {
+        Value::Null => None,
+        every => Some(crate::revocation::revalidate_every_ms(every.as_i64()?)?),
+    };
+    (tickets.len() <= MAX_TICKETS).then_some(Revalidation { tickets, every_ms })
 }
 
 #[cfg(test)]
@@ -226,20 +240,43 @@ mod tests {
         let body = json!({"v": 1, "tickets": ["a", "b"]}).to_string();
         let sig = mac("k", REVALIDATE_LABEL, &body);
         assert_eq!(
-            revalidation_tickets("k", &body, &sig),
-            Some(vec!["a".into(), "b".into()])
+            revalidation("k", &body, &sig),
+            Some(Revalidation {
+                tickets: vec!["a".into(), "b".into()],
+                every_ms: None
+            })
         );
-        assert_eq!(revalidation_tickets("k", &body, "forged"), None);
-        assert_eq!(revalidation_tickets("k2", &body, &sig), None);
+        assert_eq!(revalidation("k", &body, "forged"), None);
+        assert_eq!(revalidation("k2", &body, &sig), None);
         let many = json!({"v": 1, "tickets": vec!["t"; 101]}).to_string();
         assert_eq!(
-            revalidation_tickets("k", &many, &mac("k", REVALIDATE_LABEL, &many)),
+            revalidation("k", &many, &mac("k", REVALIDATE_LABEL, &many)),
             None
         );
         let v2 = json!({"v": 2, "tickets": []}).to_string();
         assert_eq!(
-            revalidation_tickets("k", &v2, &mac("k", REVALIDATE_LABEL, &v2)),
+            revalidation("k", &v2, &mac("k", REVALIDATE_LABEL, &v2)),
             None
         );
+    }
+
+    #[test]
+    fn a_revalidation_says_how_often_in_whole_seconds_up_to_a_day_or_is_malformed() {
+        let signed = |every: Value| {
+            let body = json!({"v": 1, "tickets": ["a"], "every": every}).to_string();
+            revalidation("k", &body, &mac("k", REVALIDATE_LABEL, &body)).map(|r| r.every_ms)
+        };
+        assert_eq!(signed(json!(60)), Some(Some(60_000)));
+        assert_eq!(signed(Value::Null), Some(None));
+        for bad in [
+            json!(0),
+            json!(-5),
+            json!(1.5),
+            json!("60"),
+            json!(86_401),
+            json!([60]),
+        ] {
+            assert_eq!(signed(bad.clone()), None, "{bad}");
+        }
     }
 }

@@ -647,6 +647,17 @@ pub fn recheck(
     stored: Stored<'_>,
     now_ms: i64,
 ) -> Result<(), (Refusal, Option<String>)> {
+    readmit(config, socket, stored, now_ms).map(|_| ())
+}
+
+/// [`recheck`], answering the admission the socket would get now: its room and revocation keys
+/// as the session stands (an app's room's revalidation renews its index entries with them).
+pub fn readmit<'a>(
+    config: &'a Config,
+    socket: &'a crate::engine::Attachment,
+    stored: Stored<'_>,
+    now_ms: i64,
+) -> Result<Admission<'a>, (Refusal, Option<String>)> {
     if socket.route >= config.routes.len() {
         return Err((Refusal::NoRoute, None));
     }
@@ -658,7 +669,7 @@ pub fn recheck(
         session: SessionKey::new(&config.key_prefix, &socket.sid),
     };
     match check_session(checked, stored, config, now_ms) {
-        Ok(_) => Ok(()),
+        Ok(admission) => Ok(admission),
         Err(d) if d.refusal == Refusal::UnknownSession => Err((Refusal::SessionRevoked, None)),
         Err(d) => Err((d.refusal, d.detail)),
     }

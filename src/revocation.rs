@@ -21,6 +21,12 @@
 //!   entry asks that one room, which answers that it holds none, and removes the entry).
 //!   Removing entries at departure cost every visit of a key to a room a second index
 //!   request, a storage write and delete in the room and an alarm.
+//! * An app's own room (a route's `target`) does not talk to the index; the gate registers its
+//!   sockets' keys at admission and renews them when the room revalidates through the gate.
+//!   A room that says how often it revalidates (`sessiongate-room` does, docs/ADMISSION.md)
+//!   gets entries that expire ([`app_entry_until`]), renewed by the first revalidation after
+//!   each `REFRESH_AFTER_MS` boundary ([`renewal_due`]); one that does not say gets entries
+//!   without expiry, since nothing would renew them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -60,12 +66,12 @@ pub fn field_key(path: &str, value: &Value) -> String {
 }
 
 /// Every key a socket can be revoked by: its sid, then each `revoke_by` value it has.
-pub fn socket_keys(sid: &str, revoke_keys: &[(String, Value)]) -> Vec<String> {
+pub fn socket_keys<P: AsRef<str>>(sid: &str, revoke_keys: &[(P, Value)]) -> Vec<String> {
     std::iter::once(sid_key(sid))
         .chain(
             revoke_keys
                 .iter()
-                .map(|(path, value)| field_key(path, value)),
+                .map(|(path, value)| field_key(path.as_ref(), value)),
         )
         .collect()
 }
@@ -326,6 +332,36 @@ impl RoomKeys {
     }
 }
 
+/// The longest revalidation interval an app's room may announce (seconds): one day. A room
+/// that revalidates less often gets entries without expiry, as one that does not say.
+pub const MAX_REVALIDATE_EVERY_S: i64 = 86_400;
+
+/// An app room's revalidation interval as it announces it (whole seconds, in the 101's
+/// `x-sessiongate-revalidate` header or the revalidation body's `every`), in ms; `None` for
+/// anything else.
+pub fn revalidate_every_ms(seconds: i64) -> Option<i64> {
+    // `then`, not `then_some`: the product must not be computed for a huge number.
+    (1..=MAX_REVALIDATE_EVERY_S)
+        .contains(&seconds)
+        .then(|| seconds * 1000)
+}
+
+/// When an app room's entries written at `now_ms` expire, for a room that revalidates every
+/// `every_ms`: renewals come at the first revalidation after each `REFRESH_AFTER_MS` boundary,
+/// at most `REFRESH_AFTER_MS + every_ms` apart, so an entry lives `ENTRY_TTL_MS` (two such
+/// boundaries) plus two intervals: one late or missed renewal does not let it lapse.
+pub fn app_entry_until(now_ms: i64, every_ms: i64) -> i64 {
+    now_ms + ENTRY_TTL_MS + 2 * every_ms
+}
+
+/// Whether an app room's revalidation at `now_ms`, `every_ms` after the one before, renews its
+/// entries: when a `REFRESH_AFTER_MS` boundary fell within the interval. A room's entries are
+/// then written about as often as the built-in Room refreshes its own, whatever its interval.
+pub fn renewal_due(now_ms: i64, every_ms: i64) -> bool {
+    every_ms >= REFRESH_AFTER_MS
+        || now_ms.div_euclid(REFRESH_AFTER_MS) != (now_ms - every_ms).div_euclid(REFRESH_AFTER_MS)
+}
+
 /// Whether an index entry written with `value` is still listed at `now_ms`: entries hold the
 /// time they expire (Unix ms). Entries of builds before expiry hold `1`: no time, never
 /// expired (a revocation that finds such a room stale removes it).
@@ -444,6 +480,55 @@ impl IndexQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_app_room_revalidating_every_minute_renews_once_per_boundary_and_never_lapses() {
+        let every = revalidate_every_ms(60).unwrap();
+        let start = 3 * REFRESH_AFTER_MS + 17_000;
+        let mut until = app_entry_until(start, every);
+        let mut renewals = 0;
+        for n in 1..=60 {
+            let now = start + n * every;
+            assert!(
+                now < until,
+                "entries lapsed before the revalidation at {now}"
+            );
+            if renewal_due(now, every) {
+                renewals += 1;
+                until = app_entry_until(now, every);
+            }
+        }
+        // An hour of revalidations: one renewal per 5-minute boundary, as the built-in Room.
+        assert_eq!(renewals, 12);
+    }
+
+    #[test]
+    fn one_missed_renewal_does_not_let_an_app_rooms_entries_lapse() {
+        let every = revalidate_every_ms(90).unwrap();
+        let written = REFRESH_AFTER_MS; // renewed just after a boundary
+        let until = app_entry_until(written, every);
+        // The revalidation after the next boundary failed; the one after the boundary after
+        // that comes at the latest an interval past it.
+        let next_but_one = 3 * REFRESH_AFTER_MS + every - 1;
+        assert!(renewal_due(next_but_one, every));
+        assert!(next_but_one < until);
+    }
+
+    #[test]
+    fn an_interval_past_a_boundary_renews_at_every_revalidation() {
+        let every = revalidate_every_ms(600).unwrap();
+        assert!((0..5).all(|n| renewal_due(n * every + 1, every)));
+        assert!(app_entry_until(0, every) > REFRESH_AFTER_MS + every);
+    }
+
+    #[test]
+    fn a_revalidation_interval_outside_one_second_to_one_day_is_not_one() {
+        assert_eq!(revalidate_every_ms(1), Some(1000));
+        assert_eq!(revalidate_every_ms(86_400), Some(86_400_000));
+        for bad in [0, -1, 86_401, i64::MAX, i64::MIN] {
+            assert_eq!(revalidate_every_ms(bad), None, "{bad}");
+        }
+    }
     use serde_json::json;
 
     fn keys(k: &[&str]) -> Vec<String> {
@@ -532,7 +617,7 @@ mod tests {
 
     #[test]
     fn keys_are_the_sid_and_each_revoke_by_value() {
-        let keys = socket_keys("S1", &[("passport.user".into(), json!("u-42"))]);
+        let keys = socket_keys("S1", &[("passport.user", json!("u-42"))]);
         assert_eq!(keys, ["sid:S1", "field:passport.user=\"u-42\""]);
         assert_eq!(target_key(&RevokeTarget::Sid("S1".into())), keys[0]);
         let by_user = RevokeTarget::Field {

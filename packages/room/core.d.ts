@@ -86,6 +86,7 @@ export declare const ADMISSION_HEADER: "x-sessiongate-admission";
 export declare const CONTROL_HEADER: "x-sessiongate-control";
 export declare const SIGNATURE_HEADER: "x-sessiongate-signature";
 export declare const CONTROL_PATH: "/_sessiongate/control";
+export declare const REVALIDATE_HEADER: "x-sessiongate-revalidate";
 export declare const REVALIDATE_URL: "https://sessiongate.internal/_sessiongate/revalidate";
 export declare const LABELS: Readonly<{
   admission: "sessiongate-admission-v1";
@@ -216,6 +217,10 @@ export declare class Gate<S = Session> {
   schedule(): Promise<void>;
   alarm(): Promise<void>;
   revalidate(): Promise<number>;
+  /** Whole seconds between revalidations as the room tells the gate; 0 when it does not revalidate (no interval, or no gate binding). */
+  readonly revalidateEverySeconds: number;
+  /** Sets `x-sessiongate-revalidate` on an accepting 101 when the room revalidates; returns the response. */
+  announce(response: Response): Response;
 }
 
 export declare function resolveOptions<Env>(options: GateOptions<Env> | ((env: Env) => GateOptions<Env>) | undefined, env: Env): GateOptions<Env>;

@@ -6,6 +6,8 @@
 export const ADMISSION_HEADER = "x-sessiongate-admission";
 export const CONTROL_HEADER = "x-sessiongate-control";
 export const SIGNATURE_HEADER = "x-sessiongate-signature";
+/** On the 101: how often (whole seconds) this room revalidates through the gate, so that the gate lets the socket's revocation index entries expire and renews them. */
+export const REVALIDATE_HEADER = "x-sessiongate-revalidate";
 export const CONTROL_PATH = "/_sessiongate/control";
 export const REVALIDATE_URL = "https://sessiongate.internal/_sessiongate/revalidate";
 export const LABELS = Object.freeze({
@@ -416,6 +418,27 @@ export class Gate {
     const s = this.options.revalidateSeconds ?? 60;
     return s > 0 ? s * 1000 : 0;
   }
+  /**
+   * Whole seconds between revalidations, as this room tells the gate (the 101's
+   * `x-sessiongate-revalidate`, the revalidation's `every`); 0 when it does not revalidate (no
+   * interval, or no binding to the gate): the gate then keeps the socket's index entries forever.
+   */
+  get revalidateEverySeconds() {
+    if (!this.revalidateMs || typeof this.#env?.[this.options.gateBinding ?? "GATE"]?.fetch !== "function") return 0;
+    return Math.ceil(this.revalidateMs / 1000);
+  }
+  /** Marks an accepting 101 with `x-sessiongate-revalidate` (see `revalidateEverySeconds`); returns it. */
+  announce(response) {
+    const every = this.revalidateEverySeconds;
+    if (response?.status === 101 && every > 0) {
+      try {
+        response.headers.set(REVALIDATE_HEADER, String(every));
+      } catch {
+        // immutable headers: the gate keeps the entries without expiry, as for a room that does not say
+      }
+    }
+    return response;
+  }
 
   // -- membership ----------------------------------------------------------------------------
 
@@ -743,7 +766,8 @@ export class Gate {
   }
 
   async #ask(binding, keys, batch) {
-    const body = JSON.stringify({ v: 1, tickets: batch });
+    const every = this.revalidateEverySeconds;
+    const body = JSON.stringify(every > 0 ? { v: 1, tickets: batch, every } : { v: 1, tickets: batch });
     let res;
     let text;
     try {

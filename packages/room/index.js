@@ -38,7 +38,7 @@ export class GatedRoom extends DurableObject {
     if (admission instanceof Response) return admission;
     const { client, response } = await this.#gate.accept(admission);
     if (response) return response;
-    return new Response(null, { status: 101, webSocket: client });
+    return this.#gate.announce(new Response(null, { status: 101, webSocket: client }));
   }
 
   async webSocketMessage(ws, message) {

@@ -130,7 +130,7 @@ export function withSessiongate(Base, options = {}) {
       }
       const forwarded = new Request(url, { method: request.method, headers });
       this.#admissions.set(forwarded, { admission, record });
-      return super.fetch(forwarded);
+      return this.#gate.announce(await super.fetch(forwarded));
     }
 
     async alarm(info) {

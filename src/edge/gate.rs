@@ -19,6 +19,9 @@ use super::util::{self, Settings};
 pub const ADMISSION_HEADER: &str = "x-sessiongate-admission";
 /// The signature of what the gate sends an app's room (docs/ADMISSION.md).
 pub const SIGNATURE_HEADER: &str = "x-sessiongate-signature";
+/// On an app room's 101: how often (whole seconds) the room revalidates its sockets through the
+/// gate, so that their index entries may expire and be renewed (docs/ADMISSION.md).
+const REVALIDATE_HEADER: &str = "x-sessiongate-revalidate";
 const INTERNAL_HEADER_PREFIX: &str = "x-sessiongate-";
 
 struct WorkerHeaders(web_sys::Headers);
@@ -258,8 +261,11 @@ async fn fetch_raw(stub: worker::Stub, req: Request) -> Result<web_sys::Response
 }
 
 /// Forwards to an app's own room (a route's `target`) with the signed admission of
-/// docs/ADMISSION.md, and lists the socket's revocation keys in the index at the same time
-/// (the app's room does not: stale entries are removed by the revocation that meets them).
+/// docs/ADMISSION.md, and lists the socket's revocation keys in the index once the room took
+/// it, before the client gets its socket (the app's room does not talk to the index). A room
+/// whose 101 says how often it revalidates (`REVALIDATE_HEADER`) gets entries that expire,
+/// renewed by its revalidations (`revalidate.rs`); any other, entries without expiry, which
+/// the revocation that meets them stale removes.
 async fn forward_to_app(
     req: Request,
     env: &Env,
@@ -301,18 +307,25 @@ async fn forward_to_app(
     headers.set(ADMISSION_HEADER, &signed.value)?;
     headers.set(SIGNATURE_HEADER, &signed.signature)?;
     let stub = namespace.id_from_name(room)?.get_stub()?;
+    let response = fetch_raw(stub, forwarded).await?;
+    if response.status() != 101 {
+        return Ok(response);
+    }
+    let until = response
+        .headers()
+        .get(REVALIDATE_HEADER)
+        .ok()
+        .flatten()
+        .and_then(|every| every.trim().parse().ok())
+        .and_then(crate::revocation::revalidate_every_ms)
+        .map(|every| crate::revocation::app_entry_until(util::now_ms(), every));
     let entry = super::index::room_entry(binding, room);
     let shards = settings.config.index_shards;
-    let (listed, response) = futures_util::future::join(
-        super::index::add(env, shards, &entry, &keys, None),
-        fetch_raw(stub, forwarded),
-    )
-    .await;
-    if let Err(e) = listed {
+    if let Err(e) = super::index::add(env, shards, &entry, &keys, until).await {
         util::log(&LogEvent::Room {
             room: Some(Clipped::of(room)),
             error: Clipped::of(&format!("index register: {e}")),
         });
     }
-    response
+    Ok(response)
 }

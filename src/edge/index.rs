@@ -13,10 +13,12 @@
 //! `<namespace binding>/<room name>` (`ROOMS/room:lobby`), so a revocation knows which
 //! namespace to ask. Key ids are one-way hashes: no sid is stored here.
 //!
-//! An entry's value is when it expires (the built-in Room's entries, which it refreshes), or
-//! `1` for none (an app's room, whose stale entries the revocation that meets them removes).
+//! An entry's value is when it expires (the built-in Room's entries, which it refreshes, and an
+//! app's room's that revalidates through the gate, which renews them), or `1` for none (an
+//! app's room that does not say it revalidates, whose stale entries the revocation that meets
+//! them removes).
 //! Expired entries are not listed, and a shard's alarm deletes them every `SWEEP_EVERY_MS`
-//! while it has entries that expire.
+//! while it has entries that expire. `/entries` shows what a shard holds for a key id.
 
 use std::cell::Cell;
 
@@ -136,6 +138,20 @@ impl DurableObject for RevocationIndex {
             (Method::Post, "/rooms") => {
                 let id = req.text().await?;
                 Response::from_json(&self.rooms_of(&id).await?)
+            }
+            (Method::Post, "/entries") => {
+                // What this shard holds for a key id, expired or not: `<value> <room entry>`
+                // (the value: when it expires, Unix ms, or 1 for never). For tests and
+                // operators; only the gate's own binding reaches it.
+                let id = req.text().await?;
+                let prefix = entry_prefix(&id);
+                let listed = storage
+                    .list_with_options(worker::ListOptions::new().prefix(&prefix))
+                    .await?;
+                let entries: Vec<String> = entries_of(&listed)
+                    .filter_map(|(k, v)| Some(format!("{} {}", v as i64, k.strip_prefix(&prefix)?)))
+                    .collect();
+                Response::from_json(&entries)
             }
             (Method::Post, "/find") => {
                 let text = req.text().await.unwrap_or_default();

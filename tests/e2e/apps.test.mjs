@@ -9,7 +9,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRequire } from "node:module";
+import { createHash } from "node:crypto";
 import { Miniflare } from "miniflare";
+import { mac } from "../../packages/room/test/contract-signer.mjs";
 import { ROOT, SECRET_NEW, admit, gateWorker, closeAll, httpRequest, newSid, refuse, roomName, sessionRecord, signedCookie, sleep } from "./harness.mjs";
 
 const require = createRequire(import.meta.url);
@@ -159,6 +161,54 @@ describe("a route's target: the app's own Durable Object in another Worker", () 
     const line = targetLine();
     assert.ok(line, "no target log line within 3 s");
     assert.match(line, /NO_SUCH_BINDING/);
+  });
+
+  it("an app room's index entries expire, and the room's revalidation renews them (no leftovers after its sockets left)", async () => {
+    const sha = (text) => createHash("sha256").update(text).digest();
+    // What the room's index shard holds for a key there: when each entry expires (1: never).
+    async function expiries(key, roomEntry) {
+      const index = await mf.getDurableObjectNamespace("INDEX", "sessiongate");
+      const shard = index.get(index.idFromName(`shard:${sha(roomEntry).readUInt32BE(0) % 16}`));
+      const res = await shard.fetch("https://index/entries", { method: "POST", body: sha(key).toString("hex") });
+      assert.equal(res.status, 200);
+      return (await res.json()).filter((line) => line.endsWith(` ${roomEntry}`)).map((line) => Number(line.split(" ")[0]));
+    }
+    const revalidate = (payload) => {
+      const body = JSON.stringify(payload);
+      return httpRequest("POST", new URL("/_sessiongate/revalidate", base).href, {
+        headers: { "content-type": "application/json", "x-sessiongate-signature": mac(ADMISSION_KEY, "sessiongate-revalidate-v1", body) },
+        body,
+      });
+    };
+    const TTL = 10 * 60_000;
+    const s = await newSession();
+    const name = roomName();
+    const entry = `APP_ROOMS/app:${name}`;
+    const before = Date.now();
+    await admit(ws(`/ws/app/${name}`), { cookie: s.cookie });
+    const after = Date.now();
+    // The example room's 101 says it revalidates every second: the entry expires, ten minutes
+    // and two intervals on.
+    const [admitted] = await expiries(`sid:${s.sid}`, entry);
+    assert.ok(admitted >= before + TTL + 2_000 && admitted <= after + TTL + 2_000, `expires at ${admitted}, admitted between ${before} and ${after}`);
+    // A revalidation that says it comes hourly renews it for two hours more (a five-minute
+    // boundary always falls within an hour); the ticket as the gate wrote it (route 1).
+    const ticket = Buffer.from(JSON.stringify({ s: s.sid, r: 1, p: [["room", name]] })).toString("base64url");
+    const t0 = Date.now();
+    const hourly = await revalidate({ v: 1, tickets: [ticket], every: 3600 });
+    assert.equal(hourly.status, 200, hourly.body);
+    assert.deepEqual(JSON.parse(hourly.body).results, [{ ok: true }]);
+    const [renewed] = await expiries(`sid:${s.sid}`, entry);
+    assert.ok(renewed >= t0 + TTL + 7_200_000 && renewed <= Date.now() + TTL + 7_200_000, `renewed to ${renewed}`);
+    // A room that does not say how often renews nothing; a malformed interval is refused.
+    assert.equal((await revalidate({ v: 1, tickets: [ticket] })).status, 200);
+    assert.deepEqual(await expiries(`sid:${s.sid}`, entry), [renewed]);
+    assert.equal((await revalidate({ v: 1, tickets: [ticket], every: "3600" })).status, 401);
+    // A session that no longer holds is not renewed.
+    await kv.delete(`sess:${s.sid}`);
+    const gone = await revalidate({ v: 1, tickets: [ticket], every: 3600 });
+    assert.deepEqual(JSON.parse(gone.body).results, [{ ok: false, code: 4401, reason: "session revoked" }]);
+    assert.deepEqual(await expiries(`sid:${s.sid}`, entry), [renewed]);
   });
 
   it("the revalidation endpoint refuses an unsigned request", async () => {

@@ -278,7 +278,7 @@ describe("Gate: expiry and revalidation", () => {
     await g.alarm();
     assert.equal(endpoint.calls.length, 1);
     assert.ok(endpoint.calls[0].ok, "signed as the contract says");
-    assert.deepEqual(endpoint.calls[0].body, { v: 1, tickets: [a.body.ticket, c.body.ticket] }, "one ticket once");
+    assert.deepEqual(endpoint.calls[0].body, { v: 1, tickets: [a.body.ticket, c.body.ticket], every: 30 }, "one ticket once, and how often");
     assert.deepEqual(ctx.sockets[0].closedWith, { code: 4403, reason: "rule denied" });
     assert.deepEqual(ctx.sockets[1].closedWith, { code: 4403, reason: "rule denied" });
     assert.equal(ctx.sockets[2].closedWith, null);
@@ -290,6 +290,22 @@ describe("Gate: expiry and revalidation", () => {
     ctx.alarm = null;
     await w.alarm();
     assert.equal(ctx.alarm, null);
+  });
+  it("tells the gate how often it revalidates (the 101's x-sessiongate-revalidate) only when it does", async () => {
+    const upgrade = () => ({ status: 101, headers: new Headers() });
+    const gateBinding = gate.revalidationEndpoint(KEY, () => ({ ok: true }));
+    const announced = (options) => setup(options).g.announce(upgrade()).headers.get("x-sessiongate-revalidate");
+    assert.equal(announced({ env: { ADMISSION_KEY: KEY, GATE: gateBinding }, revalidateSeconds: 30 }), "30");
+    assert.equal(announced({ env: { ADMISSION_KEY: KEY, GATE: gateBinding }, revalidateSeconds: 1.5 }), "2", "whole seconds, rounded up");
+    assert.equal(announced({ env: { ADMISSION_KEY: KEY, GATE: gateBinding } }), "60", "the default interval");
+    // Without revalidation the gate must keep the socket's index entries forever: no header.
+    assert.equal(announced({ env: { ADMISSION_KEY: KEY, GATE: gateBinding }, revalidateSeconds: 0 }), null);
+    assert.equal(announced({ env: { ADMISSION_KEY: KEY }, revalidateSeconds: 30 }), null, "no binding to the gate");
+    const refused = { status: 401, headers: new Headers() };
+    const { g } = setup({ env: { ADMISSION_KEY: KEY, GATE: gateBinding }, revalidateSeconds: 30 });
+    assert.equal(g.announce(refused).headers.get("x-sessiongate-revalidate"), null, "only an accepting 101");
+    const frozen = { status: 101, headers: { set() { throw new TypeError("immutable"); } } };
+    assert.equal(g.announce(frozen), frozen, "immutable headers: the response as it was");
   });
   it("keeps every socket on a 503, a network error, a bad signature or a malformed answer", async () => {
     const endpoint = gate.revalidationEndpoint(KEY, () => ({ ok: false, code: 4401, reason: "session revoked" }));

@@ -158,9 +158,11 @@ function connect(path, headers = {}) {
       res.on("end", () => resolve({ status: res.statusCode, body }));
     });
     ws.on("error", (e) => reject(e));
+    let announced;
+    ws.on("upgrade", (res) => (announced = res.headers["x-sessiongate-revalidate"]));
     ws.on("open", async () => {
       try {
-        resolve({ ws, first: await next(), next, closed });
+        resolve({ ws, first: await next(), next, closed, announced });
       } catch (e) {
         reject(e);
       }
@@ -183,6 +185,7 @@ describe("GatedRoom in workerd", () => {
     const a = admit({ room: "r1", session: { user: { name: "ada", roles: ["chat"] } } });
     const c = await connect("/ws/ROOMS/r1", a.headers);
     assert.deepEqual(c.first, { type: "welcome", id: a.body.id, session: a.body.session, peers: [] });
+    assert.equal(c.announced, "1", "the 101 tells the gate the room revalidates every second (REVALIDATE_SECONDS)");
     c.ws.close();
   });
 
@@ -279,6 +282,7 @@ describe("GatedServer (partyserver) in workerd", () => {
       "x-partykit-namespace": "rooms",
     });
     assert.deepEqual(c.first, { type: "welcome", id: a.body.id, session: a.body.session, peers: [] });
+    assert.equal(c.announced, "1", "partyserver's 101 tells the gate the interval too");
     c.ws.close();
   });
 
