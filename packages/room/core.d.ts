@@ -87,6 +87,7 @@ export declare const CONTROL_HEADER: "x-sessiongate-control";
 export declare const SIGNATURE_HEADER: "x-sessiongate-signature";
 export declare const CONTROL_PATH: "/_sessiongate/control";
 export declare const REVALIDATE_HEADER: "x-sessiongate-revalidate";
+export declare const MAX_REVALIDATE_EVERY_SECONDS: 86400;
 export declare const REVALIDATE_URL: "https://sessiongate.internal/_sessiongate/revalidate";
 export declare const LABELS: Readonly<{
   admission: "sessiongate-admission-v1";
@@ -217,7 +218,7 @@ export declare class Gate<S = Session> {
   schedule(): Promise<void>;
   alarm(): Promise<void>;
   revalidate(): Promise<number>;
-  /** Whole seconds between revalidations as the room tells the gate; 0 when it does not revalidate (no interval, or no gate binding). */
+  /** Whole seconds between revalidations as the room tells the gate; 0 when it does not say (no interval, one past a day, or no gate binding). */
   readonly revalidateEverySeconds: number;
   /** Sets `x-sessiongate-revalidate` on an accepting 101 when the room revalidates; returns the response. */
   announce(response: Response): Response;

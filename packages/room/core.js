@@ -25,6 +25,8 @@ export const MAX_ADMISSION_BYTES = 16384;
 /** Admissions live 30 s (`exp` = `iat` + 30,000); one whose `exp` is further away than this is refused. */
 export const MAX_LIFETIME_MS = 60_000;
 export const REVALIDATE_BATCH = 100;
+/** The longest interval a room may announce (a day): a room revalidating less often announces none. */
+export const MAX_REVALIDATE_EVERY_SECONDS = 86_400;
 
 const encoder = new TextEncoder();
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
@@ -421,11 +423,14 @@ export class Gate {
   /**
    * Whole seconds between revalidations, as this room tells the gate (the 101's
    * `x-sessiongate-revalidate`, the revalidation's `every`); 0 when it does not revalidate (no
-   * interval, or no binding to the gate): the gate then keeps the socket's index entries forever.
+   * interval, an interval past a day, or no binding to the gate): the gate then keeps the
+   * socket's index entries forever.
    */
   get revalidateEverySeconds() {
     if (!this.revalidateMs || typeof this.#env?.[this.options.gateBinding ?? "GATE"]?.fetch !== "function") return 0;
-    return Math.ceil(this.revalidateMs / 1000);
+    const every = Math.ceil(this.revalidateMs / 1000);
+    // The gate refuses a revalidation whose `every` is past a day: such a room does not say.
+    return every <= MAX_REVALIDATE_EVERY_SECONDS ? every : 0;
   }
   /** Marks an accepting 101 with `x-sessiongate-revalidate` (see `revalidateEverySeconds`); returns it. */
   announce(response) {

@@ -301,11 +301,21 @@ describe("Gate: expiry and revalidation", () => {
     // Without revalidation the gate must keep the socket's index entries forever: no header.
     assert.equal(announced({ env: { ADMISSION_KEY: KEY, GATE: gateBinding }, revalidateSeconds: 0 }), null);
     assert.equal(announced({ env: { ADMISSION_KEY: KEY }, revalidateSeconds: 30 }), null, "no binding to the gate");
+    assert.equal(announced({ env: { ADMISSION_KEY: KEY, GATE: gateBinding }, revalidateSeconds: 86_400 }), "86400");
+    assert.equal(announced({ env: { ADMISSION_KEY: KEY, GATE: gateBinding }, revalidateSeconds: 86_401 }), null, "past a day: the gate would refuse its every");
     const refused = { status: 401, headers: new Headers() };
     const { g } = setup({ env: { ADMISSION_KEY: KEY, GATE: gateBinding }, revalidateSeconds: 30 });
     assert.equal(g.announce(refused).headers.get("x-sessiongate-revalidate"), null, "only an accepting 101");
     const frozen = { status: 101, headers: { set() { throw new TypeError("immutable"); } } };
     assert.equal(g.announce(frozen), frozen, "immutable headers: the response as it was");
+  });
+  it("a room revalidating less often than daily sends no every, so the gate does not refuse its revalidations", async () => {
+    const endpoint = gate.revalidationEndpoint(KEY, () => ({ ok: true }));
+    const { g } = setup({ env: { ADMISSION_KEY: KEY, GATE: endpoint }, revalidateSeconds: 2 * 86_400 });
+    await join(g);
+    await g.revalidate();
+    assert.equal(endpoint.calls.length, 1);
+    assert.equal("every" in endpoint.calls[0].body, false);
   });
   it("keeps every socket on a 503, a network error, a bad signature or a malformed answer", async () => {
     const endpoint = gate.revalidationEndpoint(KEY, () => ({ ok: false, code: 4401, reason: "session revoked" }));
