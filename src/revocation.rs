@@ -480,55 +480,6 @@ impl IndexQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_app_room_revalidating_every_minute_renews_once_per_boundary_and_never_lapses() {
-        let every = revalidate_every_ms(60).unwrap();
-        let start = 3 * REFRESH_AFTER_MS + 17_000;
-        let mut until = app_entry_until(start, every);
-        let mut renewals = 0;
-        for n in 1..=60 {
-            let now = start + n * every;
-            assert!(
-                now < until,
-                "entries lapsed before the revalidation at {now}"
-            );
-            if renewal_due(now, every) {
-                renewals += 1;
-                until = app_entry_until(now, every);
-            }
-        }
-        // An hour of revalidations: one renewal per 5-minute boundary, as the built-in Room.
-        assert_eq!(renewals, 12);
-    }
-
-    #[test]
-    fn one_missed_renewal_does_not_let_an_app_rooms_entries_lapse() {
-        let every = revalidate_every_ms(90).unwrap();
-        let written = REFRESH_AFTER_MS; // renewed just after a boundary
-        let until = app_entry_until(written, every);
-        // The revalidation after the next boundary failed; the one after the boundary after
-        // that comes at the latest an interval past it.
-        let next_but_one = 3 * REFRESH_AFTER_MS + every - 1;
-        assert!(renewal_due(next_but_one, every));
-        assert!(next_but_one < until);
-    }
-
-    #[test]
-    fn an_interval_past_a_boundary_renews_at_every_revalidation() {
-        let every = revalidate_every_ms(600).unwrap();
-        assert!((0..5).all(|n| renewal_due(n * every + 1, every)));
-        assert!(app_entry_until(0, every) > REFRESH_AFTER_MS + every);
-    }
-
-    #[test]
-    fn a_revalidation_interval_outside_one_second_to_one_day_is_not_one() {
-        assert_eq!(revalidate_every_ms(1), Some(1000));
-        assert_eq!(revalidate_every_ms(86_400), Some(86_400_000));
-        for bad in [0, -1, 86_401, i64::MAX, i64::MIN] {
-            assert_eq!(revalidate_every_ms(bad), None, "{bad}");
-        }
-    }
     use serde_json::json;
 
     fn keys(k: &[&str]) -> Vec<String> {
@@ -839,5 +790,54 @@ mod tests {
         assert!(!entry_live(now as f64, now));
         assert!(!entry_live((now - ENTRY_TTL_MS) as f64, now));
         assert!(entry_live(1.0, now));
+    }
+
+    #[test]
+    fn an_app_room_revalidating_every_minute_renews_once_per_boundary_and_never_lapses() {
+        let every = revalidate_every_ms(60).unwrap();
+        let start = 3 * REFRESH_AFTER_MS + 17_000;
+        let mut until = app_entry_until(start, every);
+        let mut renewals = 0;
+        for n in 1..=60 {
+            let now = start + n * every;
+            assert!(
+                now < until,
+                "entries lapsed before the revalidation at {now}"
+            );
+            if renewal_due(now, every) {
+                renewals += 1;
+                until = app_entry_until(now, every);
+            }
+        }
+        // An hour of revalidations: one renewal per 5-minute boundary, as the built-in Room.
+        assert_eq!(renewals, 12);
+    }
+
+    #[test]
+    fn one_missed_renewal_does_not_let_an_app_rooms_entries_lapse() {
+        let every = revalidate_every_ms(90).unwrap();
+        let written = REFRESH_AFTER_MS; // renewed just after a boundary
+        let until = app_entry_until(written, every);
+        // The revalidation after the next boundary failed; the one after the boundary after
+        // that comes at the latest an interval past it.
+        let next_but_one = 3 * REFRESH_AFTER_MS + every - 1;
+        assert!(renewal_due(next_but_one, every));
+        assert!(next_but_one < until);
+    }
+
+    #[test]
+    fn an_interval_past_a_boundary_renews_at_every_revalidation() {
+        let every = revalidate_every_ms(600).unwrap();
+        assert!((0..5).all(|n| renewal_due(n * every + 1, every)));
+        assert!(app_entry_until(0, every) > REFRESH_AFTER_MS + every);
+    }
+
+    #[test]
+    fn a_revalidation_interval_outside_one_second_to_one_day_is_not_one() {
+        assert_eq!(revalidate_every_ms(1), Some(1000));
+        assert_eq!(revalidate_every_ms(86_400), Some(86_400_000));
+        for bad in [0, -1, 86_401, i64::MAX, i64::MIN] {
+            assert_eq!(revalidate_every_ms(bad), None, "{bad}");
+        }
     }
 }

@@ -144,12 +144,11 @@ impl DurableObject for RevocationIndex {
                 // (the value: when it expires, Unix ms, or 1 for never). For tests and
                 // operators; only the gate's own binding reaches it.
                 let id = req.text().await?;
-                let prefix = entry_prefix(&id);
-                let listed = storage
-                    .list_with_options(worker::ListOptions::new().prefix(&prefix))
-                    .await?;
-                let entries: Vec<String> = entries_of(&listed)
-                    .filter_map(|(k, v)| Some(format!("{} {}", v as i64, k.strip_prefix(&prefix)?)))
+                let entries: Vec<String> = self
+                    .entries_of_key(&id)
+                    .await?
+                    .into_iter()
+                    .map(|(room, value)| format!("{} {room}", value as i64))
                     .collect();
                 Response::from_json(&entries)
             }
@@ -238,18 +237,28 @@ impl DurableObject for RevocationIndex {
 }
 
 impl RevocationIndex {
-    /// The live room entries this shard lists for a key id.
-    async fn rooms_of(&self, id: &str) -> Result<Vec<String>> {
+    /// Every (room entry, value) this shard holds for a key id, expired or not.
+    async fn entries_of_key(&self, id: &str) -> Result<Vec<(String, f64)>> {
         let prefix = entry_prefix(id);
         let listed = self
             .state
             .storage()
             .list_with_options(worker::ListOptions::new().prefix(&prefix))
             .await?;
-        let now = util::now_ms();
         Ok(entries_of(&listed)
+            .filter_map(|(k, value)| Some((k.strip_prefix(&prefix)?.to_owned(), value)))
+            .collect())
+    }
+
+    /// The live room entries this shard lists for a key id.
+    async fn rooms_of(&self, id: &str) -> Result<Vec<String>> {
+        let now = util::now_ms();
+        Ok(self
+            .entries_of_key(id)
+            .await?
+            .into_iter()
             .filter(|(_, value)| entry_live(*value, now))
-            .filter_map(|(k, _)| k.strip_prefix(&prefix).map(str::to_owned))
+            .map(|(room, _)| room)
             .collect())
     }
 

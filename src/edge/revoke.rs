@@ -149,7 +149,8 @@ pub struct Outcome {
 /// Finds the key's rooms in the index (every shard, through the key's home shard) and asks
 /// only those, in parallel, to close the matching sockets. A listed room that held none of
 /// them is a stale entry (the key's sockets left it before the entry expired, or an app's
-/// room, whose entries do not expire): it cost this one request and is removed. An error means
+/// room that does not renew its entries, which then do not expire): it cost this one request
+/// and is removed. An error means
 /// the index did not list the rooms, and no room was asked; a room that did not answer is
 /// counted in `failed` instead.
 pub async fn revoke(env: &Env, config: &Config, target: &RevokeTarget) -> Result<Outcome> {

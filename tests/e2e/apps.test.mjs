@@ -9,10 +9,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRequire } from "node:module";
-import { createHash } from "node:crypto";
 import { Miniflare } from "miniflare";
 import { mac } from "../../packages/room/test/contract-signer.mjs";
-import { ROOT, SECRET_NEW, admit, gateWorker, closeAll, httpRequest, newSid, refuse, roomName, sessionRecord, signedCookie, sleep } from "./harness.mjs";
+import { ROOT, SECRET_NEW, admit, gateWorker, closeAll, httpRequest, indexKeyId, indexShard, newSid, refuse, roomName, sessionRecord, signedCookie, sleep } from "./harness.mjs";
 
 const require = createRequire(import.meta.url);
 const esbuild = require("esbuild");
@@ -164,12 +163,11 @@ describe("a route's target: the app's own Durable Object in another Worker", () 
   });
 
   it("an app room's index entries expire, and the room's revalidation renews them (no leftovers after its sockets left)", async () => {
-    const sha = (text) => createHash("sha256").update(text).digest();
     // What the room's index shard holds for a key there: when each entry expires (1: never).
     async function expiries(key, roomEntry) {
       const index = await mf.getDurableObjectNamespace("INDEX", "sessiongate");
-      const shard = index.get(index.idFromName(`shard:${sha(roomEntry).readUInt32BE(0) % 16}`));
-      const res = await shard.fetch("https://index/entries", { method: "POST", body: sha(key).toString("hex") });
+      const shard = index.get(index.idFromName(`shard:${indexShard(roomEntry)}`));
+      const res = await shard.fetch("https://index/entries", { method: "POST", body: indexKeyId(key) });
       assert.equal(res.status, 200);
       return (await res.json()).filter((line) => line.endsWith(` ${roomEntry}`)).map((line) => Number(line.split(" ")[0]));
     }

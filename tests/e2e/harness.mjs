@@ -11,7 +11,7 @@
 
 import { freePort } from "../support/net.mjs";
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
@@ -323,6 +323,20 @@ function tail(text, lines = 60) {
 }
 
 /* ----------------------------------------------------- the gate in Miniflare */
+
+/** The revocation index's default shard count (`index_shards`). */
+export const INDEX_SHARDS = 16;
+
+/** The index shard of a name, as `revocation::locate` (a key) and `room_shard` (a room entry,
+ * `<binding>/<room>`) compute it: the first four bytes of its SHA-256, mod the shard count. */
+export function indexShard(name, shards = INDEX_SHARDS) {
+  return createHash("sha256").update(name).digest().readUInt32BE(0) % shards;
+}
+
+/** A key's id in the index (what shards store, and an app's room tags sockets with): the hex SHA-256. */
+export function indexKeyId(key) {
+  return createHash("sha256").update(key).digest("hex");
+}
 
 /**
  * The built gate (build/, or another build's `dir`) as a Miniflare worker definition: workerd

@@ -6,14 +6,8 @@
 
 import { after, afterEach, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { Miniflare } from "miniflare";
-import { SECRET_NEW, admit, closeAll, gateWorker, httpRequest, newSid, roomName, sessionRecord, signedCookie, sleep } from "./harness.mjs";
-
-// The index's default shard count, and a name's shard as revocation::locate and room_shard
-// compute it: the first four bytes of its SHA-256, mod the count.
-const SHARDS = 16;
-const shardOf = (name) => createHash("sha256").update(name).digest().readUInt32BE(0) % SHARDS;
+import { INDEX_SHARDS as SHARDS, SECRET_NEW, admit, closeAll, gateWorker, httpRequest, indexShard as shardOf, newSid, roomName, sessionRecord, signedCookie, sleep } from "./harness.mjs";
 
 // workerd evicts an idle hibernatable Durable Object after about 10 s.
 const HIBERNATE_MS = 15_000;
