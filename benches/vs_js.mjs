@@ -13,7 +13,7 @@
 //            serializeAttachment, welcome with the peers, join to the others)
 //      (c)   (b)'s Worker as a pass-through: no checks, straight to the same Durable Object
 //      gate other  with GATE_OTHER_BUILD=<dir>: another build of the gate (index.js and
-//            index_bg.wasm in <dir>), to compare builds in one run
+//            index_bg.wasm in <dir>), to compare builds in one run (in the start-up part too)
 //      (d)   with VS_JS_INDEX_ANCHOR=1: (b) plus the gate's revocation index registration in
 //            JavaScript (benches/anchor/: the Room sends a socket's new keys to the index
 //            shard of the room and waits for the write before the 101): what the same job
@@ -250,7 +250,7 @@ const kvWorker :Workerd.Worker = (
   compatibilityDate = "2026-04-01",
 );
 const mainWorker :Workerd.Worker = (
-  modules = [ ${modules.map(([name, kind]) => `(name = ${q(name)}, ${kind} = embed ${q(name)})`).join(", ")} ],
+  modules = [ ${modules.map(([name, kind, file]) => `(name = ${q(name)}, ${kind} = embed ${q(file ?? name)})`).join(", ")} ],
   compatibilityDate = "2026-04-01",
   bindings = [ ${bindings.join(", ")},
     (name = "SESSIONS", kvNamespace = "kv"),
@@ -327,6 +327,14 @@ async function startup(bundle) {
     gate: { modules: [["index.js", "esModule"], ["index_bg.wasm", "wasm"]], bindings: [secrets, config], classes: gateClasses },
     "(b)": { modules: [["anchor.js", "esModule"]], bindings: [secrets], classes: [["ROOMS", "Room"]] },
   };
+  const other = process.env.GATE_OTHER_BUILD;
+  if (other) {
+    copyFileSync(join(other, "index.js"), join(dir, "other.js"));
+    copyFileSync(join(other, "index_bg.wasm"), join(dir, "index_bg.wasm.other"));
+    // The other build's shim imports "./index_bg.wasm": its own copy under that name, by a
+    // module name the capnp config maps.
+    variants["gate other"] = { modules: [["other.js", "esModule"], ["index_bg.wasm", "wasm", "index_bg.wasm.other"]], bindings: [secrets, config], classes: gateClasses };
+  }
   const times = {};
   const cpus = {};
   const listens = {};
@@ -363,6 +371,7 @@ async function startup(bundle) {
   const over = (key, t) => signed(median(t[key]) - median(t.empty));
   console.log(`  over the empty Worker, first answer: gate ${over("gate", times)} ms, (b) ${over("(b)", times)} ms   [${ANCHOR.startup}]`);
   console.log(`  of which listening (workerd loads the Worker and compiles its modules): gate ${over("gate", listens)} ms, (b) ${over("(b)", listens)} ms; workerd CPU: gate ${over("gate", cpus)} ms, (b) ${over("(b)", cpus)} ms`);
+  if (other) console.log(`  other build (${other}) over the empty Worker, first answer: ${over("gate other", times)} ms; listening ${over("gate other", listens)} ms`);
   console.log(`  of the gate's, its first log line (the empty Worker with one console.log per request): ${over("empty+log", times)} ms`);
 }
 

@@ -109,6 +109,23 @@ var shim_default = Entrypoint;`;
 
 let lean = source.slice(0, source.indexOf(start)) + hooks + entrypoint + source.slice(source.indexOf(end) + end.length);
 
+// The entrypoint's fetch: src/edge/entry.js in place of worker-build's, which hands every
+// request to the wasm's `fetch`. The entry calls the handshake's exports by their names in the
+// shim.
+const workerBuildFetch = /Entrypoint\.prototype\.fetch = function fetch2\(arg\) \{\s*return fetch\.call\(this, arg, this\.env, this\.ctx\);\s*\};/g;
+if ((lean.match(workerBuildFetch) ?? []).length !== 1) {
+  console.error(`lean-shim: ${file} does not hold worker-build's entrypoint fetch exactly once (has worker-build's shim changed?)`);
+  process.exit(1);
+}
+for (const name of ["function handshakeKey(", "function handshakeAdmit(", "function forwardToApp(", "var AppHandoff = class"]) {
+  if (!once(name)) {
+    console.error(`lean-shim: ${file} does not hold "${name}" exactly once (src/edge/entry.js calls it)`);
+    process.exit(1);
+  }
+}
+const entryFetch = readFileSync(new URL("../src/edge/entry.js", import.meta.url), "utf8");
+lean = lean.replace(workerBuildFetch, () => entryFetch);
+
 // wasm-bindgen's import that queues the task queue's run (`queueMicrotask(closure)`); the other
 // import of that name is the getter `arg0.queueMicrotask` it uses to see whether one exists.
 const microtask = /(__wbg_queueMicrotask_\w+: function\(arg0\) \{\s*)queueMicrotask\(arg0\);/g;
@@ -120,4 +137,4 @@ if (calls.length !== 1) {
 lean = lean.replace(microtask, "$1Promise.resolve().then(arg0);");
 
 writeFileSync(file, lean);
-console.log("lean-shim: class proxy hooks replaced, microtasks queued by a promise");
+console.log("lean-shim: class proxy hooks replaced, the entry's fetch in place, microtasks queued by a promise");

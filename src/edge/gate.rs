@@ -1,5 +1,8 @@
-//! The handshake: run the core decision on a request and forward admitted sockets to their
-//! Room.
+//! The handshake: every decision here, its I/O in the JavaScript entry (`entry.js`), which
+//! calls [`handshake_key`] (the checks that need no store, and the session's key), reads the
+//! key from KV, calls [`handshake_admit`] (the session's checks, and where the socket goes),
+//! and forwards: to the built-in Room itself, to an app's room through [`forward_handoff`].
+//! The Rust `fetch` (`mod.rs`) serves every other path.
 
 use std::borrow::Cow;
 
@@ -118,40 +121,79 @@ pub fn sessions(env: &Env, settings: &Settings) -> KvSessions {
     }
 }
 
-/// One handshake, top to bottom: the request checks, the one KV read, the session checks,
-/// then the hand-off to the Room. Every refusal is answered in [`deny`].
-///
-/// Answers with the runtime's own `Response`: the Room's 101 passes through as it came, where
-/// a `worker::Response` would be taken apart and built again (headers, status, socket).
-///
-/// Reads the runtime's request itself (`url` is its URL, read once by `fetch`): a
-/// `worker::Request` would also read its `cf` object and the URL again for every handshake.
-pub async fn handle(
-    req: web_sys::Request,
-    url: &str,
-    env: &Env,
-    settings: &Settings,
-) -> Result<web_sys::Response> {
-    let config = &settings.config;
+/// The request as the core reads it: `url` is the request's URL, read once.
+fn handshake<'a>(url: &'a str, method: &'a str, headers: &'a WorkerHeaders) -> Handshake<'a> {
     let (own_origin, path, query) = crate::decision::split_url(url);
-    let method = req.method();
-    let headers = WorkerHeaders(req.headers());
-    let handshake = Handshake {
-        method: &method,
+    Handshake {
+        method,
         path,
         query,
-        headers: &headers,
+        headers,
         own_origin,
+    }
+}
+
+/// A refusal as the JavaScript entry returns it: the runtime's `Response`.
+fn refused(denial: Denial, settings: &Settings) -> std::result::Result<JsValue, JsValue> {
+    Ok(web_sys::Response::from(deny(denial, settings)?).into())
+}
+
+/// Step 1 of a handshake, for the JavaScript entry (`entry.js`): every check that needs no
+/// store. Answers `[key, cacheTtl]`, the KV read to make next; a refusal (a `Response`); or
+/// `undefined` for a request the Rust `fetch` serves: another handler's path, or any request
+/// while the config does not compile (`fetch` answers it with the 500).
+#[wasm_bindgen(js_name = handshakeKey)]
+pub fn handshake_key(req: &web_sys::Request, env: &Env) -> std::result::Result<JsValue, JsValue> {
+    let Ok(settings) = util::settings(env) else {
+        return Ok(JsValue::UNDEFINED);
     };
+    let url = req.url();
+    let (method, headers) = (req.method(), WorkerHeaders(req.headers()));
+    let handshake = handshake(&url, &method, &headers);
+    if super::served_elsewhere(handshake.path) {
+        return Ok(JsValue::UNDEFINED);
+    }
+    match check_request(&handshake, &settings.secrets, &settings.config) {
+        Ok(checked) => {
+            let ttl = settings
+                .config
+                .cache_ttl
+                .map_or(JsValue::UNDEFINED, JsValue::from);
+            Ok(js_sys::Array::of2(&checked.key().into(), &ttl).into())
+        }
+        Err(denial) => refused(denial, &settings),
+    }
+}
+
+/// Step 2, once the entry read the key step 1 named: `stored` is its value (`undefined` when
+/// there is none), `failure` why the read failed. Checks the request again rather than take
+/// anything from step 1 back through JavaScript (the checks that need no store cost a few
+/// microseconds), then the session. Answers a refusal (a `Response`), `[stub, request]` for
+/// the entry to hand to the built-in Room (`stub.fetch(request)`), or an [`AppHandoff`] for
+/// [`forward_handoff`].
+#[wasm_bindgen(js_name = handshakeAdmit)]
+pub fn handshake_admit(
+    req: &web_sys::Request,
+    env: &Env,
+    stored: Option<String>,
+    failure: Option<String>,
+) -> std::result::Result<JsValue, JsValue> {
+    let settings = util::settings(env)?;
+    let config = &settings.config;
+    let url = req.url();
+    let (method, headers) = (req.method(), WorkerHeaders(req.headers()));
+    let handshake = handshake(&url, &method, &headers);
     let checked = match check_request(&handshake, &settings.secrets, config) {
         Ok(checked) => checked,
-        Err(denial) => return deny(denial, settings).map(Into::into),
+        Err(denial) => return refused(denial, &settings),
     };
-    let stored = sessions(env, settings).load(checked.key()).await;
-    let stored = stored.as_ref().map(Option::as_deref).map_err(Clone::clone);
+    let stored = match failure {
+        Some(failure) => Err(StoreError(failure)),
+        None => Ok(stored.as_deref()),
+    };
     let admission = match check_session(checked, stored, config, util::now_ms()) {
         Ok(admission) => admission,
-        Err(denial) => return deny(denial, settings).map(Into::into),
+        Err(denial) => return refused(denial, &settings),
     };
     if util::sample(config.log_admissions) {
         util::log(&LogEvent::Decision(log::Decision::Admit {
@@ -168,14 +210,29 @@ pub async fn handle(
     let stored = match attachment.to_stored() {
         Ok(stored) => stored,
         Err(too_large) => {
-            return too_large_session(&admission.room, &attachment, &too_large).map(Into::into)
+            let answer = too_large_session(&admission.room, &attachment, &too_large)?;
+            return Ok(web_sys::Response::from(answer).into());
         }
     };
     if let Some(binding) = &config.routes[admission.route].target {
-        let req = Request::from(req);
-        return forward_to_app(req, env, settings, binding, &admission.room, &attachment).await;
+        return Ok(AppHandoff {
+            binding: binding.clone(),
+            room: admission.room.into_owned(),
+            attachment,
+        }
+        .into());
     }
-    forward(env, &admission.room, &stored).await
+    // The built-in Room reads nothing of the client's request but the upgrade, so it gets a
+    // new one carrying only that and the admission: no client header can reach it.
+    let stub = env::rooms(env)?.id_from_name(&admission.room)?.get_stub()?;
+    let encoded = RoomAdmission::encode(&admission.room, &stored).map_err(util::error)?;
+    let forwarded = util::request(
+        "GET",
+        "https://room/",
+        None,
+        &[("upgrade", "websocket"), (ADMISSION_HEADER, &encoded)],
+    )?;
+    Ok(js_sys::Array::of2(&stub.into_rpc::<JsValue>(), forwarded.inner()).into())
 }
 
 /// Logs a refusal (the failing rule or store error included, the sid only as its tag) and
@@ -238,26 +295,37 @@ fn to_room(req: &Request) -> Result<Request> {
     Ok(forwarded)
 }
 
-/// Hands an admitted handshake to the built-in Room. The Room reads nothing of the client's
-/// request but the upgrade, so it gets a new one carrying only that and the admission: no
-/// client header can reach it, and nothing is copied header by header.
-async fn forward(env: &Env, room: &str, stored_attachment: &str) -> Result<web_sys::Response> {
-    let stub = env::rooms(env)?.id_from_name(room)?.get_stub()?;
-    let admission = RoomAdmission::encode(room, stored_attachment).map_err(util::error)?;
-    let forwarded = util::request(
-        "GET",
-        "https://room/",
-        None,
-        &[("upgrade", "websocket"), (ADMISSION_HEADER, &admission)],
-    )?;
-    fetch_raw(stub, forwarded).await
-}
-
 /// `stub.fetch(request)`, its answer left as the runtime's `Response`.
 async fn fetch_raw(stub: worker::Stub, req: Request) -> Result<web_sys::Response> {
     let stub: worker::worker_sys::DurableObject = stub.into_rpc();
     let answer = JsFuture::from(stub.fetch_with_request(req.inner())?).await?;
     Ok(answer.unchecked_into())
+}
+
+/// An admitted handshake to an app's own room (a route's `target`), from step 2 to
+/// [`forward_to_app`] through the entry.
+#[wasm_bindgen]
+pub struct AppHandoff {
+    binding: String,
+    room: String,
+    attachment: Attachment,
+}
+
+/// Step 3 for an app's room, called by the entry with step 2's [`AppHandoff`].
+#[wasm_bindgen(js_name = forwardToApp, wasm_bindgen_futures = worker::wasm_bindgen_futures)]
+pub async fn forward_handoff(
+    req: web_sys::Request,
+    env: Env,
+    handoff: AppHandoff,
+) -> std::result::Result<web_sys::Response, JsValue> {
+    let settings = util::settings(&env)?;
+    let AppHandoff {
+        binding,
+        room,
+        attachment,
+    } = handoff;
+    let req = Request::from(req);
+    Ok(forward_to_app(req, &env, &settings, &binding, &room, &attachment).await?)
 }
 
 /// Forwards to an app's own room (a route's `target`) with the signed admission of

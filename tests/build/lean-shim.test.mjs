@@ -53,6 +53,24 @@ var wasmImports = {
 export { wasmImports };
 `;
 
+// The entrypoint as worker-build declares it (its fetch hands every request to the wasm's),
+// with the wasm's exports that src/edge/entry.js calls, each passing to a fake in `wasm`.
+const ENTRYPOINT = `export var wasm = {
+  key: () => undefined,
+  admit: () => { throw new Error("step 2 not expected"); },
+  forward: (request, env, handoff) => ({ forwarded: handoff }),
+  fetch: (req) => "answer to " + req,
+};
+function handshakeKey(request, env) { return wasm.key(request, env); }
+function handshakeAdmit(request, env, stored, failure) { return wasm.admit(request, env, stored, failure); }
+function forwardToApp(request, env, handoff) { return wasm.forward(request, env, handoff); }
+export var AppHandoff = class {};
+function fetch(req, env, ctx) { return wasm.fetch(req, env, ctx); }
+var Entrypoint = class { constructor(env, ctx) { this.env = env; this.ctx = ctx; } };
+Entrypoint.prototype.fetch = function fetch2(arg) {
+  return fetch.call(this, arg, this.env, this.ctx);
+};`;
+
 class Room {
   static made = 0;
   constructor(name) {
@@ -73,11 +91,7 @@ class Room {
 async function shimmed() {
   const dir = mkdtempSync(join(tmpdir(), "lean-shim-"));
   const file = join(dir, "index.mjs");
-  // The entrypoint as worker-build declares it: its handlers call the module's exports.
-  const entrypoint = `export var exported = { fetch: (req) => "answer to " + req };
-var Entrypoint = class {};
-Entrypoint.prototype.fetch = function (req) { return exported.fetch(req); };`;
-  writeFileSync(file, `${entrypoint}\n${FIXTURE}\nexport const wrap = (cls) => new Proxy(cls, classProxyHooks);\nexport { shim_default };\n`);
+  writeFileSync(file, `${ENTRYPOINT}\n${FIXTURE}\nexport const wrap = (cls) => new Proxy(cls, classProxyHooks);\nexport { shim_default };\n`);
   execFileSync(process.execPath, [join(ROOT, "scripts/lean-shim.mjs"), file], { stdio: "pipe" });
   return import(pathToFileURL(file).href);
 }
@@ -118,18 +132,79 @@ describe("lean-shim", () => {
   });
 
   it("the entrypoint's methods are guarded in place, with the same recovery", async () => {
-    const { shim_default: Entrypoint, exported, resets } = await shimmed();
-    const a = new Entrypoint();
-    const b = new Entrypoint();
-    assert.equal(a.fetch("q"), "answer to q");
+    const { shim_default: Entrypoint, wasm, resets } = await shimmed();
+    const a = new Entrypoint({}, {});
+    const b = new Entrypoint({}, {});
+    assert.equal(await a.fetch("q"), "answer to q");
     assert.equal(a.fetch, b.fetch, "one guarded method for every request's object");
-    exported.fetch = () => {
+    wasm.key = () => {
       throw new WebAssembly.RuntimeError("unreachable");
     };
-    assert.throws(() => a.fetch("q"), WebAssembly.RuntimeError);
-    exported.fetch = (req) => "again " + req;
-    assert.equal(new Entrypoint().fetch("r"), "again r");
+    await assert.rejects(a.fetch("q"), WebAssembly.RuntimeError);
+    wasm.key = () => undefined;
+    wasm.fetch = (req) => "again " + req;
+    assert.equal(await new Entrypoint({}, {}).fetch("r"), "again r");
     assert.equal(resets.count, 1, "the next request reinitialized first");
+  });
+
+  it("the entry: a request step 1 does not take goes to the Rust fetch, with env and ctx", async () => {
+    const { shim_default: Entrypoint, wasm } = await shimmed();
+    const env = { SESSIONS: { get: () => assert.fail("no session read") } };
+    const ctx = { waitUntil() {} };
+    let seen;
+    wasm.fetch = (...args) => (seen = args, "rust");
+    assert.equal(await new Entrypoint(env, ctx).fetch("req"), "rust");
+    assert.deepEqual(seen, ["req", env, ctx]);
+  });
+
+  it("the entry: step 1's refusal is the answer, and no session is read", async () => {
+    const { shim_default: Entrypoint, wasm } = await shimmed();
+    const refusal = { status: 403 };
+    wasm.key = () => refusal;
+    const env = { SESSIONS: { get: () => assert.fail("no session read") } };
+    assert.equal(await new Entrypoint(env, {}).fetch("req"), refusal);
+  });
+
+  it("the entry: step 1's key is read with its cacheTtl, step 2 gets the value, the built-in Room the request", async () => {
+    const { shim_default: Entrypoint, wasm } = await shimmed();
+    const reads = [];
+    const env = { SESSIONS: { get: async (...args) => (reads.push(args), '{"cookie":{}}') } };
+    const stub = { fetch: async (request) => ({ status: 101, request }) };
+    let step2;
+    wasm.key = (request, e) => (assert.equal(e, env), ["sess:abc", 60]);
+    wasm.admit = (...args) => (step2 = args, [stub, "to the room"]);
+    assert.deepEqual(await new Entrypoint(env, {}).fetch("req"), { status: 101, request: "to the room" });
+    assert.deepEqual(reads, [["sess:abc", { cacheTtl: 60 }]]);
+    assert.deepEqual(step2, ["req", env, '{"cookie":{}}', undefined]);
+    wasm.key = () => ["sess:none", undefined];
+    env.SESSIONS.get = async (...args) => (reads.push(args), null);
+    await new Entrypoint(env, {}).fetch("req");
+    assert.deepEqual(reads[1], ["sess:none", undefined], "no options without a cacheTtl");
+    assert.deepEqual(step2, ["req", env, null, undefined], "no session: null, no failure");
+  });
+
+  it("the entry: a read that fails, or no KV binding, is step 2's failure (which refuses)", async () => {
+    const { shim_default: Entrypoint, wasm } = await shimmed();
+    let step2;
+    wasm.key = () => ["sess:abc", undefined];
+    wasm.admit = (...args) => (step2 = args, { status: 503 });
+    const failing = { SESSIONS: { get: async () => { throw new Error("KV GET failed: 414"); } } };
+    assert.deepEqual(await new Entrypoint(failing, {}).fetch("req"), { status: 503 });
+    assert.deepEqual(step2, ["req", failing, null, "KV GET failed: 414"]);
+    for (const env of [{}, { SESSIONS: "a var, not a namespace" }]) {
+      await new Entrypoint(env, {}).fetch("req");
+      assert.deepEqual(step2, ["req", env, null, "KV binding SESSIONS is not bound"]);
+    }
+  });
+
+  it("the entry: an app room's handoff goes to forwardToApp", async () => {
+    const { shim_default: Entrypoint, wasm, AppHandoff } = await shimmed();
+    const handoff = new AppHandoff();
+    const env = { SESSIONS: { get: async () => "{}" } };
+    wasm.key = () => ["sess:abc", undefined];
+    wasm.admit = () => handoff;
+    wasm.forward = (request, e, h) => (assert.equal(request, "req"), assert.equal(e, env), { forwarded: h });
+    assert.deepEqual(await new Entrypoint(env, {}).fetch("req"), { forwarded: handoff });
   });
 
   it("queues the futures' task queue as a microtask of a resolved promise, the getter left alone", async () => {
@@ -149,7 +224,7 @@ describe("lean-shim", () => {
   it("refuses glue without the one queueMicrotask call it replaces", () => {
     const dir = mkdtempSync(join(tmpdir(), "lean-shim-"));
     const file = join(dir, "index.mjs");
-    writeFileSync(file, `var Entrypoint = class {};\n${FIXTURE.replace("queueMicrotask(arg0);", "other(arg0);")}`);
+    writeFileSync(file, `${ENTRYPOINT}\n${FIXTURE.replace("queueMicrotask(arg0);", "other(arg0);")}`);
     assert.throws(() => execFileSync(process.execPath, [join(ROOT, "scripts/lean-shim.mjs"), file], { stdio: "pipe" }), (e) => e.status === 1 && /queueMicrotask/.test(String(e.stderr)));
   });
 
@@ -161,10 +236,18 @@ describe("lean-shim", () => {
     assert.equal(readFileSync(file, "utf8").includes("otherHooks"), true, "left as it was");
   });
 
+  it("refuses a shim whose entrypoint fetch is not worker-build's, rather than keep it", () => {
+    const dir = mkdtempSync(join(tmpdir(), "lean-shim-"));
+    const file = join(dir, "index.mjs");
+    writeFileSync(file, `${ENTRYPOINT.replace("fetch.call(this, arg", "other.call(this, arg")}\n${FIXTURE}`);
+    assert.throws(() => execFileSync(process.execPath, [join(ROOT, "scripts/lean-shim.mjs"), file], { stdio: "pipe" }), (e) => e.status === 1 && /entrypoint fetch/.test(String(e.stderr)));
+  });
+
   it("the built Worker carries the lean hooks (after scripts/build.sh)", () => {
     const built = readFileSync(join(ROOT, "build/index.js"), "utf8");
     assert.match(built, /WeakMap/, "build/index.js: the guarded methods' cache");
     assert.doesNotMatch(built, /async apply\(/, "build/index.js: worker-build's per-call proxies");
     assert.match(built, /__wbg_queueMicrotask_\w+:function\(\w\)\{Promise\.resolve\(\)\.then\(\w\)\}/, "build/index.js: the task queue scheduled by a promise");
+    assert.match(built, /KV binding SESSIONS is not bound/, "build/index.js: src/edge/entry.js as the entrypoint's fetch");
   });
 });
