@@ -50,6 +50,11 @@ pub struct Ticket {
     pub params: Vec<(String, String)>,
     #[serde(rename = "q", default)]
     pub request: RequestFacts,
+    /// The socket's `revoke_by` values as admitted (path, value), which a renewal of its index
+    /// entries lists ([`Ticket::renewal_keys`]). `None` in a ticket written before tickets
+    /// carried them.
+    #[serde(rename = "k", default, skip_serializing_if = "Option::is_none")]
+    pub revoke_keys: Option<Vec<(String, Value)>>,
 }
 
 impl Ticket {
@@ -59,6 +64,20 @@ impl Ticket {
             route: a.route,
             params: a.params.clone(),
             request: a.request.clone(),
+            revoke_keys: Some(a.revoke_keys.clone()),
+        }
+    }
+
+    /// The revocation keys a renewal of this socket's index entries lists: those it was
+    /// admitted with, which are what the room tagged it with (`revoke` of the admission) and
+    /// what the built-in Room renews for its own sockets. The session's keys as they stand
+    /// (`current`) would miss a `revoke_by` value changed on a live sid (a login without
+    /// `regenerate`): the old value's entry would lapse while the socket it names stays open.
+    /// `current` only for a ticket that does not carry its keys.
+    pub fn renewal_keys<P: AsRef<str>>(&self, current: &[(P, Value)]) -> Vec<String> {
+        match &self.revoke_keys {
+            Some(admitted) => crate::revocation::socket_keys(&self.sid, admitted),
+            None => crate::revocation::socket_keys(&self.sid, current),
         }
     }
 
@@ -80,7 +99,7 @@ impl Ticket {
             params: self.params.clone(),
             request: self.request.clone(),
             expires_at_ms: None,
-            revoke_keys: Vec::new(),
+            revoke_keys: self.revoke_keys.clone().unwrap_or_default(),
             departed: false,
         }
     }
@@ -233,6 +252,53 @@ mod tests {
         let ticket = Ticket::decode(body["ticket"].as_str().unwrap()).unwrap();
         assert_eq!(ticket, Ticket::of(&a));
         assert_eq!(ticket.as_attachment().sid, a.sid);
+    }
+
+    #[test]
+    fn a_renewal_lists_the_keys_the_socket_was_admitted_with_not_the_sessions_as_they_stand() {
+        use crate::revocation::{field_key, sid_key};
+        // Admitted as u-old; then a login on the same sid without regenerate made it u-new.
+        let mut a = socket();
+        a.revoke_keys = vec![("passport.user".into(), json!("u-old"))];
+        let signed = admission(
+            "k",
+            "room:lobby",
+            "/ws/rooms/:room",
+            &a,
+            &[],
+            1_000,
+            &[7; 16],
+        );
+        let body: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&signed.value).unwrap()).unwrap();
+        let admitted = Ticket::decode(body["ticket"].as_str().unwrap()).unwrap();
+        let now = [("passport.user", json!("u-new"))];
+        assert_eq!(
+            admitted.renewal_keys(&now),
+            vec![sid_key(&a.sid), field_key("passport.user", &json!("u-old"))]
+        );
+        assert_eq!(admitted.as_attachment().revoke_keys, a.revoke_keys);
+    }
+
+    #[test]
+    fn a_ticket_written_before_tickets_carried_keys_renews_the_sessions_as_they_stand() {
+        use crate::revocation::{field_key, sid_key};
+        let old = serde_json::json!({"s": "abc", "r": 1, "p": [["room", "lobby"]]});
+        let ticket = Ticket::decode(&URL_SAFE_NO_PAD.encode(old.to_string())).unwrap();
+        assert_eq!(ticket.revoke_keys, None);
+        let now = [("passport.user", json!("u-new"))];
+        assert_eq!(
+            ticket.renewal_keys(&now),
+            vec![sid_key("abc"), field_key("passport.user", &json!("u-new"))]
+        );
+        // The gate's tickets always carry their keys, none as an empty list.
+        let written: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(Ticket::of(&socket()).encode())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(written["k"], json!([]));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use crate::admission::{mac, revalidation, Ticket, REVALIDATED_LABEL};
 use crate::decision::readmit;
 use crate::log::{Clipped, LogEvent};
-use crate::revocation::{app_entry_until, renewal_due, socket_keys};
+use crate::revocation::{app_entry_until, renewal_due};
 use serde_json::{json, Value};
 use worker::{Env, Method, Request, Response, Result};
 
@@ -66,7 +66,7 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
                     let target = config.routes[admission.route].target.as_deref();
                     if let (Some(binding), Some(_)) = (target, renew) {
                         let entry = index::room_entry(binding, &admission.room);
-                        let keys = socket_keys(&ticket.sid, &admission.revoke_keys);
+                        let keys = ticket.renewal_keys(&admission.revoke_keys);
                         match renewals.iter_mut().find(|(e, _)| *e == entry) {
                             Some((_, listed)) => listed.extend(keys),
                             None => renewals.push((entry, keys)),

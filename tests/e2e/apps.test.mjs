@@ -102,6 +102,27 @@ function revoke(body) {
   });
 }
 
+/** What the room's index shard holds for a key there: when each entry expires (1: never). */
+async function expiries(key, roomEntry) {
+  const index = await mf.getDurableObjectNamespace("INDEX", "sessiongate");
+  const shard = index.get(index.idFromName(`shard:${indexShard(roomEntry)}`));
+  const res = await shard.fetch("https://index/entries", { method: "POST", body: indexKeyId(key) });
+  assert.equal(res.status, 200);
+  return (await res.json()).filter((line) => line.endsWith(` ${roomEntry}`)).map((line) => Number(line.split(" ")[0]));
+}
+/** A revalidation as an app's room signs it (docs/ADMISSION.md section 3). */
+function revalidate(payload) {
+  const body = JSON.stringify(payload);
+  return httpRequest("POST", new URL("/_sessiongate/revalidate", base).href, {
+    headers: { "content-type": "application/json", "x-sessiongate-signature": mac(ADMISSION_KEY, "sessiongate-revalidate-v1", body) },
+    body,
+  });
+}
+/** A ticket as the gate writes it (src/admission.rs, `Ticket`): opaque to rooms. */
+const ticketOf = (fields) => Buffer.from(JSON.stringify(fields)).toString("base64url");
+/** An app room's index entries live this long past their last write, plus two intervals. */
+const ENTRY_TTL = 10 * 60_000;
+
 describe("a route's target: the app's own Durable Object in another Worker", () => {
   it("admits into the app's room, which sees the verified session and every peer's", async () => {
     const room = `/ws/app/${roomName()}`;
@@ -163,22 +184,6 @@ describe("a route's target: the app's own Durable Object in another Worker", () 
   });
 
   it("an app room's index entries expire, and the room's revalidation renews them (no leftovers after its sockets left)", async () => {
-    // What the room's index shard holds for a key there: when each entry expires (1: never).
-    async function expiries(key, roomEntry) {
-      const index = await mf.getDurableObjectNamespace("INDEX", "sessiongate");
-      const shard = index.get(index.idFromName(`shard:${indexShard(roomEntry)}`));
-      const res = await shard.fetch("https://index/entries", { method: "POST", body: indexKeyId(key) });
-      assert.equal(res.status, 200);
-      return (await res.json()).filter((line) => line.endsWith(` ${roomEntry}`)).map((line) => Number(line.split(" ")[0]));
-    }
-    const revalidate = (payload) => {
-      const body = JSON.stringify(payload);
-      return httpRequest("POST", new URL("/_sessiongate/revalidate", base).href, {
-        headers: { "content-type": "application/json", "x-sessiongate-signature": mac(ADMISSION_KEY, "sessiongate-revalidate-v1", body) },
-        body,
-      });
-    };
-    const TTL = 10 * 60_000;
     const s = await newSession();
     const name = roomName();
     const entry = `APP_ROOMS/app:${name}`;
@@ -188,16 +193,17 @@ describe("a route's target: the app's own Durable Object in another Worker", () 
     // The example room's 101 says it revalidates every second: the entry expires, ten minutes
     // and two intervals on.
     const [admitted] = await expiries(`sid:${s.sid}`, entry);
-    assert.ok(admitted >= before + TTL + 2_000 && admitted <= after + TTL + 2_000, `expires at ${admitted}, admitted between ${before} and ${after}`);
+    assert.ok(admitted >= before + ENTRY_TTL + 2_000 && admitted <= after + ENTRY_TTL + 2_000, `expires at ${admitted}, admitted between ${before} and ${after}`);
     // A revalidation that says it comes hourly renews it for two hours more (a five-minute
-    // boundary always falls within an hour); the ticket as the gate wrote it (route 1).
-    const ticket = Buffer.from(JSON.stringify({ s: s.sid, r: 1, p: [["room", name]] })).toString("base64url");
+    // boundary always falls within an hour); a ticket from before tickets carried the socket's
+    // keys (route 1), which renews the session's as they stand.
+    const ticket = ticketOf({ s: s.sid, r: 1, p: [["room", name]] });
     const t0 = Date.now();
     const hourly = await revalidate({ v: 1, tickets: [ticket], every: 3600 });
     assert.equal(hourly.status, 200, hourly.body);
     assert.deepEqual(JSON.parse(hourly.body).results, [{ ok: true }]);
     const [renewed] = await expiries(`sid:${s.sid}`, entry);
-    assert.ok(renewed >= t0 + TTL + 7_200_000 && renewed <= Date.now() + TTL + 7_200_000, `renewed to ${renewed}`);
+    assert.ok(renewed >= t0 + ENTRY_TTL + 7_200_000 && renewed <= Date.now() + ENTRY_TTL + 7_200_000, `renewed to ${renewed}`);
     // A room that does not say how often renews nothing; a malformed interval is refused.
     assert.equal((await revalidate({ v: 1, tickets: [ticket] })).status, 200);
     assert.deepEqual(await expiries(`sid:${s.sid}`, entry), [renewed]);
@@ -207,6 +213,31 @@ describe("a route's target: the app's own Durable Object in another Worker", () 
     const gone = await revalidate({ v: 1, tickets: [ticket], every: 3600 });
     assert.deepEqual(JSON.parse(gone.body).results, [{ ok: false, code: 4401, reason: "session revoked" }]);
     assert.deepEqual(await expiries(`sid:${s.sid}`, entry), [renewed]);
+  });
+
+  it("a renewal lists the keys a socket was admitted with: a login as someone else on its sid does not let the old user's entry lapse", async () => {
+    const user = `u-${newSid().slice(0, 8)}`;
+    const keyOf = (u) => `field:passport.user=${JSON.stringify(u)}`;
+    const s = await newSession({ user });
+    const name = roomName();
+    const entry = `APP_ROOMS/app:${name}`;
+    const conn = await admit(ws(`/ws/app/${name}`), { cookie: s.cookie });
+    const [admitted] = await expiries(keyOf(user), entry);
+    assert.ok(admitted > Date.now() && admitted <= Date.now() + ENTRY_TTL + 2_000, `expires at ${admitted}`);
+    // The same sid now holds another user (a login without regenerate); the rules still hold.
+    await kv.put(`sess:${s.sid}`, JSON.stringify(sessionRecord({ user: `${user}-new` })));
+    const ticket = ticketOf({ s: s.sid, r: 1, p: [["room", name]], k: [["passport.user", user]] });
+    const t0 = Date.now();
+    const r = await revalidate({ v: 1, tickets: [ticket], every: 3600 });
+    assert.deepEqual(JSON.parse(r.body).results, [{ ok: true }]);
+    const [renewed] = await expiries(keyOf(user), entry);
+    assert.ok(renewed >= t0 + ENTRY_TTL + 7_200_000, `the admitted user's entry renewed to ${renewed}, not past ${t0 + ENTRY_TTL + 7_200_000}`);
+    assert.deepEqual(await expiries(keyOf(`${user}-new`), entry), [], "no entry for a value no socket of the room was admitted with");
+    // What the entry is for: a revocation of the admitted user still reaches the socket.
+    const res = await revoke({ session: { field: "passport.user", equals: user } });
+    assert.equal(JSON.parse(res.body).closed, 1, res.body);
+    const info = await conn.waitClose(1000);
+    assert.deepEqual({ code: info.code, reason: info.reason }, { code: 4401, reason: "session revoked" });
   });
 
   it("the revalidation endpoint refuses an unsigned request", async () => {
