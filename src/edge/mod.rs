@@ -13,17 +13,35 @@ mod util;
 
 use worker::{event, web_sys, Context, Env, Request, Response, Result};
 
-/// Paths with a handler of their own; the JavaScript entry (`entry.js`) takes every other
-/// request for a handshake (`gate.rs`).
-fn served_elsewhere(path: &str) -> bool {
-    path == revalidate::PATH
-        || path == revoke::PATH
-        || path.starts_with(crate::store_api::PATH_PREFIX)
-        || path.starts_with("/demo/")
+/// The requests with a handler of their own, by path; the JavaScript entry (`entry.js`) takes
+/// every other request for a handshake (`gate.rs`).
+enum Handler<'a> {
+    Revalidate,
+    Revoke,
+    StoreApi,
+    /// `/demo/<action>` (answered only when `demo_login` is on).
+    Demo(&'a str),
 }
 
-/// The requests the JavaScript entry does not take (see [`served_elsewhere`]), and every
-/// request while the config does not compile.
+fn handler_of(path: &str) -> Option<Handler<'_>> {
+    if path == revalidate::PATH {
+        Some(Handler::Revalidate)
+    } else if path == revoke::PATH {
+        Some(Handler::Revoke)
+    } else if path.starts_with(crate::store_api::PATH_PREFIX) {
+        Some(Handler::StoreApi)
+    } else {
+        path.strip_prefix("/demo/").map(Handler::Demo)
+    }
+}
+
+/// Is `path` one of [`Handler`]'s, which the Rust `fetch` serves?
+fn served_elsewhere(path: &str) -> bool {
+    handler_of(path).is_some()
+}
+
+/// The requests of a [`Handler`], which the JavaScript entry hands over, and every request
+/// while the config does not compile.
 #[event(fetch)]
 async fn fetch(raw: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
     let settings = match util::settings(&env) {
@@ -40,21 +58,15 @@ async fn fetch(raw: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
     };
     let url = raw.url();
     let (_, path, _) = crate::decision::split_url(&url);
-    let path = path.to_owned();
     let req = Request::from(raw);
-    let answer = if path == revalidate::PATH {
-        revalidate::handle(req, &env, &settings).await
-    } else if path == revoke::PATH {
-        revoke::handle(req, &env, &settings).await
-    } else if path.starts_with(crate::store_api::PATH_PREFIX) {
-        store_api::handle(req, &env, &settings).await
-    } else if let Some(action) = path
-        .strip_prefix("/demo/")
-        .filter(|_| settings.config.demo_login)
-    {
-        demo::handle(action, req, &env, &settings).await
-    } else {
-        Response::error("not found", 404)
+    let answer = match handler_of(path) {
+        Some(Handler::Revalidate) => revalidate::handle(req, &env, &settings).await,
+        Some(Handler::Revoke) => revoke::handle(req, &env, &settings).await,
+        Some(Handler::StoreApi) => store_api::handle(req, &env, &settings).await,
+        Some(Handler::Demo(action)) if settings.config.demo_login => {
+            demo::handle(action, req, &env, &settings).await
+        }
+        _ => Response::error("not found", 404),
     };
     answer.map(Into::into)
 }
