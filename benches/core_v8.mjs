@@ -32,10 +32,11 @@
 
 import { execFileSync } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
 import cookie from "cookie";
 import signature from "cookie-signature";
 
@@ -198,3 +199,17 @@ const node = med["Node stack"];
 console.log(`Node stack / core, batch     ${(node / med["core, batch"]).toFixed(2)}x`);
 console.log(`Node stack / core, per call  ${(node / med["core, per call"]).toFixed(2)}x`);
 console.log(`anchor: ${ANCHOR}`);
+
+// The core's own wasm, without the Worker layer (the crate without its `edge` feature), made
+// as scripts/build.sh makes the Worker's: wasm-bindgen, then wasm-opt -Oz. What the handshake
+// decision and the config cost in size, against the Worker's whole wasm.
+const optimized = join(PKG, "core-oz.wasm");
+execFileSync(join(ROOT, "node_modules", ".bin", "wasm-opt"), [
+  join(PKG, "sessiongate_core_v8_bg.wasm"), "-Oz", "--strip-debug", "--strip-producers", "-o", optimized,
+  "--enable-mutable-globals", "--enable-sign-ext", "--enable-nontrapping-float-to-int", "--enable-bulk-memory",
+  "--enable-multivalue", "--enable-reference-types",
+]);
+const coreWasm = readFileSync(optimized);
+rmSync(optimized);
+const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
+console.log(`core wasm (the decision and the config, no Worker layer, wasm-opt -Oz): ${kb(coreWasm.length)} raw, ${kb(gzipSync(coreWasm, { level: 9 }).length)} gzipped   [issue 13: the Worker's whole wasm, target 150 KB gzipped]`);

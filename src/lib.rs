@@ -7,8 +7,9 @@
 //!   ([`protocol`], [`counter`]), [`store_api`], the Worker's [`log`] lines) that has no `worker`
 //!   dependency, so `cargo test` runs it natively, the `sessiongate` CLI links it, and every
 //!   decision is testable without a socket;
-//! * the Worker layer (`edge`, only on `wasm32`) that adapts `worker::Request`, `Env`,
-//!   `KvStore` and Durable Object state to the core and does the I/O.
+//! * the Worker layer (`edge`, only on `wasm32`, behind the default feature `edge`) that
+//!   adapts `worker::Request`, `Env`, `KvStore` and Durable Object state to the core and does
+//!   the I/O.
 
 pub mod admission;
 pub mod config;
@@ -31,5 +32,5 @@ pub mod signature;
 pub mod store_api;
 pub mod time;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "edge"))]
 mod edge;
