@@ -12,17 +12,17 @@ Entrypoint.prototype.fetch = async function fetch2(request) {
   const step = handshakeKey(request, env);
   if (step === undefined) return fetch(request, env, this.ctx);
   if (!Array.isArray(step)) return step; // a refusal
-  const [key, cacheTtl] = step;
-  // The sessions' KV namespace (src/edge/env.rs). A binding that is missing, like a read that
-  // fails, is the store's failure, which step 2 refuses as the route says (never admits).
+  // The read step 1 chose: the sessions' namespace, the key and the options, or why the binding
+  // cannot be opened. That, like a read that fails, is the store's failure, which step 2
+  // refuses as the route says (never admits).
+  const [sessions, key, options] = step;
   let stored = null;
   let failure;
-  const sessions = env.SESSIONS;
-  if (typeof sessions?.get !== "function") {
-    failure = "KV binding SESSIONS is not bound";
+  if (typeof sessions === "string") {
+    failure = sessions;
   } else {
     try {
-      stored = await sessions.get(key, cacheTtl === undefined ? undefined : { cacheTtl });
+      stored = await sessions.get(key, options);
     } catch (e) {
       failure = e instanceof Error ? e.message : String(e);
     }

@@ -70,18 +70,34 @@ impl KvSessions {
     /// The stored session JSON at `key`, `None` if there is none, `Err` if KV could not answer.
     pub async fn load(&self, key: &str) -> std::result::Result<Option<String>, StoreError> {
         let kv = self.kv.as_ref().map_err(|e| StoreError(e.clone()))?;
-        let options = match self.cache_ttl {
-            Some(ttl) => {
-                let options = js_sys::Object::new();
-                js_sys::Reflect::set(&options, &"cacheTtl".into(), &ttl.into())
-                    .map_err(kv_error)?;
-                options.into()
-            }
-            None => JsValue::UNDEFINED,
-        };
-        let read = kv.get_text(key, &options).map_err(kv_error)?;
+        let read = kv
+            .get_text(key, &self.options().map_err(kv_error)?)
+            .map_err(kv_error)?;
         let value = JsFuture::from(read).await.map_err(kv_error)?;
         Ok(value.as_string())
+    }
+
+    /// A read's options: `{cacheTtl}` when the config sets one.
+    fn options(&self) -> std::result::Result<JsValue, JsValue> {
+        let Some(ttl) = self.cache_ttl else {
+            return Ok(JsValue::UNDEFINED);
+        };
+        let options = js_sys::Object::new();
+        js_sys::Reflect::set(&options, &"cacheTtl".into(), &ttl.into())?;
+        Ok(options.into())
+    }
+
+    /// The read of `key` for the JavaScript entry to make: `[namespace, key, options]`, or
+    /// `[why, key]` (a string) when the binding cannot be opened, which the entry hands back to
+    /// step 2 as the read's failure.
+    fn read_for_entry(&self, key: &str) -> std::result::Result<JsValue, JsValue> {
+        Ok(match &self.kv {
+            Ok(kv) => {
+                let namespace: &JsValue = kv.as_ref();
+                js_sys::Array::of3(namespace, &key.into(), &self.options()?).into()
+            }
+            Err(why) => js_sys::Array::of2(&why.into(), &key.into()).into(),
+        })
     }
 }
 
@@ -121,15 +137,32 @@ pub fn sessions(env: &Env, settings: &Settings) -> KvSessions {
     }
 }
 
-/// The request as the core reads it: `url` is the request's URL, read once.
-fn handshake<'a>(url: &'a str, method: &'a str, headers: &'a WorkerHeaders) -> Handshake<'a> {
-    let (own_origin, path, query) = crate::decision::split_url(url);
-    Handshake {
-        method,
-        path,
-        query,
-        headers,
-        own_origin,
+/// The runtime's request as the core reads it: its URL and method read once, its headers as
+/// the checks ask for them.
+struct RuntimeRequest {
+    url: String,
+    method: String,
+    headers: WorkerHeaders,
+}
+
+impl RuntimeRequest {
+    fn of(req: &web_sys::Request) -> RuntimeRequest {
+        RuntimeRequest {
+            url: req.url(),
+            method: req.method(),
+            headers: WorkerHeaders(req.headers()),
+        }
+    }
+
+    fn handshake(&self) -> Handshake<'_> {
+        let (own_origin, path, query) = crate::decision::split_url(&self.url);
+        Handshake {
+            method: &self.method,
+            path,
+            query,
+            headers: &self.headers,
+            own_origin,
+        }
     }
 }
 
@@ -139,28 +172,21 @@ fn refused(denial: Denial, settings: &Settings) -> std::result::Result<JsValue, 
 }
 
 /// Step 1 of a handshake, for the JavaScript entry (`entry.js`): every check that needs no
-/// store. Answers `[key, cacheTtl]`, the KV read to make next; a refusal (a `Response`); or
-/// `undefined` for a request the Rust `fetch` serves: another handler's path, or any request
-/// while the config does not compile (`fetch` answers it with the 500).
+/// store. Answers the KV read to make next (`KvSessions::read_for_entry`); a refusal (a
+/// `Response`); or `undefined` for a request the Rust `fetch` serves: another handler's path,
+/// or any request while the config does not compile (`fetch` answers it with the 500).
 #[wasm_bindgen(js_name = handshakeKey)]
 pub fn handshake_key(req: &web_sys::Request, env: &Env) -> std::result::Result<JsValue, JsValue> {
     let Ok(settings) = util::settings(env) else {
         return Ok(JsValue::UNDEFINED);
     };
-    let url = req.url();
-    let (method, headers) = (req.method(), WorkerHeaders(req.headers()));
-    let handshake = handshake(&url, &method, &headers);
+    let request = RuntimeRequest::of(req);
+    let handshake = request.handshake();
     if super::served_elsewhere(handshake.path) {
         return Ok(JsValue::UNDEFINED);
     }
     match check_request(&handshake, &settings.secrets, &settings.config) {
-        Ok(checked) => {
-            let ttl = settings
-                .config
-                .cache_ttl
-                .map_or(JsValue::UNDEFINED, JsValue::from);
-            Ok(js_sys::Array::of2(&checked.key().into(), &ttl).into())
-        }
+        Ok(checked) => sessions(env, &settings).read_for_entry(checked.key()),
         Err(denial) => refused(denial, &settings),
     }
 }
@@ -180,9 +206,8 @@ pub fn handshake_admit(
 ) -> std::result::Result<JsValue, JsValue> {
     let settings = util::settings(env)?;
     let config = &settings.config;
-    let url = req.url();
-    let (method, headers) = (req.method(), WorkerHeaders(req.headers()));
-    let handshake = handshake(&url, &method, &headers);
+    let request = RuntimeRequest::of(req);
+    let handshake = request.handshake();
     let checked = match check_request(&handshake, &settings.secrets, config) {
         Ok(checked) => checked,
         Err(denial) => return refused(denial, &settings),

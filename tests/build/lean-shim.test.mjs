@@ -69,7 +69,8 @@ function fetch(req, env, ctx) { return wasm.fetch(req, env, ctx); }
 var Entrypoint = class { constructor(env, ctx) { this.env = env; this.ctx = ctx; } };
 Entrypoint.prototype.fetch = function fetch2(arg) {
   return fetch.call(this, arg, this.env, this.ctx);
-};`;
+};
+`;
 
 class Room {
   static made = 0;
@@ -165,43 +166,44 @@ describe("lean-shim", () => {
     assert.equal(await new Entrypoint(env, {}).fetch("req"), refusal);
   });
 
-  it("the entry: step 1's key is read with its cacheTtl, step 2 gets the value, the built-in Room the request", async () => {
+  it("the entry: step 1's read is made (its namespace, key and options), step 2 gets the value, the built-in Room the request", async () => {
     const { shim_default: Entrypoint, wasm } = await shimmed();
     const reads = [];
-    const env = { SESSIONS: { get: async (...args) => (reads.push(args), '{"cookie":{}}') } };
+    const sessions = { get: async (...args) => (reads.push(args), '{"cookie":{}}') };
+    const env = { SESSIONS: { get: () => assert.fail("the read is step 1's namespace, not one the entry looks up") } };
     const stub = { fetch: async (request) => ({ status: 101, request }) };
     let step2;
-    wasm.key = (request, e) => (assert.equal(e, env), ["sess:abc", 60]);
+    wasm.key = (request, e) => (assert.equal(e, env), [sessions, "sess:abc", { cacheTtl: 60 }]);
     wasm.admit = (...args) => (step2 = args, [stub, "to the room"]);
     assert.deepEqual(await new Entrypoint(env, {}).fetch("req"), { status: 101, request: "to the room" });
     assert.deepEqual(reads, [["sess:abc", { cacheTtl: 60 }]]);
     assert.deepEqual(step2, ["req", env, '{"cookie":{}}', undefined]);
-    wasm.key = () => ["sess:none", undefined];
-    env.SESSIONS.get = async (...args) => (reads.push(args), null);
+    wasm.key = () => [sessions, "sess:none", undefined];
+    sessions.get = async (...args) => (reads.push(args), null);
     await new Entrypoint(env, {}).fetch("req");
     assert.deepEqual(reads[1], ["sess:none", undefined], "no options without a cacheTtl");
     assert.deepEqual(step2, ["req", env, null, undefined], "no session: null, no failure");
   });
 
-  it("the entry: a read that fails, or no KV binding, is step 2's failure (which refuses)", async () => {
+  it("the entry: a read that fails, or a binding step 1 could not open, is step 2's failure (which refuses)", async () => {
     const { shim_default: Entrypoint, wasm } = await shimmed();
     let step2;
-    wasm.key = () => ["sess:abc", undefined];
+    const env = {};
     wasm.admit = (...args) => (step2 = args, { status: 503 });
-    const failing = { SESSIONS: { get: async () => { throw new Error("KV GET failed: 414"); } } };
-    assert.deepEqual(await new Entrypoint(failing, {}).fetch("req"), { status: 503 });
-    assert.deepEqual(step2, ["req", failing, null, "KV GET failed: 414"]);
-    for (const env of [{}, { SESSIONS: "a var, not a namespace" }]) {
-      await new Entrypoint(env, {}).fetch("req");
-      assert.deepEqual(step2, ["req", env, null, "KV binding SESSIONS is not bound"]);
-    }
+    const failing = { get: async () => { throw new Error("KV GET failed: 414"); } };
+    wasm.key = () => [failing, "sess:abc", undefined];
+    assert.deepEqual(await new Entrypoint(env, {}).fetch("req"), { status: 503 });
+    assert.deepEqual(step2, ["req", env, null, "KV GET failed: 414"]);
+    wasm.key = () => ["KV binding SESSIONS is not bound", "sess:abc"];
+    assert.deepEqual(await new Entrypoint(env, {}).fetch("req"), { status: 503 });
+    assert.deepEqual(step2, ["req", env, null, "KV binding SESSIONS is not bound"]);
   });
 
   it("the entry: an app room's handoff goes to forwardToApp", async () => {
     const { shim_default: Entrypoint, wasm, AppHandoff } = await shimmed();
     const handoff = new AppHandoff();
-    const env = { SESSIONS: { get: async () => "{}" } };
-    wasm.key = () => ["sess:abc", undefined];
+    const env = {};
+    wasm.key = () => [{ get: async () => "{}" }, "sess:abc", undefined];
     wasm.admit = () => handoff;
     wasm.forward = (request, e, h) => (assert.equal(request, "req"), assert.equal(e, env), { forwarded: h });
     assert.deepEqual(await new Entrypoint(env, {}).fetch("req"), { forwarded: handoff });
@@ -248,6 +250,6 @@ describe("lean-shim", () => {
     assert.match(built, /WeakMap/, "build/index.js: the guarded methods' cache");
     assert.doesNotMatch(built, /async apply\(/, "build/index.js: worker-build's per-call proxies");
     assert.match(built, /__wbg_queueMicrotask_\w+:function\(\w\)\{Promise\.resolve\(\)\.then\(\w\)\}/, "build/index.js: the task queue scheduled by a promise");
-    assert.match(built, /KV binding SESSIONS is not bound/, "build/index.js: src/edge/entry.js as the entrypoint's fetch");
+    assert.match(built, /\.get\(\w+,\w+\)\}catch\(\w+\)\{\w+=\w+ instanceof Error\?\w+\.message:String\(\w+\)\}/, "build/index.js: src/edge/entry.js as the entrypoint's fetch");
   });
 });
