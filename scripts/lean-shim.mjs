@@ -117,7 +117,8 @@ if ((lean.match(workerBuildFetch) ?? []).length !== 1) {
   console.error(`lean-shim: ${file} does not hold worker-build's entrypoint fetch exactly once (has worker-build's shim changed?)`);
   process.exit(1);
 }
-for (const name of ["function handshakeKey(", "function handshakeAdmit(", "function forwardToApp(", "var AppHandoff = class"]) {
+const entryCalls = ["handshakeKey", "handshakeAdmit", "forwardToApp"];
+for (const name of [...entryCalls.map((f) => `function ${f}(`), "var AppHandoff = class"]) {
   if (!once(name)) {
     console.error(`lean-shim: ${file} does not hold "${name}" exactly once (src/edge/entry.js calls it)`);
     process.exit(1);
@@ -125,6 +126,18 @@ for (const name of ["function handshakeKey(", "function handshakeAdmit(", "funct
 }
 const entryFetch = readFileSync(new URL("../src/edge/entry.js", import.meta.url), "utf8");
 lean = lean.replace(workerBuildFetch, () => entryFetch);
+// worker-build makes every function the wasm exports a method of the entrypoint, and so an RPC
+// method any Worker bound to the gate may call (an app's room, through its GATE binding). The
+// handshake's steps are the entry's own: called with an `env` of the caller's making, step 2
+// would hand out a Room's stub for a session the caller wrote. They stay functions of the shim.
+for (const name of entryCalls) {
+  const method = `Entrypoint.prototype.${name} = ${name};\n`;
+  if (!once(method)) {
+    console.error(`lean-shim: ${file} does not hold "${method.trim()}" exactly once (has worker-build's shim changed?)`);
+    process.exit(1);
+  }
+  lean = lean.replace(method, "");
+}
 
 // wasm-bindgen's import that queues the task queue's run (`queueMicrotask(closure)`); the other
 // import of that name is the getter `arg0.queueMicrotask` it uses to see whether one exists.
@@ -137,4 +150,4 @@ if (calls.length !== 1) {
 lean = lean.replace(microtask, "$1Promise.resolve().then(arg0);");
 
 writeFileSync(file, lean);
-console.log("lean-shim: class proxy hooks replaced, the entry's fetch in place, microtasks queued by a promise");
+console.log("lean-shim: class proxy hooks replaced, the entry's fetch in place (its steps no entrypoint methods), microtasks queued by a promise");

@@ -70,6 +70,9 @@ var Entrypoint = class { constructor(env, ctx) { this.env = env; this.ctx = ctx;
 Entrypoint.prototype.fetch = function fetch2(arg) {
   return fetch.call(this, arg, this.env, this.ctx);
 };
+Entrypoint.prototype.forwardToApp = forwardToApp;
+Entrypoint.prototype.handshakeAdmit = handshakeAdmit;
+Entrypoint.prototype.handshakeKey = handshakeKey;
 `;
 
 class Room {
@@ -146,6 +149,14 @@ describe("lean-shim", () => {
     wasm.fetch = (req) => "again " + req;
     assert.equal(await new Entrypoint({}, {}).fetch("r"), "again r");
     assert.equal(resets.count, 1, "the next request reinitialized first");
+  });
+
+  it("the entry's steps are not entrypoint methods: no Worker bound to the gate can call them over RPC", async () => {
+    const { shim_default: Entrypoint } = await shimmed();
+    for (const name of ["handshakeKey", "handshakeAdmit", "forwardToApp"]) {
+      assert.equal(Entrypoint.prototype[name], undefined, name);
+    }
+    assert.deepEqual(Object.getOwnPropertyNames(Entrypoint.prototype).sort(), ["constructor", "fetch"]);
   });
 
   it("the entry: a request step 1 does not take goes to the Rust fetch, with env and ctx", async () => {
@@ -251,5 +262,6 @@ describe("lean-shim", () => {
     assert.doesNotMatch(built, /async apply\(/, "build/index.js: worker-build's per-call proxies");
     assert.match(built, /__wbg_queueMicrotask_\w+:function\(\w\)\{Promise\.resolve\(\)\.then\(\w\)\}/, "build/index.js: the task queue scheduled by a promise");
     assert.match(built, /\.get\(\w+,\w+\)\}catch\(\w+\)\{\w+=\w+ instanceof Error\?\w+\.message:String\(\w+\)\}/, "build/index.js: src/edge/entry.js as the entrypoint's fetch");
+    assert.doesNotMatch(built, /prototype\.(handshakeKey|handshakeAdmit|forwardToApp)=/, "build/index.js: the entry's steps as entrypoint (RPC) methods");
   });
 });
