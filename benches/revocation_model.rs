@@ -13,9 +13,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::json;
 use sessiongate::revocation::{
-    entry_storage_key, key_id, room_shard, socket_keys, RoomKeys, ShardIndex, ENTRY_TTL_MS,
-    REFRESH_AFTER_MS, SWEEP_EVERY_MS,
+    key_id, room_shard, socket_keys, RoomKeys, ShardIndex, ENTRY_TTL_MS, REFRESH_AFTER_MS,
 };
+
+/// A shard sweeps as often as an entry lives (`SWEEP_EVERY_MS` of src/edge/revocation_index.js).
+const SWEEP_EVERY_MS: i64 = ENTRY_TTL_MS;
 
 const SOCKETS: usize = 1_000_000;
 const ROOMS: usize = 100_000;
@@ -160,7 +162,8 @@ fn main() {
         .map(ShardIndex::size)
         .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
     // The storage key and its value, a double (when the entry expires).
-    let entry_bytes = entry_storage_key(&key_id("sid:x"), "room:12345").len() + 9;
+    // (`k:<key id>:<room entry>`, src/edge/revocation_index.js)
+    let entry_bytes = format!("k:{}:room:12345", key_id("sid:x")).len() + 9;
     let mut per_shard_entries: BTreeMap<usize, usize> = BTreeMap::new();
     for s in &shard_index {
         *per_shard_entries.entry(s.size().1).or_default() += 1;

@@ -1,9 +1,8 @@
 // Part of scripts/build.sh: replaces the class proxy hooks of worker-build's JavaScript shim in
 // build/index.js (built unminified) with ones that allocate nothing per call.
 //
-// worker-build 0.8.7 wraps every exported class (the Worker's entrypoint, Room,
-// RevocationIndex) so that after a wasm trap ("unreachable", a Rust panic) the next call
-// reinitializes the wasm instance and rebuilds the objects made before it. Its hooks create a
+// worker-build 0.8.7 wraps every exported class (the Worker's entrypoint, Room) so that after
+// a wasm trap ("unreachable", a Rust panic) the next call reinitializes the wasm instance and rebuilds the objects made before it. Its hooks create a
 // new Proxy for every method looked up (each request, each socket event) and, for async
 // functions, an extra async wrapper. Measured with benches/vs_js.mjs (GATE_OTHER_BUILD, the
 // same build without the hooks at all): 13% of the handshake rate, 13% of the Worker's CPU.
@@ -20,6 +19,8 @@
 // 7 rounds): -5% Worker CPU a handshake (0.76-1.20 per round), the same rate.
 //
 //   node scripts/lean-shim.mjs build/index.js
+//
+// Last, it adds the revocation index's shards, a Durable Object class in JavaScript.
 //
 // The text it replaces is worker-build's (the version scripts/setup.sh pins); if it is not
 // found exactly once the build fails here rather than ship the shim half-replaced.
@@ -149,5 +150,20 @@ if (calls.length !== 1) {
 }
 lean = lean.replace(microtask, "$1Promise.resolve().then(arg0);");
 
+// The revocation index's shards, a Durable Object class in JavaScript (src/edge/revocation_index.js,
+// an ES module so that tests import it as it is): its declarations in a scope of their own,
+// where no name of the shim's can clash, and the class exported beside the wasm's classes.
+if (/\bRevocationIndex\b/.test(lean)) {
+  console.error(`lean-shim: ${file} already declares RevocationIndex (is it a Rust Durable Object again?)`);
+  process.exit(1);
+}
+const indexModule = readFileSync(new URL("../src/edge/revocation_index.js", import.meta.url), "utf8");
+const indexBody = indexModule.replace(/^export (const|class|function) /gm, "$1 ");
+if (/^\s*(export|import)\b/m.test(indexBody)) {
+  console.error("lean-shim: src/edge/revocation_index.js: only `export const|class|function` declarations can be inlined");
+  process.exit(1);
+}
+lean += `\nvar RevocationIndex = (() => {\n${indexBody}\nreturn RevocationIndex;\n})();\nexport { RevocationIndex };\n`;
+
 writeFileSync(file, lean);
-console.log("lean-shim: class proxy hooks replaced, the entry's fetch in place (its steps no entrypoint methods), microtasks queued by a promise");
+console.log("lean-shim: class proxy hooks replaced, the entry's fetch in place (its steps no entrypoint methods), microtasks queued by a promise, the revocation index's shards added");

@@ -13,7 +13,9 @@
 //!   to handshakes: a revocation asks the key's home shard ([`locate`]), which asks every other
 //!   shard in parallel and answers for all (`shards` requests, one of them the revoker's), then
 //!   the rooms listed. No object sees all traffic: rooms spread over the shards.
-//! * Shards store a one-way id of the key ([`key_id`]), never the sid itself.
+//! * Shards store a one-way id of the key ([`key_id`]), never the sid itself. The shards
+//!   themselves (their storage, entry expiry, the sweep) are JavaScript:
+//!   `src/edge/revocation_index.js`.
 //! * A room registers a key when its first socket with that key arrives ([`RoomKeys`]). An
 //!   entry expires `ENTRY_TTL_MS` after it was written; the room registers the keys of its
 //!   sockets again every `REFRESH_AFTER_MS`, and nothing is sent when a socket leaves: a key
@@ -46,9 +48,6 @@ pub const REFRESH_AFTER_MS: i64 = ENTRY_TTL_MS / 2;
 
 /// After a failed refresh, the next try.
 pub const REFRESH_RETRY_MS: i64 = 60_000;
-
-/// A shard sweeps its expired entries this often (and only while it has entries).
-pub const SWEEP_EVERY_MS: i64 = ENTRY_TTL_MS;
 
 /// The most index shards: a revocation's home shard asks every other one, and a Durable
 /// Object request may make at most 1,000 subrequests (50 on the free plan).
@@ -156,15 +155,6 @@ impl ShardIndex {
             self.entries.values().map(BTreeSet::len).sum(),
         )
     }
-}
-
-/// The storage key of one (key id, room) entry in a shard; a prefix lists a key's rooms.
-pub fn entry_storage_key(key_id: &str, room: &str) -> String {
-    format!("{}{room}", entry_prefix(key_id))
-}
-
-pub fn entry_prefix(key_id: &str) -> String {
-    format!("k:{key_id}:")
 }
 
 /// What a room has registered in the index, and what it must send: registrations of keys new
@@ -360,13 +350,6 @@ pub fn app_entry_until(now_ms: i64, every_ms: i64) -> i64 {
 pub fn renewal_due(now_ms: i64, every_ms: i64) -> bool {
     every_ms >= REFRESH_AFTER_MS
         || now_ms.div_euclid(REFRESH_AFTER_MS) != (now_ms - every_ms).div_euclid(REFRESH_AFTER_MS)
-}
-
-/// Whether an index entry written with `value` is still listed at `now_ms`: entries hold the
-/// time they expire (Unix ms). Entries of builds before expiry hold `1`: no time, never
-/// expired (a revocation that finds such a room stale removes it).
-pub fn entry_live(value: f64, now_ms: i64) -> bool {
-    value < 1e12 || value > now_ms as f64
 }
 
 /// A room's requests to the index, sent one at a time and in the order they were asked for,
@@ -635,8 +618,6 @@ mod tests {
         assert!(shard.remove("k1", "room:b"));
         assert_eq!(shard.size(), (0, 0));
         assert!(!shard.remove("k1", "room:b"));
-        assert_eq!(entry_storage_key("k1", "room:a"), "k:k1:room:a");
-        assert!(entry_storage_key("k1", "room:a").starts_with(&entry_prefix("k1")));
     }
 
     #[test]
@@ -781,15 +762,6 @@ mod tests {
         assert_eq!(room.registered_at(7), Some(7));
         // Without a socket, nothing is due.
         assert_eq!(RoomKeys::rebuild(None, std::iter::empty()).next_due(), None);
-    }
-
-    #[test]
-    fn entries_are_listed_until_they_expire_and_old_entries_without_a_time_always() {
-        let now = 1_800_000_000_000;
-        assert!(entry_live((now + 1) as f64, now));
-        assert!(!entry_live(now as f64, now));
-        assert!(!entry_live((now - ENTRY_TTL_MS) as f64, now));
-        assert!(entry_live(1.0, now));
     }
 
     #[test]

@@ -263,5 +263,7 @@ describe("lean-shim", () => {
     assert.match(built, /__wbg_queueMicrotask_\w+:function\(\w\)\{Promise\.resolve\(\)\.then\(\w\)\}/, "build/index.js: the task queue scheduled by a promise");
     assert.match(built, /\.get\(\w+,\w+\)\}catch\(\w+\)\{\w+=\w+ instanceof Error\?\w+\.message:String\(\w+\)\}/, "build/index.js: src/edge/entry.js as the entrypoint's fetch");
     assert.doesNotMatch(built, /prototype\.(handshakeKey|handshakeAdmit|forwardToApp)=/, "build/index.js: the entry's steps as entrypoint (RPC) methods");
+    assert.match(built, /export\{[^}]*\b\w+ as RevocationIndex\b/, "build/index.js: the revocation index's shards exported");
+    assert.match(built, /"bad find: shard count"/, "build/index.js: src/edge/revocation_index.js as the shards' class");
   });
 });
