@@ -42,7 +42,11 @@
 //    its modules compiled, the gate's wasm instantiated), "first answer" adds the first request
 //    (for the gate: its first calls into the wasm, which V8 compiles function by function as
 //    they first run, reading the config, and the refusal's log line; an isolate's first
-//    console.log loads workerd's inspect module, which "empty+log" shows alone).
+//    console.log loads workerd's inspect module, which "empty+log" shows alone). Then, once
+//    per gate build, what the first request compiled: workerd with V8's
+//    --trace-wasm-compilation-times, whose lines count the wasm functions V8 compiled lazily
+//    for that request, their bytes of wasm and V8's time for each. Unlike the times above it
+//    does not move with the machine's load: the code a first request runs through.
 // 3. Size: build/index_bg.wasm raw and gzipped (-9), against (b)'s bundle as wrangler builds
 //    it (`wrangler deploy --dry-run --outdir`), gzipped.
 //
@@ -238,12 +242,13 @@ function bundleAnchor() {
 }
 
 /** A workerd config (capnp text) serving one Worker on `port`, KV bound to a stub service. */
-function workerdConfig(port, modules, bindings, classes) {
+function workerdConfig(port, modules, bindings, classes, v8Flags = []) {
   const q = (text) => JSON.stringify(text); // a JSON string literal is a capnp text literal (ASCII)
   return `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [ (name = "main", worker = .mainWorker), (name = "kv", worker = .kvWorker) ],
   sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
+  v8Flags = [ ${v8Flags.map(q).join(", ")} ],
 );
 const kvWorker :Workerd.Worker = (
   modules = [ (name = "kv.mjs", esModule = ${q("export default { fetch() { return new Response(null, { status: 404 }); } };")}) ],
@@ -308,6 +313,53 @@ async function coldStart(dir, configFile, port) {
   }
 }
 
+/**
+ * The wasm functions V8 compiled for a Worker's first request (it compiles each as it first
+ * runs): workerd with --trace-wasm-compilation-times, its lines from the probe on counted.
+ */
+async function firstRequestCompiles(dir, configFile, port) {
+  const child = spawn(WORKERD, ["serve", join(dir, configFile), "--experimental"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout.on("data", (c) => (out += c));
+  child.stderr.on("data", (c) => (out += c));
+  const compiled = (text) => [...text.matchAll(/Compiled function \S+ using (\w+), took (\d+) μs .*?bodysize (\d+)/g)];
+  try {
+    const t0 = performance.now();
+    for (;;) {
+      const open = await new Promise((ok) => {
+        const socket = net.connect(port, "127.0.0.1");
+        socket.once("connect", () => {
+          socket.destroy();
+          ok(true);
+        });
+        socket.once("error", () => ok(false));
+      });
+      if (open) break;
+      if (child.exitCode !== null || performance.now() - t0 > 30_000) throw new Error(`workerd did not listen: ${out.slice(0, 2000)}`);
+      await sleep(5);
+    }
+    const before = out.length;
+    await new Promise((ok, fail) => {
+      const req = http.get({ host: "127.0.0.1", port, path: "/ws/rooms/probe", agent: false }, (res) => {
+        res.resume();
+        res.on("end", ok);
+      });
+      req.on("error", fail);
+    });
+    await sleep(200); // the trace is written as V8 compiles; let it reach the pipe
+    const lines = compiled(out.slice(before));
+    return {
+      functions: lines.length,
+      bytes: lines.reduce((sum, m) => sum + Number(m[3]), 0),
+      ms: lines.reduce((sum, m) => sum + Number(m[2]), 0) / 1000,
+      atLoad: compiled(out.slice(0, before)).length,
+    };
+  } finally {
+    child.kill("SIGKILL");
+    await new Promise((ok) => (child.exitCode !== null || child.signalCode !== null ? ok() : child.once("exit", ok)));
+  }
+}
+
 async function startup(bundle) {
   console.log(`## start-up: workerd spawned on a config of one Worker until it answers its first request (GET /ws/rooms/probe), ${COLD_STARTS} cold starts each, interleaved`);
   const dir = mkdtempSync(join(tmpdir(), "sessiongate-startup-"));
@@ -362,6 +414,12 @@ async function startup(bundle) {
         }
       }
     }
+    for (const key of ["gate", "gate other"].filter((k) => variants[k])) {
+      const v = variants[key];
+      const file = `${v.file}.trace.capnp`;
+      writeFileSync(join(dir, file), workerdConfig(v.port, v.modules, v.bindings, v.classes, ["--trace-wasm-compilation-times"]));
+      v.compiles = await firstRequestCompiles(dir, file, v.port);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -373,6 +431,10 @@ async function startup(bundle) {
   console.log(`  of which listening (workerd loads the Worker and compiles its modules): gate ${over("gate", listens)} ms, (b) ${over("(b)", listens)} ms; workerd CPU: gate ${over("gate", cpus)} ms, (b) ${over("(b)", cpus)} ms`);
   if (other) console.log(`  other build (${other}) over the empty Worker, first answer: ${over("gate other", times)} ms; listening ${over("gate other", listens)} ms`);
   console.log(`  of the gate's, its first log line (the empty Worker with one console.log per request): ${over("empty+log", times)} ms`);
+  for (const key of ["gate", "gate other"].filter((k) => variants[k])) {
+    const c = variants[key].compiles;
+    console.log(`  ${key}: its first request made V8 compile ${c.functions} wasm functions, ${(c.bytes / 1024).toFixed(1)} KB of wasm, in ${fmt(c.ms)} ms of V8's compile time (--trace-wasm-compilation-times; ${c.atLoad} compiled before it)`);
+  }
 }
 
 /* ------------------------------------------------------------------------ 3. size */
