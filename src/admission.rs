@@ -8,11 +8,12 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
 use crate::engine::{Attachment, RequestFacts};
+use crate::json_read::{self, Fields};
 
 pub const ADMISSION_LABEL: &str = "sessiongate-admission-v1";
 pub const CONTROL_LABEL: &str = "sessiongate-control-v1";
@@ -40,7 +41,7 @@ pub fn verify(key: &str, label: &str, text: &str, presented: &str) -> bool {
 
 /// What a room sends back to revalidate a socket: what the built-in Room keeps for it (sid,
 /// route, parameters, the query and headers the rules read). Opaque to the room.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Ticket {
     #[serde(rename = "s")]
     pub sid: String,
@@ -86,7 +87,14 @@ impl Ticket {
     }
 
     pub fn decode(text: &str) -> Option<Ticket> {
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(text).ok()?).ok()
+        let mut f = Fields::parse(&URL_SAFE_NO_PAD.decode(text).ok()?)?;
+        Some(Ticket {
+            sid: f.string("s")?,
+            route: f.read("r", json_read::index)?,
+            params: f.or_default("p", json_read::string_pairs)?,
+            request: f.or_default("q", RequestFacts::from_value)?,
+            revoke_keys: f.optional("k", json_read::value_pairs)?,
+        })
     }
 
     /// The socket as `decision::recheck` reads it.

@@ -4,11 +4,12 @@
 //! the I/O around these; the app behind it (chat, counter) only sees what the engine let
 //! through.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::{Config, RoomSettings};
 use crate::decision::{Admission, Refusal};
+use crate::json_read::{self, Fields};
 use crate::protocol::FrameError;
 use crate::rules::HeaderLookup;
 
@@ -20,7 +21,7 @@ const REVALIDATION_SLACK_MS: i64 = 250;
 /// What the Room keeps with each socket (its hibernation attachment). Everything needed to
 /// speak for the socket (`id`, `session`) and to re-check it later (`sid`, `route`, `params`,
 /// `request`, `expires_at_ms`, `revoke_keys`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Attachment {
     /// Connection id, unique within the room.
     pub id: String,
@@ -49,10 +50,21 @@ pub struct Attachment {
 }
 
 /// The parts of the handshake request that rules read, kept for revalidation.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RequestFacts {
     pub query: String,
     pub headers: Vec<(String, String)>,
+}
+
+impl RequestFacts {
+    /// As serde writes it (`{"query", "headers"}`, both required).
+    pub fn from_value(value: Value) -> Option<RequestFacts> {
+        let mut f = Fields::of(value)?;
+        Some(RequestFacts {
+            query: f.string("query")?,
+            headers: f.read("headers", json_read::string_pairs)?,
+        })
+    }
 }
 
 /// Why an attachment cannot be stored.
@@ -119,7 +131,23 @@ impl Attachment {
 
     /// An attachment as [`Attachment::to_stored`] wrote it; `None` for anything else.
     pub fn from_stored(json: &str) -> Option<Attachment> {
-        serde_json::from_str(json).ok()
+        Attachment::from_value(serde_json::from_str(json).ok()?)
+    }
+
+    /// An attachment as serde writes it (the fields with a default may be missing).
+    pub fn from_value(value: Value) -> Option<Attachment> {
+        let mut f = Fields::of(value)?;
+        Some(Attachment {
+            id: f.string("id")?,
+            session: f.take("session")?,
+            sid: f.string("sid")?,
+            route: f.read("route", json_read::index)?,
+            params: f.or_default("params", json_read::string_pairs)?,
+            request: f.or_default("request", RequestFacts::from_value)?,
+            expires_at_ms: f.optional("expires_at_ms", json_read::integer)?,
+            revoke_keys: f.or_default("revoke_keys", json_read::value_pairs)?,
+            departed: f.or_default("departed", json_read::boolean)?,
+        })
     }
 
     /// The connection id of a stored attachment, read from its first field without decoding
@@ -158,7 +186,7 @@ pub fn connection_id(random: [u8; 6]) -> String {
 
 /// An admission as the gate hands it to the room: the room's name and the socket's
 /// attachment-to-be.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RoomAdmission {
     pub room: String,
     pub attachment: Attachment,
@@ -184,7 +212,11 @@ impl RoomAdmission {
         let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(value)
             .ok()?;
-        serde_json::from_slice(&json).ok()
+        let mut f = Fields::parse(&json)?;
+        Some(RoomAdmission {
+            room: f.string("room")?,
+            attachment: f.read("attachment", Attachment::from_value)?,
+        })
     }
 }
 
@@ -358,11 +390,25 @@ pub fn echo_close_code(code: usize) -> u16 {
 }
 
 /// What a revocation closes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum RevokeTarget {
     Sid(String),
     Field { field: String, equals: Value },
+}
+
+impl RevokeTarget {
+    /// As serde writes it: a sid is a string, a field `{"field", "equals"}`.
+    pub fn from_value(value: Value) -> Option<RevokeTarget> {
+        if let Value::String(sid) = value {
+            return Some(RevokeTarget::Sid(sid));
+        }
+        let mut f = Fields::of(value)?;
+        Some(RevokeTarget::Field {
+            field: f.string("field")?,
+            equals: f.take("equals")?,
+        })
+    }
 }
 
 /// A member's attachment for tests: Ada, user u-42, in the lobby.
@@ -449,6 +495,63 @@ mod tests {
         assert_eq!(Attachment::id_in_stored(r#"{"sid":"x","id":"c1"}"#), None);
         assert_eq!(Attachment::id_in_stored(r#"{"id":"c\"1"}"#), None);
         assert_eq!(Attachment::from_stored("[1]"), None);
+    }
+
+    #[test]
+    fn an_attachment_reads_its_defaults_when_missing_and_nothing_of_the_wrong_type() {
+        let minimal =
+            json!({"id": "c1", "session": {"user": {"name": "Ada"}}, "sid": "s", "route": 2});
+        let a = Attachment::from_value(minimal.clone()).unwrap();
+        assert_eq!((a.route, a.params.len(), a.revoke_keys.len()), (2, 0, 0));
+        assert_eq!(
+            (a.request, a.expires_at_ms, a.departed),
+            (RequestFacts::default(), None, false)
+        );
+        let with = |field: &str, value: Value| {
+            let mut v = minimal.clone();
+            v[field] = value;
+            Attachment::from_value(v)
+        };
+        assert_eq!(
+            with("expires_at_ms", json!(null)).unwrap().expires_at_ms,
+            None
+        );
+        assert_eq!(
+            with("expires_at_ms", json!(7)).unwrap().expires_at_ms,
+            Some(7)
+        );
+        for (field, bad) in [
+            ("route", json!(1.5)),
+            ("route", json!("1")),
+            ("params", json!(null)),
+            ("params", json!([["room"]])),
+            ("request", json!({"query": ""})),
+            ("expires_at_ms", json!("soon")),
+            ("revoke_keys", json!([["passport.user"]])),
+            ("departed", json!(null)),
+            ("sid", json!(1)),
+        ] {
+            assert_eq!(with(field, bad.clone()), None, "{field}: {bad}");
+        }
+        let mut v = minimal;
+        v.as_object_mut().unwrap().remove("session");
+        assert_eq!(Attachment::from_value(v), None, "session is required");
+    }
+
+    #[test]
+    fn revocation_targets_read_as_serde_writes_them() {
+        for target in [
+            RevokeTarget::Sid("s1".into()),
+            RevokeTarget::Field {
+                field: "passport.user".into(),
+                equals: json!({"id": 4}),
+            },
+        ] {
+            let written = serde_json::to_value(&target).unwrap();
+            assert_eq!(RevokeTarget::from_value(written), Some(target));
+        }
+        assert_eq!(RevokeTarget::from_value(json!({"field": "f"})), None);
+        assert_eq!(RevokeTarget::from_value(json!(4)), None);
     }
 
     #[test]

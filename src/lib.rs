@@ -20,6 +20,7 @@ pub mod decision;
 pub mod engine;
 pub mod explain;
 pub mod glob;
+pub mod json_read;
 pub mod log;
 pub mod protocol;
 pub mod revocation;

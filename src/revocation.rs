@@ -36,6 +36,48 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::engine::RevokeTarget;
+use crate::json_read::{self, Fields};
+
+/// The body of a revocation (`POST /_sessiongate/revoke`): `{"sid": "..."}` or
+/// `{"session": {"field": "passport.user", "equals": "u-42"}}`, with `"delete_session": true`
+/// to delete the KV keys of the sessions closed.
+#[derive(Debug, PartialEq)]
+pub struct RevokeRequest {
+    pub sid: Option<String>,
+    pub session: Option<FieldMatch>,
+    pub delete_session: bool,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct FieldMatch {
+    pub field: String,
+    pub equals: Value,
+}
+
+impl RevokeRequest {
+    /// The body; `None` for anything else, an unknown field included (a misspelled
+    /// `delete_session` must not revoke without deleting).
+    pub fn from_value(value: Value) -> Option<RevokeRequest> {
+        let mut f = Fields::of(value)?;
+        let request = RevokeRequest {
+            sid: f.optional("sid", json_read::string)?,
+            session: f.optional("session", FieldMatch::from_value)?,
+            delete_session: f.or_default("delete_session", json_read::boolean)?,
+        };
+        f.is_empty().then_some(request)
+    }
+}
+
+impl FieldMatch {
+    fn from_value(value: Value) -> Option<FieldMatch> {
+        let mut f = Fields::of(value)?;
+        let field = FieldMatch {
+            field: f.string("field")?,
+            equals: f.take("equals")?,
+        };
+        f.is_empty().then_some(field)
+    }
+}
 
 /// How long an index entry is listed after it was written. Longer: fewer refreshes of
 /// occupied rooms; shorter: a revocation meets fewer stale rooms (each costs it one request).
@@ -464,6 +506,43 @@ impl IndexQueue {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_revocation_body_names_a_sid_or_a_field_and_nothing_else() {
+        let read = |v: Value| RevokeRequest::from_value(v);
+        assert_eq!(
+            read(json!({"sid": "s1", "delete_session": true})),
+            Some(RevokeRequest {
+                sid: Some("s1".into()),
+                session: None,
+                delete_session: true
+            })
+        );
+        assert_eq!(
+            read(json!({"session": {"field": "passport.user", "equals": 42}, "sid": null})),
+            Some(RevokeRequest {
+                sid: None,
+                session: Some(FieldMatch {
+                    field: "passport.user".into(),
+                    equals: json!(42)
+                }),
+                delete_session: false,
+            })
+        );
+        for bad in [
+            json!([]),
+            json!("s1"),
+            json!({"sid": 1}),
+            json!({"sid": "s1", "delete_sesion": true}),
+            json!({"sid": "s1", "delete_session": "yes"}),
+            json!({"sid": "s1", "delete_session": null}),
+            json!({"session": {"field": "passport.user"}}),
+            json!({"session": {"field": "passport.user", "equals": 1, "also": 2}}),
+            json!({"session": "passport.user"}),
+        ] {
+            assert_eq!(read(bad.clone()), None, "{bad}");
+        }
+    }
 
     fn keys(k: &[&str]) -> Vec<String> {
         k.iter().map(|s| s.to_string()).collect()

@@ -64,11 +64,12 @@ impl Secrets {
     pub fn from_env_value(raw: &str) -> Result<Self, SecretsError> {
         let trimmed = raw.trim_start();
         if trimmed.starts_with('[') {
-            match serde_json::from_str::<Vec<String>>(trimmed) {
-                Ok(list) => Secrets::new(&list),
+            let list = serde_json::from_str(trimmed).ok();
+            match list.and_then(crate::json_read::strings) {
+                Some(list) => Secrets::new(&list),
                 // A value that looks like an array but is not one must not silently become a
                 // single secret "[...": that would lock every user out with a confusing 401.
-                Err(_) => Err(SecretsError::NotAList),
+                None => Err(SecretsError::NotAList),
             }
         } else {
             Secrets::new(&[raw])

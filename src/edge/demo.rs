@@ -16,11 +16,20 @@ use super::util::{self, json_response, Settings};
 /// express-session's default is a browser-session cookie; the demo's sessions last an hour.
 const MAX_AGE_MS: i64 = 3_600_000;
 
-#[derive(serde::Deserialize)]
+/// The login form, or its JSON: `{"name", "roles"?}`.
 struct Login {
     name: String,
-    #[serde(default)]
     roles: Vec<String>,
+}
+
+impl Login {
+    fn from_value(value: Value) -> Option<Login> {
+        let mut f = crate::json_read::Fields::of(value)?;
+        Some(Login {
+            name: f.string("name")?,
+            roles: f.or_default("roles", crate::json_read::strings)?,
+        })
+    }
 }
 
 pub async fn handle(
@@ -66,7 +75,7 @@ async fn read_login(mut req: Request) -> Option<Login> {
                 .collect(),
         })
     } else {
-        util::json_body(&mut req).await.ok()
+        Login::from_value(util::json_body(&mut req).await.ok()?)
     }
 }
 

@@ -108,7 +108,8 @@ pub async fn rooms(env: &Env, shards: u32, key: &Located) -> Result<Vec<(u32, St
         shard: key.shard,
     };
     let mut response = call(env, key.shard, "/find", find.encode()).await?;
-    let found: Vec<String> = util::json_answer(&mut response).await?;
+    let found = crate::json_read::strings(util::json_answer(&mut response).await?)
+        .ok_or_else(|| util::error("index /find: bad answer"))?;
     found
         .iter()
         .map(|listed| {

@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::engine::RevokeTarget;
 use crate::log::{Clipped, LogEvent, Revoke};
-use crate::revocation::{locate, target_key};
+use crate::revocation::{locate, target_key, FieldMatch, RevokeRequest};
 use serde_json::{json, Value};
 use worker::{Env, Method, Request, Response, Result};
 
@@ -16,24 +16,6 @@ pub const PATH: &str = "/_sessiongate/revoke";
 /// Where an app's room takes the gate's control requests (docs/ADMISSION.md section 2).
 const CONTROL_PATH: &str = "/_sessiongate/control";
 const CONTROL_HEADER: &str = "x-sessiongate-control";
-
-/// The body: `{"sid": "..."}` or `{"session": {"field": "passport.user", "equals": "u-42"}}`,
-/// with `"delete_session": true` to delete the KV keys of the sessions closed.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RevokeRequest {
-    sid: Option<String>,
-    session: Option<FieldMatch>,
-    #[serde(default)]
-    delete_session: bool,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FieldMatch {
-    field: String,
-    equals: Value,
-}
 
 pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<Response> {
     let Some(token) = env::token(env, env::ADMIN_TOKEN) else {
@@ -48,9 +30,9 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
         }));
         return util::unauthorized();
     }
-    let body: RevokeRequest = match util::json_body(&mut req).await {
-        Ok(b) => b,
-        Err(_) => return bad_request(),
+    let body = util::json_body(&mut req).await.ok();
+    let Some(body) = body.and_then(RevokeRequest::from_value) else {
+        return bad_request();
     };
     let target = match (body.sid, body.session) {
         (Some(sid), None) if !sid.is_empty() => RevokeTarget::Sid(sid),
@@ -203,7 +185,7 @@ pub async fn revoke(env: &Env, config: &Config, target: &RevokeTarget) -> Result
                     response.status_code()
                 )));
             }
-            util::json_answer::<Value>(&mut response).await
+            util::json_answer(&mut response).await
         }
     });
     let mut outcome = Outcome {

@@ -168,15 +168,16 @@ pub fn error_json(message: &str, status: u16) -> Result<Response> {
     Ok(response)
 }
 
-/// A request's JSON body. Read as text and parsed by serde_json: `Request::json` parses in
-/// JavaScript and converts the result through serde-wasm-bindgen.
-pub async fn json_body<T: serde::de::DeserializeOwned>(req: &mut worker::Request) -> Result<T> {
+/// A request's JSON body, as a `Value` its format reads (`crate::json_read`). Read as text and
+/// parsed by serde_json: `Request::json` parses in JavaScript and converts the result through
+/// serde-wasm-bindgen.
+pub async fn json_body(req: &mut worker::Request) -> Result<serde_json::Value> {
     let text = req.text().await?;
     serde_json::from_str(&text).map_err(error)
 }
 
 /// A response's JSON body (see [`json_body`]).
-pub async fn json_answer<T: serde::de::DeserializeOwned>(res: &mut Response) -> Result<T> {
+pub async fn json_answer(res: &mut Response) -> Result<serde_json::Value> {
     let text = res.text().await?;
     serde_json::from_str(&text).map_err(error)
 }

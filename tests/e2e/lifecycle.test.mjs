@@ -141,6 +141,32 @@ describe("revocation (POST /_sessiongate/revoke)", () => {
     assert.equal(await gate.getSession(two.sid), null);
   });
 
+  it("a body that is not a revocation gets 400 and closes nothing", async () => {
+    const room = `/ws/rooms/${roomName()}`;
+    const user = uniqueUser();
+    const s = await gate.newSession({ user });
+    const conn = await admit(ws(room), { cookie: s.cookie });
+    for (const body of [
+      [],
+      s.sid,
+      {},
+      { sid: "" },
+      { sid: 1 },
+      { sid: s.sid, session: { field: "passport.user", equals: user } },
+      { sid: s.sid, delete_sesion: true },
+      { sid: s.sid, delete_session: "yes" },
+      { session: { field: "passport.user" } },
+      { session: { field: "passport.user", equals: user, also: 1 } },
+    ]) {
+      const res = await gate.revoke(body);
+      assert.equal(res.status, 400, `${JSON.stringify(body)}: ${res.body}`);
+      assert.match(JSON.parse(res.body).error, /^body must be \{"sid": "\.\.\."\}/);
+    }
+    await conn.ping();
+    assert.equal(conn.closeInfo, null);
+    assert.notEqual(await gate.getSession(s.sid), null);
+  });
+
   it("a wrong or missing token gets 401 and closes nothing", async () => {
     const room = `/ws/rooms/${roomName()}`;
     const user = uniqueUser();

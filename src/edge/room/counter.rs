@@ -15,19 +15,18 @@ pub struct Counter;
 const SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY CHECK (id = 0), value INTEGER NOT NULL)";
 
-#[derive(serde::Deserialize)]
-struct Row {
-    /// SQLite's integer reaches JavaScript as a number; the count stays within its safe range.
-    value: f64,
-}
-
 fn load(room: &RoomContext<'_>) -> Result<i64> {
     let sql = room.sql();
     sql.exec(SCHEMA, None)?;
-    let rows: Vec<Row> = sql
-        .exec("SELECT value FROM counter WHERE id = 0", None)?
-        .to_array()?;
-    Ok(rows.first().map_or(0, |row| row.value as i64))
+    let mut rows = sql.exec("SELECT value FROM counter WHERE id = 0", None)?;
+    // The cursor's own `next::<T>` would read the row through serde-wasm-bindgen.
+    let Some(row) = Iterator::next(&mut rows).transpose()? else {
+        return Ok(0);
+    };
+    // A row is an object by column name. SQLite's integer reaches JavaScript as a number; the
+    // count stays within its safe range.
+    let value = worker::js_sys::Reflect::get(&row, &"value".into())?;
+    Ok(value.as_f64().map_or(0, |v| v as i64))
 }
 
 fn save(room: &RoomContext<'_>, value: i64) -> Result<()> {

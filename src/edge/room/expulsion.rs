@@ -13,9 +13,9 @@ impl Room {
     /// Closes the sockets matching a revocation; answers how many and their sids (for
     /// `delete_session`).
     pub(super) async fn revoke(&self, mut req: Request) -> Result<Response> {
-        let target: RevokeTarget = match crate::edge::util::json_body(&mut req).await {
-            Ok(t) => t,
-            Err(_) => return Response::error("bad revocation", 400),
+        let body = crate::edge::util::json_body(&mut req).await.ok();
+        let Some(target) = body.and_then(RevokeTarget::from_value) else {
+            return Response::error("bad revocation", 400);
         };
         let members = self.members();
         let victims: Vec<usize> = (0..members.len())
