@@ -97,7 +97,7 @@ async fn login(req: Request, env: &Env, settings: &Settings) -> Result<Response>
         return util::error_json("roles: up to 8 words of letters, digits, '-' or '_'", 400);
     }
     let config = &settings.config;
-    let kv = env::sessions(env)?;
+    let kv = env::sessions(env).map_err(kv_error)?;
     if let Some(old) = previous {
         // Signing in again replaces the session, as req.session.regenerate() would.
         kv.delete(&config.session_key(&old))
@@ -121,10 +121,8 @@ async fn login(req: Request, env: &Env, settings: &Settings) -> Result<Response>
         "passport": {"user": user_id},
         "user": user,
     });
-    kv.put(&config.session_key(&sid), session.to_string())
-        .map_err(kv_error)?
-        .expiration_ttl((MAX_AGE_MS / 1000) as u64)
-        .execute()
+    let ttl = Some((MAX_AGE_MS / 1000) as u64);
+    kv.put(&config.session_key(&sid), &session.to_string(), ttl)
         .await
         .map_err(kv_error)?;
     let cookie = format!(
@@ -144,7 +142,8 @@ async fn login(req: Request, env: &Env, settings: &Settings) -> Result<Response>
 async fn logout(req: Request, env: &Env, settings: &Settings) -> Result<Response> {
     if let Some(sid) = current_sid(&req, settings) {
         let config = &settings.config;
-        env::sessions(env)?
+        env::sessions(env)
+            .map_err(kv_error)?
             .delete(&config.session_key(&sid))
             .await
             .map_err(kv_error)?;
@@ -192,6 +191,6 @@ fn current_sid(req: &Request, settings: &Settings) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn kv_error(e: worker::KvError) -> worker::Error {
+fn kv_error(e: super::kv::KvError) -> worker::Error {
     util::error(format_args!("KV: {e}"))
 }

@@ -1,7 +1,9 @@
 //! What the Worker reads from its environment, by name: the bindings of wrangler.toml and the
 //! secrets of `wrangler secret put` (or `.dev.vars`).
 
-use worker::{Env, KvStore, ObjectNamespace, Result};
+use worker::{Env, ObjectNamespace, Result};
+
+use super::kv::{KvError, KvNamespace};
 
 /// The `[vars]` table that holds the whole config.
 pub const CONFIG_VAR: &str = "SESSIONGATE";
@@ -21,8 +23,8 @@ pub const ADMISSION_KEY: &str = "ADMISSION_KEY";
 /// Enables the session store endpoints `/_sessiongate/sessions/:sid`.
 pub const STORE_TOKEN: &str = "STORE_TOKEN";
 
-pub fn sessions(env: &Env) -> Result<KvStore> {
-    env.kv(SESSIONS)
+pub fn sessions(env: &Env) -> std::result::Result<KvNamespace, KvError> {
+    KvNamespace::bound(env, SESSIONS)
 }
 
 pub fn rooms(env: &Env) -> Result<ObjectNamespace> {

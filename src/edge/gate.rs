@@ -15,6 +15,7 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{web_sys, Env, Request, Response, Result};
 
 use super::env;
+use super::kv::KvNamespace;
 use super::util::{self, Settings};
 
 /// Header that carries an admission from the Worker to the Room. Durable Objects are reachable
@@ -43,21 +44,6 @@ impl crate::rules::HeaderLookup for WorkerHeaders {
     }
 }
 
-#[wasm_bindgen]
-extern "C" {
-    /// A Workers KV namespace as the runtime hands it over, for the one call a session read
-    /// makes: `worker::KvStore` looks up five of its methods and builds the read's options
-    /// through serde-wasm-bindgen every time.
-    type KvNamespace;
-    /// `get(key, options)`: the value as text, or null.
-    #[wasm_bindgen(method, catch, js_name = get)]
-    fn get_text(
-        this: &KvNamespace,
-        key: &str,
-        options: &JsValue,
-    ) -> std::result::Result<js_sys::Promise, JsValue>;
-}
-
 /// Sessions in Workers KV. A binding that cannot be opened is kept as its error and reported
 /// by the first read, so a handshake meets it only after route, upgrade, bounds, origin,
 /// cookie and signature have passed, and is answered with its route's `deny_with`.
@@ -70,21 +56,8 @@ impl KvSessions {
     /// The stored session JSON at `key`, `None` if there is none, `Err` if KV could not answer.
     pub async fn load(&self, key: &str) -> std::result::Result<Option<String>, StoreError> {
         let kv = self.kv.as_ref().map_err(|e| StoreError(e.clone()))?;
-        let read = kv
-            .get_text(key, &self.options().map_err(kv_error)?)
-            .map_err(kv_error)?;
-        let value = JsFuture::from(read).await.map_err(kv_error)?;
-        Ok(value.as_string())
-    }
-
-    /// A read's options: `{cacheTtl}` when the config sets one.
-    fn options(&self) -> std::result::Result<JsValue, JsValue> {
-        let Some(ttl) = self.cache_ttl else {
-            return Ok(JsValue::UNDEFINED);
-        };
-        let options = js_sys::Object::new();
-        js_sys::Reflect::set(&options, &"cacheTtl".into(), &ttl.into())?;
-        Ok(options.into())
+        let options = KvNamespace::read_options(self.cache_ttl).map_err(StoreError)?;
+        kv.get(key, &options).await.map_err(StoreError)
     }
 
     /// The read of `key` for the JavaScript entry to make: `[namespace, key, options]`, or
@@ -94,15 +67,12 @@ impl KvSessions {
         Ok(match &self.kv {
             Ok(kv) => {
                 let namespace: &JsValue = kv.as_ref();
-                js_sys::Array::of3(namespace, &key.into(), &self.options()?).into()
+                let options = KvNamespace::read_options(self.cache_ttl).map_err(JsValue::from)?;
+                js_sys::Array::of3(namespace, &key.into(), &options).into()
             }
             Err(why) => js_sys::Array::of2(&why.into(), &key.into()).into(),
         })
     }
-}
-
-fn kv_error(e: JsValue) -> StoreError {
-    StoreError(worker::Error::from(e).to_string())
 }
 
 /// Reads each of `sids` once, in parallel: revalidation (the built-in Room's, and apps' rooms'
@@ -126,13 +96,8 @@ pub async fn load_each<'a>(
 }
 
 pub fn sessions(env: &Env, settings: &Settings) -> KvSessions {
-    let binding = js_sys::Reflect::get(env, &env::SESSIONS.into()).unwrap_or_default();
     KvSessions {
-        kv: if binding.is_object() {
-            Ok(binding.unchecked_into())
-        } else {
-            Err(format!("KV binding {} is not bound", env::SESSIONS))
-        },
+        kv: env::sessions(env),
         cache_ttl: settings.config.cache_ttl,
     }
 }

@@ -5,6 +5,7 @@ mod demo;
 mod env;
 mod gate;
 mod index;
+mod kv;
 mod revalidate;
 mod revoke;
 mod room;

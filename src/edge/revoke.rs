@@ -64,7 +64,7 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
     };
     let mut deleted = 0;
     if body.delete_session {
-        let kv = env::sessions(env)?;
+        let kv = env::sessions(env).map_err(util::error)?;
         let mut sids = outcome.sids.clone();
         if let RevokeTarget::Sid(sid) = &target {
             if !sids.contains(sid) {

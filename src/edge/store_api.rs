@@ -9,7 +9,7 @@ use crate::engine::RevokeTarget;
 use crate::log::{Clipped, LogEvent, SidTag, Store};
 use crate::store_api::{check_put, check_sid, StoreRequestError, MAX_BODY_BYTES, PATH_PREFIX};
 use serde_json::json;
-use worker::{Env, Method, Request, Response, Result};
+use worker::{wasm_bindgen::JsValue, Env, Method, Request, Response, Result};
 
 use super::env;
 use super::util::{self, json_response, Settings};
@@ -37,10 +37,7 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
     let key = config.session_key(&sid);
     let kv = match env::sessions(env) {
         Ok(kv) => kv,
-        Err(e) => {
-            let detail = format!("KV binding {}: {e}", env::SESSIONS);
-            return unavailable("open", &sid, &detail);
-        }
+        Err(e) => return unavailable("open", &sid, &e),
     };
     match req.method() {
         Method::Put => {
@@ -58,12 +55,8 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
                 Ok(put) => put,
                 Err(e) => return refuse(&e),
             };
-            let mut write = kv.put(&key, body).map_err(util::error)?;
-            if let Some(ttl) = put.ttl_seconds {
-                write = write.expiration_ttl(ttl);
-            }
-            if let Err(e) = write.execute().await {
-                return unavailable("put", &sid, &e.to_string());
+            if let Err(e) = kv.put(&key, &body, put.ttl_seconds).await {
+                return unavailable("put", &sid, &e);
             }
             log("put", &sid, 200, None);
             json_response(
@@ -71,7 +64,7 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
                 200,
             )
         }
-        Method::Get => match kv.get(&key).text().await {
+        Method::Get => match kv.get(&key, &JsValue::UNDEFINED).await {
             Ok(Some(text)) => {
                 let mut response = Response::ok(text)?;
                 response
@@ -84,13 +77,13 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
                 response.headers_mut().set(ABSENT_HEADER, "absent")?;
                 Ok(response)
             }
-            Err(e) => unavailable("get", &sid, &e.to_string()),
+            Err(e) => unavailable("get", &sid, &e),
         },
         Method::Delete => {
             // The key first, so a socket that reconnects meanwhile is refused; then every open
             // socket of the session. A logout that could not close them all is not a success.
             if let Err(e) = kv.delete(&key).await {
-                return unavailable("delete", &sid, &e.to_string());
+                return unavailable("delete", &sid, &e);
             }
             let outcome = super::revoke::revoke(env, config, &RevokeTarget::Sid(sid.clone())).await;
             match outcome {

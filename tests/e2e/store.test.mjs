@@ -47,6 +47,10 @@ describe("PUT, GET", () => {
     // cookie.expires is an hour away: the TTL runs to it (a second of slack for the clock).
     assert.ok(answer.ttl_seconds >= 3598 && answer.ttl_seconds <= 3601, `ttl ${answer.ttl_seconds}`);
     assert.equal(await gate.kv.get(KEY_PREFIX + sid), body);
+    // KV itself expires the key then.
+    const [listed] = (await gate.kv.list({ prefix: KEY_PREFIX + sid })).keys;
+    const expiresIn = listed?.expiration - Date.now() / 1000;
+    assert.ok(expiresIn >= 3590 && expiresIn <= 3602, `KV expiration in ${expiresIn} s`);
     const got = await gate.storeRequest("GET", sid);
     assert.equal(got.status, 200);
     assert.equal(got.body, body);
