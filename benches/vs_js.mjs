@@ -279,38 +279,50 @@ async function coldStart(dir, configFile, port) {
   let stderr = "";
   child.stderr.on("data", (c) => (stderr += c));
   try {
-    for (;;) {
-      const open = await new Promise((ok) => {
-        const socket = net.connect(port, "127.0.0.1");
-        socket.once("connect", () => {
-          socket.destroy();
-          ok(true);
-        });
-        socket.once("error", () => ok(false));
-      });
-      if (open) break;
-      if (child.exitCode !== null) throw new Error(`workerd exited: ${stderr.slice(0, 2000)}`);
-      if (performance.now() - t0 > 30_000) throw new Error(`workerd did not listen in 30 s: ${stderr.slice(0, 2000)}`);
-      await sleep(1);
-    }
+    await untilListening(child, port, t0, () => stderr, 1);
     const listening = performance.now() - t0;
-    const probe = () =>
-      new Promise((ok, fail) => {
-        const req = http.get({ host: "127.0.0.1", port, path: "/ws/rooms/probe", agent: false }, (res) => {
-          res.resume();
-          res.on("end", () => ok(res.statusCode));
-        });
-        req.on("error", fail);
-      });
-    const status = await probe();
+    const status = await probe(port);
     const ms = performance.now() - t0;
     const cpu = processCpuMs(child.pid);
-    await probe();
+    await probe(port);
     return { ms, listening, status, cpu, second: performance.now() - t0 - ms };
   } finally {
-    child.kill("SIGKILL");
-    await new Promise((ok) => (child.exitCode !== null || child.signalCode !== null ? ok() : child.once("exit", ok)));
+    await kill(child);
   }
+}
+
+/** Polls every `everyMs` until workerd's socket accepts a connection (30 s at most). */
+async function untilListening(child, port, t0, output, everyMs) {
+  for (;;) {
+    const open = await new Promise((ok) => {
+      const socket = net.connect(port, "127.0.0.1");
+      socket.once("connect", () => {
+        socket.destroy();
+        ok(true);
+      });
+      socket.once("error", () => ok(false));
+    });
+    if (open) return;
+    if (child.exitCode !== null) throw new Error(`workerd exited: ${output().slice(0, 2000)}`);
+    if (performance.now() - t0 > 30_000) throw new Error(`workerd did not listen in 30 s: ${output().slice(0, 2000)}`);
+    await sleep(everyMs);
+  }
+}
+
+/** GET /ws/rooms/probe (no upgrade): its status. */
+function probe(port) {
+  return new Promise((ok, fail) => {
+    const req = http.get({ host: "127.0.0.1", port, path: "/ws/rooms/probe", agent: false }, (res) => {
+      res.resume();
+      res.on("end", () => ok(res.statusCode));
+    });
+    req.on("error", fail);
+  });
+}
+
+async function kill(child) {
+  child.kill("SIGKILL");
+  await new Promise((ok) => (child.exitCode !== null || child.signalCode !== null ? ok() : child.once("exit", ok)));
 }
 
 /**
@@ -324,28 +336,9 @@ async function firstRequestCompiles(dir, configFile, port) {
   child.stderr.on("data", (c) => (out += c));
   const compiled = (text) => [...text.matchAll(/Compiled function \S+ using (\w+), took (\d+) μs .*?bodysize (\d+)/g)];
   try {
-    const t0 = performance.now();
-    for (;;) {
-      const open = await new Promise((ok) => {
-        const socket = net.connect(port, "127.0.0.1");
-        socket.once("connect", () => {
-          socket.destroy();
-          ok(true);
-        });
-        socket.once("error", () => ok(false));
-      });
-      if (open) break;
-      if (child.exitCode !== null || performance.now() - t0 > 30_000) throw new Error(`workerd did not listen: ${out.slice(0, 2000)}`);
-      await sleep(5);
-    }
+    await untilListening(child, port, performance.now(), () => out, 5);
     const before = out.length;
-    await new Promise((ok, fail) => {
-      const req = http.get({ host: "127.0.0.1", port, path: "/ws/rooms/probe", agent: false }, (res) => {
-        res.resume();
-        res.on("end", ok);
-      });
-      req.on("error", fail);
-    });
+    await probe(port);
     await sleep(200); // the trace is written as V8 compiles; let it reach the pipe
     const lines = compiled(out.slice(before));
     return {
@@ -355,8 +348,7 @@ async function firstRequestCompiles(dir, configFile, port) {
       atLoad: compiled(out.slice(0, before)).length,
     };
   } finally {
-    child.kill("SIGKILL");
-    await new Promise((ok) => (child.exitCode !== null || child.signalCode !== null ? ok() : child.once("exit", ok)));
+    await kill(child);
   }
 }
 
