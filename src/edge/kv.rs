@@ -1,7 +1,7 @@
 //! Workers KV as the runtime hands it over: the three calls the gate makes on the sessions'
 //! namespace. Not `worker::KvStore`, which looks its methods up on every use, builds each
 //! call's options through serde-wasm-bindgen, and writes a `String` through serde-wasm-bindgen
-//! too (its `put` takes any `Serialize`), code that was 4% of the wasm.
+//! too (its `put` takes any `Serialize`): 11 KB of the wasm.
 
 use worker::js_sys::{self, Promise};
 use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
