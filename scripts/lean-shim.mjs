@@ -118,8 +118,8 @@ if ((lean.match(workerBuildFetch) ?? []).length !== 1) {
   console.error(`lean-shim: ${file} does not hold worker-build's entrypoint fetch exactly once (has worker-build's shim changed?)`);
   process.exit(1);
 }
-const entryCalls = ["handshakeKey", "handshakeAdmit", "forwardToApp"];
-for (const name of [...entryCalls.map((f) => `function ${f}(`), "var AppHandoff = class"]) {
+const entryCalls = ["handshakeKey", "handshakeAdmit", "appIndexAdd", "appIndexFailed"];
+for (const name of entryCalls.map((f) => `function ${f}(`)) {
   if (!once(name)) {
     console.error(`lean-shim: ${file} does not hold "${name}" exactly once (src/edge/entry.js calls it)`);
     process.exit(1);

@@ -1,5 +1,5 @@
 // The Worker's fetch. scripts/lean-shim.mjs puts it in place of worker-build's, inside the
-// shim, where `handshakeKey`, `handshakeAdmit`, `forwardToApp` and `AppHandoff` are the
+// shim, where `handshakeKey`, `handshakeAdmit`, `appIndexAdd` and `appIndexFailed` are the
 // wasm's exports (src/edge/gate.rs) and `fetch` is the Rust `fetch` (src/edge/mod.rs).
 //
 // A handshake's I/O is here and every decision in the wasm, in two synchronous calls: no
@@ -28,7 +28,20 @@ Entrypoint.prototype.fetch = async function fetch2(request) {
     }
   }
   const next = handshakeAdmit(request, env, stored, failure);
-  if (Array.isArray(next)) return next[0].fetch(next[1]); // the built-in Room: [stub, request]
-  if (next instanceof AppHandoff) return forwardToApp(request, env, next);
-  return next; // a refusal
+  if (!Array.isArray(next)) return next; // a refusal
+  // [stub, request] for the built-in Room; [stub, request, registration] for an app's own
+  // room, which does not talk to the index: once it took the socket, the socket's keys are
+  // listed there before the client gets it. A failed listing is logged; the socket stays.
+  const [stub, forwarded, registration] = next;
+  const answer = await stub.fetch(forwarded);
+  if (registration === undefined || answer.status !== 101) return answer;
+  try {
+    const [index, add] = appIndexAdd(env, registration, answer);
+    const listed = await index.fetch(add);
+    if (!listed.ok) appIndexFailed(registration, `index /add: status ${listed.status}`);
+  } catch (e) {
+    if (e instanceof WebAssembly.RuntimeError) throw e; // a trap: the guard reinitializes
+    appIndexFailed(registration, e instanceof Error ? e.message : String(e));
+  }
+  return answer;
 };

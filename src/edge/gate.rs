@@ -10,8 +10,7 @@ use crate::decision::{check_request, check_session, Denial, Handshake, Refusal, 
 use crate::engine::{connection_id, Attachment, RoomAdmission};
 use crate::log::{self, Clipped, LogEvent, SidTag};
 use worker::js_sys;
-use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
-use worker::wasm_bindgen_futures::JsFuture;
+use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsValue};
 use worker::{web_sys, Env, Request, Response, Result};
 
 use super::env;
@@ -205,12 +204,7 @@ pub fn handshake_admit(
         }
     };
     if let Some(binding) = &config.routes[admission.route].target {
-        return Ok(AppHandoff {
-            binding: binding.clone(),
-            room: admission.room.into_owned(),
-            attachment,
-        }
-        .into());
+        return to_app(req, env, &settings, binding, &admission.room, &attachment);
     }
     // The built-in Room reads nothing of the client's request but the upgrade, so it gets a
     // new one carrying only that and the admission: no client header can reach it.
@@ -285,61 +279,27 @@ fn to_room(req: &Request) -> Result<Request> {
     Ok(forwarded)
 }
 
-/// `stub.fetch(request)`, its answer left as the runtime's `Response`.
-async fn fetch_raw(stub: worker::Stub, req: Request) -> Result<web_sys::Response> {
-    let stub: worker::worker_sys::DurableObject = stub.into_rpc();
-    let answer = JsFuture::from(stub.fetch_with_request(req.inner())?).await?;
-    Ok(answer.unchecked_into())
-}
-
-/// An admitted handshake to an app's own room (a route's `target`), from step 2 to
-/// [`forward_to_app`] through the entry.
-#[wasm_bindgen]
-pub struct AppHandoff {
-    binding: String,
-    room: String,
-    attachment: Attachment,
-}
-
-/// Step 3 for an app's room, called by the entry with step 2's [`AppHandoff`].
-#[wasm_bindgen(js_name = forwardToApp, wasm_bindgen_futures = worker::wasm_bindgen_futures)]
-pub async fn forward_handoff(
-    req: web_sys::Request,
-    env: Env,
-    handoff: AppHandoff,
-) -> std::result::Result<web_sys::Response, JsValue> {
-    let settings = util::settings(&env)?;
-    let AppHandoff {
-        binding,
-        room,
-        attachment,
-    } = handoff;
-    let req = Request::from(req);
-    Ok(forward_to_app(req, &env, &settings, &binding, &room, &attachment).await?)
-}
-
-/// Forwards to an app's own room (a route's `target`) with the signed admission of
-/// docs/ADMISSION.md, and lists the socket's revocation keys in the index once the room took
-/// it, before the client gets its socket (the app's room does not talk to the index). A room
-/// whose 101 says how often it revalidates (`REVALIDATE_HEADER`) gets entries that expire,
-/// renewed by its revalidations (`revalidate.rs`); any other, entries without expiry, which
-/// the revocation that meets them stale removes.
-async fn forward_to_app(
-    req: Request,
+/// An admitted handshake to an app's own room (a route's `target`): the client's upgrade with
+/// the signed admission of docs/ADMISSION.md, `[stub, request, registration]` for the entry to
+/// send, or a refusal when the target is misconfigured. The app's room does not talk to the
+/// index, so once it took the socket the entry lists the socket's revocation keys there
+/// ([`app_index_add`]), before the client gets its socket.
+fn to_app(
+    req: &web_sys::Request,
     env: &Env,
     settings: &Settings,
     binding: &str,
     room: &str,
     attachment: &Attachment,
-) -> Result<web_sys::Response> {
+) -> std::result::Result<JsValue, JsValue> {
     let route = settings.config.routes[attachment.route].path.as_str();
-    let misconfigured = |error: &str| {
+    let misconfigured = |error: &str| -> std::result::Result<JsValue, JsValue> {
         util::log(&LogEvent::Target { route, error });
-        Response::error(
+        let answer = Response::error(
             "sessiongate: route target unavailable (see the Worker's logs)",
             500,
-        )
-        .map(Into::into)
+        )?;
+        Ok(web_sys::Response::from(answer).into())
     };
     let Some(key) = env::token(env, env::ADMISSION_KEY) else {
         return misconfigured("ADMISSION_KEY is not set (wrangler secret put ADMISSION_KEY)");
@@ -360,16 +320,47 @@ async fn forward_to_app(
         util::now_ms(),
         &util::random_bytes::<16>()?,
     );
-    let mut forwarded = to_room(&req)?;
+    let mut forwarded = to_room(&Request::from(Clone::clone(req)))?;
     let headers = forwarded.headers_mut()?;
     headers.set(ADMISSION_HEADER, &signed.value)?;
     headers.set(SIGNATURE_HEADER, &signed.signature)?;
     let stub = namespace.id_from_name(room)?.get_stub()?;
-    let response = fetch_raw(stub, forwarded).await?;
-    if response.status() != 101 {
-        return Ok(response);
-    }
-    let until = response
+    let registration = AppRegistration {
+        binding: binding.to_owned(),
+        room: room.to_owned(),
+        keys,
+    };
+    Ok(js_sys::Array::of3(
+        &stub.into_rpc::<JsValue>(),
+        forwarded.inner(),
+        &registration.into(),
+    )
+    .into())
+}
+
+/// A socket an app's room is taking: what goes into the index for it, from step 2 to
+/// [`app_index_add`] through the entry.
+#[wasm_bindgen]
+pub struct AppRegistration {
+    binding: String,
+    room: String,
+    /// The socket's revocation keys.
+    keys: Vec<String>,
+}
+
+/// Step 3 for an app's room that answered 101 (`answer`): the index `/add` of the socket's
+/// keys, `[stub, request]` for the entry to send (an answer other than 2xx is its failure,
+/// [`app_index_failed`]). A room whose 101 says how often it revalidates (`REVALIDATE_HEADER`)
+/// gets entries that expire, renewed by its revalidations (`revalidate.rs`); any other,
+/// entries without expiry, which the revocation that meets them stale removes.
+#[wasm_bindgen(js_name = appIndexAdd)]
+pub fn app_index_add(
+    env: &Env,
+    registration: &AppRegistration,
+    answer: &web_sys::Response,
+) -> std::result::Result<JsValue, JsValue> {
+    let settings = util::settings(env)?;
+    let until = answer
         .headers()
         .get(REVALIDATE_HEADER)
         .ok()
@@ -377,13 +368,19 @@ async fn forward_to_app(
         .and_then(|every| every.trim().parse().ok())
         .and_then(crate::revocation::revalidate_every_ms)
         .map(|every| crate::revocation::app_entry_until(util::now_ms(), every));
-    let entry = super::index::room_entry(binding, room);
+    let entry = super::index::room_entry(&registration.binding, &registration.room);
     let shards = settings.config.index_shards;
-    if let Err(e) = super::index::add(env, shards, &entry, &keys, until).await {
-        util::log(&LogEvent::Room {
-            room: Some(Clipped::of(room)),
-            error: Clipped::of(&format!("index register: {e}")),
-        });
-    }
-    Ok(response)
+    let (stub, req) = super::index::add_request(env, shards, &entry, &registration.keys, until)?;
+    Ok(js_sys::Array::of2(&stub.into_rpc::<JsValue>(), req.inner()).into())
+}
+
+/// The index `/add` of an app room's socket failed (`why`): logged. The room has the socket
+/// and the client gets it: its keys are not listed, so a revocation reaches it only through
+/// its room's revalidation.
+#[wasm_bindgen(js_name = appIndexFailed)]
+pub fn app_index_failed(registration: &AppRegistration, why: &str) {
+    util::log(&LogEvent::Room {
+        room: Some(Clipped::of(&registration.room)),
+        error: Clipped::of(&format!("index register: {why}")),
+    });
 }

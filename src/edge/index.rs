@@ -16,7 +16,7 @@
 
 use crate::revocation::{room_shard, Located};
 use serde::Serialize;
-use worker::{Env, Response, Result};
+use worker::{Env, Request, Response, Result};
 
 use super::env;
 use super::util;
@@ -59,15 +59,20 @@ pub fn parse_room_entry(entry: &str) -> Option<(&str, &str)> {
     entry.split_once('/')
 }
 
+/// A request to a shard: its stub and the request, for the caller to send.
+fn request(env: &Env, shard: u32, path: &str, body: &str) -> Result<(worker::Stub, Request)> {
+    let req = util::post(&format!("https://index{path}"), Some(body), &[])?;
+    let stub = env::index(env)?
+        .id_from_name(&format!("shard:{shard}"))?
+        .get_stub()?;
+    Ok((stub, req))
+}
+
 /// One request to a shard; an answer other than 2xx is an error, so that no caller takes a
 /// failed shard's answer for an empty one.
 async fn call(env: &Env, shard: u32, path: &str, body: String) -> Result<Response> {
-    let req = util::post(&format!("https://index{path}"), Some(&body), &[])?;
-    let response = env::index(env)?
-        .id_from_name(&format!("shard:{shard}"))?
-        .get_stub()?
-        .fetch_with_request(req)
-        .await?;
+    let (stub, req) = request(env, shard, path, &body)?;
+    let response = stub.fetch_with_request(req).await?;
     match response.status_code() {
         200..=299 => Ok(response),
         status => Err(util::error(format!(
@@ -76,15 +81,9 @@ async fn call(env: &Env, shard: u32, path: &str, body: String) -> Result<Respons
     }
 }
 
-/// Adds the (key, room) entries of `keys` for one room entry, to expire at `until` (Unix ms;
-/// none: never): one request, to the room's shard.
-pub async fn add(
-    env: &Env,
-    shards: u32,
-    room: &str,
-    keys: &[String],
-    until: Option<i64>,
-) -> Result<()> {
+/// The shard and body of an `/add` of the (key, room) entries of `keys` for one room entry,
+/// to expire at `until` (Unix ms; none: never).
+fn add_body(shards: u32, room: &str, keys: &[String], until: Option<i64>) -> Result<(u32, String)> {
     let ids = keys
         .iter()
         .map(|key| crate::revocation::key_id(key))
@@ -95,8 +94,34 @@ pub async fn add(
         until,
     })
     .map_err(util::error)?;
-    call(env, room_shard(room, shards), "/add", body).await?;
+    Ok((room_shard(room, shards), body))
+}
+
+/// Adds the entries of `keys` for one room entry (see [`add_body`]): one request, to the
+/// room's shard.
+pub async fn add(
+    env: &Env,
+    shards: u32,
+    room: &str,
+    keys: &[String],
+    until: Option<i64>,
+) -> Result<()> {
+    let (shard, body) = add_body(shards, room, keys, until)?;
+    call(env, shard, "/add", body).await?;
     Ok(())
+}
+
+/// The same `/add` for the JavaScript entry to send: `[stub, request]` (an answer other than
+/// 2xx is its failure).
+pub fn add_request(
+    env: &Env,
+    shards: u32,
+    room: &str,
+    keys: &[String],
+    until: Option<i64>,
+) -> Result<(worker::Stub, Request)> {
+    let (shard, body) = add_body(shards, room, keys, until)?;
+    request(env, shard, "/add", &body)
 }
 
 /// Every (shard, room entry) that lists a located revocation key: one request, to the key's

@@ -58,19 +58,21 @@ export { wasmImports };
 const ENTRYPOINT = `export var wasm = {
   key: () => undefined,
   admit: () => { throw new Error("step 2 not expected"); },
-  forward: (request, env, handoff) => ({ forwarded: handoff }),
+  indexAdd: () => { throw new Error("no index add expected"); },
+  indexFailed: () => { throw new Error("no index failure expected"); },
   fetch: (req) => "answer to " + req,
 };
 function handshakeKey(request, env) { return wasm.key(request, env); }
 function handshakeAdmit(request, env, stored, failure) { return wasm.admit(request, env, stored, failure); }
-function forwardToApp(request, env, handoff) { return wasm.forward(request, env, handoff); }
-export var AppHandoff = class {};
+function appIndexAdd(env, registration, answer) { return wasm.indexAdd(env, registration, answer); }
+function appIndexFailed(registration, why) { return wasm.indexFailed(registration, why); }
 function fetch(req, env, ctx) { return wasm.fetch(req, env, ctx); }
 var Entrypoint = class { constructor(env, ctx) { this.env = env; this.ctx = ctx; } };
 Entrypoint.prototype.fetch = function fetch2(arg) {
   return fetch.call(this, arg, this.env, this.ctx);
 };
-Entrypoint.prototype.forwardToApp = forwardToApp;
+Entrypoint.prototype.appIndexAdd = appIndexAdd;
+Entrypoint.prototype.appIndexFailed = appIndexFailed;
 Entrypoint.prototype.handshakeAdmit = handshakeAdmit;
 Entrypoint.prototype.handshakeKey = handshakeKey;
 `;
@@ -153,7 +155,7 @@ describe("lean-shim", () => {
 
   it("the entry's steps are not entrypoint methods: no Worker bound to the gate can call them over RPC", async () => {
     const { shim_default: Entrypoint } = await shimmed();
-    for (const name of ["handshakeKey", "handshakeAdmit", "forwardToApp"]) {
+    for (const name of ["handshakeKey", "handshakeAdmit", "appIndexAdd", "appIndexFailed"]) {
       assert.equal(Entrypoint.prototype[name], undefined, name);
     }
     assert.deepEqual(Object.getOwnPropertyNames(Entrypoint.prototype).sort(), ["constructor", "fetch"]);
@@ -210,14 +212,43 @@ describe("lean-shim", () => {
     assert.deepEqual(step2, ["req", env, null, "KV binding SESSIONS is not bound"]);
   });
 
-  it("the entry: an app room's handoff goes to forwardToApp", async () => {
-    const { shim_default: Entrypoint, wasm, AppHandoff } = await shimmed();
-    const handoff = new AppHandoff();
+  it("the entry: an app's room gets the forwarded upgrade; once it took the socket, the socket's keys go to the index before the answer", async () => {
+    const { shim_default: Entrypoint, wasm } = await shimmed();
     const env = {};
+    const registration = { room: "r" };
+    const order = [];
+    const took = { status: 101 };
+    const room = { fetch: async (req) => (order.push(["room", req]), took) };
+    const index = { fetch: async (req) => (order.push(["index", req]), { ok: true, status: 200 }) };
     wasm.key = () => [{ get: async () => "{}" }, "sess:abc", undefined];
-    wasm.admit = () => handoff;
-    wasm.forward = (request, e, h) => (assert.equal(request, "req"), assert.equal(e, env), { forwarded: h });
-    assert.deepEqual(await new Entrypoint(env, {}).fetch("req"), { forwarded: handoff });
+    wasm.admit = () => [room, "forwarded", registration];
+    wasm.indexAdd = (e, r, answer) => (assert.equal(e, env), assert.equal(r, registration), assert.equal(answer, took), [index, "add"]);
+    assert.equal(await new Entrypoint(env, {}).fetch("req"), took);
+    assert.deepEqual(order, [["room", "forwarded"], ["index", "add"]]);
+    // Not taken: no index request.
+    const refused = { status: 403 };
+    room.fetch = async () => refused;
+    wasm.indexAdd = () => assert.fail("no listing for a socket the room refused");
+    assert.equal(await new Entrypoint(env, {}).fetch("req"), refused);
+  });
+
+  it("the entry: a failed index listing is logged through the wasm and the socket is still the client's; a trap is not swallowed", async () => {
+    const { shim_default: Entrypoint, wasm } = await shimmed();
+    const registration = { room: "r" };
+    const took = { status: 101 };
+    const failures = [];
+    wasm.key = () => [{ get: async () => "{}" }, "sess:abc", undefined];
+    wasm.admit = () => [{ fetch: async () => took }, "forwarded", registration];
+    wasm.indexFailed = (r, why) => failures.push([r, why]);
+    wasm.indexAdd = () => [{ fetch: async () => ({ ok: false, status: 500 }) }, "add"];
+    assert.equal(await new Entrypoint({}, {}).fetch("req"), took);
+    wasm.indexAdd = () => [{ fetch: async () => { throw new Error("shard unreachable"); } }, "add"];
+    assert.equal(await new Entrypoint({}, {}).fetch("req"), took);
+    wasm.indexAdd = () => { throw new Error("no INDEX binding"); };
+    assert.equal(await new Entrypoint({}, {}).fetch("req"), took);
+    assert.deepEqual(failures, [[registration, "index /add: status 500"], [registration, "shard unreachable"], [registration, "no INDEX binding"]]);
+    wasm.indexAdd = () => { throw new WebAssembly.RuntimeError("unreachable"); };
+    await assert.rejects(new Entrypoint({}, {}).fetch("req"), WebAssembly.RuntimeError);
   });
 
   it("queues the futures' task queue as a microtask of a resolved promise, the getter left alone", async () => {
@@ -262,7 +293,7 @@ describe("lean-shim", () => {
     assert.doesNotMatch(built, /async apply\(/, "build/index.js: worker-build's per-call proxies");
     assert.match(built, /__wbg_queueMicrotask_\w+:function\(\w\)\{Promise\.resolve\(\)\.then\(\w\)\}/, "build/index.js: the task queue scheduled by a promise");
     assert.match(built, /\.get\(\w+,\w+\)\}catch\(\w+\)\{\w+=\w+ instanceof Error\?\w+\.message:String\(\w+\)\}/, "build/index.js: src/edge/entry.js as the entrypoint's fetch");
-    assert.doesNotMatch(built, /prototype\.(handshakeKey|handshakeAdmit|forwardToApp)=/, "build/index.js: the entry's steps as entrypoint (RPC) methods");
+    assert.doesNotMatch(built, /prototype\.(handshakeKey|handshakeAdmit|appIndexAdd|appIndexFailed)=/, "build/index.js: the entry's steps as entrypoint (RPC) methods");
     assert.match(built, /export\{[^}]*\b\w+ as RevocationIndex\b/, "build/index.js: the revocation index's shards exported");
     assert.match(built, /"bad find: shard count"/, "build/index.js: src/edge/revocation_index.js as the shards' class");
   });
