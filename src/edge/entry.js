@@ -2,9 +2,9 @@
 // shim, where `handshakeKey`, `handshakeAdmit`, `appIndexAdd` and `appIndexFailed` are the
 // wasm's exports (src/edge/gate.rs) and `fetch` is the Rust `fetch` (src/edge/mod.rs).
 //
-// A handshake's I/O is here and every decision in the wasm, in two synchronous calls: no
-// Rust future and no `worker::Request` on a handshake's path, whose glue cost the Worker CPU
-// and start-up time that benches/vs_js.mjs measures (README, figures). Every other request
+// A handshake's I/O is here and every decision in the wasm, in synchronous calls (two, and
+// for an app's room the index listing's two): no Rust future on a handshake's path, whose glue
+// cost the Worker CPU and start-up time that benches/vs_js.mjs measures (README, figures). Every other request
 // goes to the Rust `fetch`. lean-shim guards this method as it guards every entrypoint method:
 // after a wasm trap, the next request reinitializes the instance.
 Entrypoint.prototype.fetch = async function fetch2(request) {
