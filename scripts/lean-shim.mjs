@@ -2,10 +2,11 @@
 // build/index.js (built unminified) with ones that allocate nothing per call.
 //
 // worker-build 0.8.7 wraps every exported class (the Worker's entrypoint, Room) so that after
-// a wasm trap ("unreachable", a Rust panic) the next call reinitializes the wasm instance and rebuilds the objects made before it. Its hooks create a
-// new Proxy for every method looked up (each request, each socket event) and, for async
-// functions, an extra async wrapper. Measured with benches/vs_js.mjs (GATE_OTHER_BUILD, the
-// same build without the hooks at all): 13% of the handshake rate, 13% of the Worker's CPU.
+// a wasm trap ("unreachable", a Rust panic) the next call reinitializes the wasm instance and
+// rebuilds the objects made before it. Its hooks create a new Proxy for every method looked up
+// (each request, each socket event) and, for async functions, an extra async wrapper.
+// Measured with benches/vs_js.mjs (GATE_OTHER_BUILD, the same build without the hooks at
+// all): 13% of the handshake rate, 13% of the Worker's CPU.
 // These hooks keep what the shim is for (the reinitialization and the rebuilt objects) with
 // one guarded function per method, made once and shared by every instance (and no proxy at all
 // for the entrypoint, which workerd makes per request): measured the same way against

@@ -1,8 +1,8 @@
 //! The handshake: every decision here, its I/O in the JavaScript entry (`entry.js`), which
 //! calls [`handshake_key`] (the checks that need no store, and the session's key), reads the
 //! key from KV, calls [`handshake_admit`] (the session's checks, and where the socket goes),
-//! and forwards: to the built-in Room itself, to an app's room through [`forward_handoff`].
-//! The Rust `fetch` (`mod.rs`) serves every other path.
+//! and forwards: to the built-in Room, or to an app's room, whose socket's keys it then lists
+//! in the index ([`app_index_add`]). The Rust `fetch` (`mod.rs`) serves every other path.
 
 use std::borrow::Cow;
 
@@ -55,8 +55,7 @@ impl KvSessions {
     /// The stored session JSON at `key`, `None` if there is none, `Err` if KV could not answer.
     pub async fn load(&self, key: &str) -> std::result::Result<Option<String>, StoreError> {
         let kv = self.kv.as_ref().map_err(|e| StoreError(e.clone()))?;
-        let options = KvNamespace::read_options(self.cache_ttl).map_err(StoreError)?;
-        kv.get(key, &options).await.map_err(StoreError)
+        kv.get(key, self.cache_ttl).await.map_err(StoreError)
     }
 
     /// The read of `key` for the JavaScript entry to make: `[namespace, key, options]`, or
@@ -130,9 +129,14 @@ impl RuntimeRequest {
     }
 }
 
-/// A refusal as the JavaScript entry returns it: the runtime's `Response`.
+/// An answer as the JavaScript entry returns it: the runtime's `Response`.
+fn answered(answer: Result<Response>) -> std::result::Result<JsValue, JsValue> {
+    Ok(web_sys::Response::from(answer?).into())
+}
+
+/// A refusal as the JavaScript entry returns it.
 fn refused(denial: Denial, settings: &Settings) -> std::result::Result<JsValue, JsValue> {
-    Ok(web_sys::Response::from(deny(denial, settings)?).into())
+    answered(deny(denial, settings))
 }
 
 /// Step 1 of a handshake, for the JavaScript entry (`entry.js`): every check that needs no
@@ -159,8 +163,8 @@ pub fn handshake_key(req: &web_sys::Request, env: &Env) -> std::result::Result<J
 /// there is none), `failure` why the read failed. Checks the request again rather than take
 /// anything from step 1 back through JavaScript (the checks that need no store cost a few
 /// microseconds), then the session. Answers a refusal (a `Response`), `[stub, request]` for
-/// the entry to hand to the built-in Room (`stub.fetch(request)`), or an [`AppHandoff`] for
-/// [`forward_handoff`].
+/// the entry to hand to the built-in Room (`stub.fetch(request)`), or `[stub, request,
+/// registration]` for an app's room ([`to_app`]).
 #[wasm_bindgen(js_name = handshakeAdmit)]
 pub fn handshake_admit(
     req: &web_sys::Request,
@@ -199,8 +203,7 @@ pub fn handshake_admit(
     let stored = match attachment.to_stored() {
         Ok(stored) => stored,
         Err(too_large) => {
-            let answer = too_large_session(&admission.room, &attachment, &too_large)?;
-            return Ok(web_sys::Response::from(answer).into());
+            return answered(too_large_session(&admission.room, &attachment, &too_large))
         }
     };
     if let Some(binding) = &config.routes[admission.route].target {
@@ -295,11 +298,10 @@ fn to_app(
     let route = settings.config.routes[attachment.route].path.as_str();
     let misconfigured = |error: &str| -> std::result::Result<JsValue, JsValue> {
         util::log(&LogEvent::Target { route, error });
-        let answer = Response::error(
+        answered(Response::error(
             "sessiongate: route target unavailable (see the Worker's logs)",
             500,
-        )?;
-        Ok(web_sys::Response::from(answer).into())
+        ))
     };
     let Some(key) = env::token(env, env::ADMISSION_KEY) else {
         return misconfigured("ADMISSION_KEY is not set (wrangler secret put ADMISSION_KEY)");

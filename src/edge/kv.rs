@@ -57,9 +57,11 @@ impl KvNamespace {
         options("cacheTtl", cache_ttl.map(f64::from))
     }
 
-    /// The value at `key` as text, or `None`.
-    pub async fn get(&self, key: &str, options: &JsValue) -> Result<Option<String>, KvError> {
-        let read = self.get_text(key, options).map_err(error)?;
+    /// The value at `key` as text, or `None`; cached at the edge `cache_ttl` seconds if set.
+    pub async fn get(&self, key: &str, cache_ttl: Option<u32>) -> Result<Option<String>, KvError> {
+        let read = self
+            .get_text(key, &Self::read_options(cache_ttl)?)
+            .map_err(error)?;
         Ok(JsFuture::from(read).await.map_err(error)?.as_string())
     }
 

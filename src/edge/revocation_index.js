@@ -47,6 +47,11 @@ export const entryLive = (value, now) => value < 1e12 || value > now;
 /** A stored value as an entry's: a number, or (anything else) no expiry. */
 const entryValue = (value) => (typeof value === "number" ? value : NO_EXPIRY);
 
+/** `write(batch)` for each batch of `keys` the storage takes at once, one after the other. */
+async function inBatches(keys, write) {
+  for (let at = 0; at < keys.length; at += STORAGE_BATCH) await write(keys.slice(at, at + STORAGE_BATCH));
+}
+
 const isStrings = (list) => Array.isArray(list) && list.every((item) => typeof item === "string");
 
 /** `/add` and `/remove`'s body, or null when it is not one. */
@@ -95,11 +100,9 @@ export class RevocationIndex {
         const keys = entries.ids.flatMap((id) => entries.rooms.map((room) => entryPrefix(id) + room));
         const adding = path === "/add";
         const value = entries.until ?? NO_EXPIRY;
-        for (let at = 0; at < keys.length; at += STORAGE_BATCH) {
-          const batch = keys.slice(at, at + STORAGE_BATCH);
-          if (adding) await this.storage.put(Object.fromEntries(batch.map((key) => [key, value])));
-          else await this.storage.delete(batch);
-        }
+        await inBatches(keys, (batch) =>
+          adding ? this.storage.put(Object.fromEntries(batch.map((key) => [key, value]))) : this.storage.delete(batch),
+        );
         if (adding && entries.until !== null) await this.scheduleSweep();
         return new Response(null);
       }
@@ -141,7 +144,7 @@ export class RevocationIndex {
         // The next page starts just after this key (`start` is inclusive).
         after = `${key}\0`;
       }
-      for (let at = 0; at < expired.length; at += STORAGE_BATCH) await this.storage.delete(expired.slice(at, at + STORAGE_BATCH));
+      await inBatches(expired, (batch) => this.storage.delete(batch));
       if (listed.size < SWEEP_PAGE) {
         // Done: the next sweep starts from the beginning.
         await this.storage.delete(SWEEP_CURSOR_KEY);
@@ -172,8 +175,8 @@ export class RevocationIndex {
     const now = Date.now();
     const others = [];
     for (let other = 0; other < shards; other++) if (other !== shard) others.push(this.askShard(other, id));
-    const [own, ...answers] = await Promise.all([this.roomsOf(id, now).then((rooms) => [shard, rooms]), ...others]);
-    return [own, ...answers].flatMap(([from, rooms]) => rooms.map((room) => `${from} ${room}`));
+    const listed = await Promise.all([this.roomsOf(id, now).then((rooms) => [shard, rooms]), ...others]);
+    return listed.flatMap(([from, rooms]) => rooms.map((room) => `${from} ${room}`));
   }
 
   /** [shard, its live room entries of a key id]; an answer other than 2xx is an error, so that

@@ -9,7 +9,7 @@ use crate::engine::RevokeTarget;
 use crate::log::{Clipped, LogEvent, SidTag, Store};
 use crate::store_api::{check_put, check_sid, StoreRequestError, MAX_BODY_BYTES, PATH_PREFIX};
 use serde_json::json;
-use worker::{wasm_bindgen::JsValue, Env, Method, Request, Response, Result};
+use worker::{Env, Method, Request, Response, Result};
 
 use super::env;
 use super::util::{self, json_response, Settings};
@@ -64,7 +64,7 @@ pub async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<
                 200,
             )
         }
-        Method::Get => match kv.get(&key, &JsValue::UNDEFINED).await {
+        Method::Get => match kv.get(&key, None).await {
             Ok(Some(text)) => {
                 let mut response = Response::ok(text)?;
                 response
