@@ -46,7 +46,11 @@
 //    per gate build, what the first request compiled: workerd with V8's
 //    --trace-wasm-compilation-times, whose lines count the wasm functions V8 compiled lazily
 //    for that request, their bytes of wasm and V8's time for each. Unlike the times above it
-//    does not move with the machine's load: the code a first request runs through.
+//    does not move with the machine's load: the code a first request runs through. The probe
+//    is a 426, which runs only the checks that need no store; the same cold starts are then
+//    timed with a first request that is a whole admitted handshake (a signed cookie, the start-up
+//    config's KV holding a session for every key, the room's accept, the index; (b)'s room
+//    too), with its compile count: what a Worker's first real visitor waits for.
 // 3. Size: build/index_bg.wasm raw and gzipped (-9), against (b)'s bundle as wrangler builds
 //    it (`wrangler deploy --dry-run --outdir`), gzipped.
 //
@@ -251,7 +255,7 @@ const config :Workerd.Config = (
   v8Flags = [ ${v8Flags.map(q).join(", ")} ],
 );
 const kvWorker :Workerd.Worker = (
-  modules = [ (name = "kv.mjs", esModule = ${q("export default { fetch() { return new Response(null, { status: 404 }); } };")}) ],
+  modules = [ (name = "kv.mjs", esModule = ${q(`export default { fetch(request) { return request.method === "GET" ? new Response(${JSON.stringify(STARTUP_SESSION)}) : new Response(null, { status: 404 }); } };`)}) ],
   compatibilityDate = "2026-04-01",
 );
 const mainWorker :Workerd.Worker = (
@@ -273,7 +277,7 @@ const signed = (x) => (x >= 0 ? `+${fmt(x)}` : fmt(x));
  * sends GET /ws/rooms/probe (no upgrade): ms from spawn to listening and to the answer, and
  * workerd's CPU by then.
  */
-async function coldStart(dir, configFile, port) {
+async function coldStart(dir, configFile, port, first = probe) {
   const t0 = performance.now();
   const child = spawn(WORKERD, ["serve", join(dir, configFile), "--experimental"], { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
@@ -281,7 +285,7 @@ async function coldStart(dir, configFile, port) {
   try {
     await untilListening(child, port, t0, () => stderr, 1);
     const listening = performance.now() - t0;
-    const status = await probe(port);
+    const status = await first(port);
     const ms = performance.now() - t0;
     const cpu = processCpuMs(child.pid);
     await probe(port);
@@ -320,6 +324,43 @@ function probe(port) {
   });
 }
 
+/** The session every key of the start-up config's KV holds: a first handshake is admitted. */
+const STARTUP_SESSION = JSON.stringify(sessionRecord({ user: "u-startup", name: "first", expires: Date.now() + 86_400_000 }));
+const STARTUP_COOKIE = signedCookie(newSid());
+
+/**
+ * A WebSocket handshake to /ws/rooms/probe with a signed session cookie, its session in KV:
+ * the whole admitted path (cookie, HMAC, KV read, rules, the room's accept). Its status (101
+ * when admitted); the socket is dropped at once.
+ */
+function handshakeProbe(port, origin) {
+  return new Promise((ok, fail) => {
+    const req = http.get({
+      host: "127.0.0.1",
+      port,
+      path: "/ws/rooms/probe",
+      agent: false,
+      headers: {
+        connection: "Upgrade",
+        upgrade: "websocket",
+        "sec-websocket-version": "13",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+        cookie: STARTUP_COOKIE,
+        ...(origin ? { origin } : {}),
+      },
+    });
+    req.on("upgrade", (res, socket) => {
+      socket.destroy();
+      ok(res.statusCode);
+    });
+    req.on("response", (res) => {
+      res.resume();
+      res.on("end", () => ok(res.statusCode));
+    });
+    req.on("error", fail);
+  });
+}
+
 async function kill(child) {
   child.kill("SIGKILL");
   await new Promise((ok) => (child.exitCode !== null || child.signalCode !== null ? ok() : child.once("exit", ok)));
@@ -329,7 +370,7 @@ async function kill(child) {
  * The wasm functions V8 compiled for a Worker's first request (it compiles each as it first
  * runs): workerd with --trace-wasm-compilation-times, its lines from the probe on counted.
  */
-async function firstRequestCompiles(dir, configFile, port) {
+async function firstRequestCompiles(dir, configFile, port, first = probe) {
   const child = spawn(WORKERD, ["serve", join(dir, configFile), "--experimental"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout.on("data", (c) => (out += c));
@@ -338,7 +379,7 @@ async function firstRequestCompiles(dir, configFile, port) {
   try {
     await untilListening(child, port, performance.now(), () => out, 5);
     const before = out.length;
-    await probe(port);
+    await first(port);
     await sleep(200); // the trace is written as V8 compiles; let it reach the pipe
     const lines = compiled(out.slice(before));
     return {
@@ -383,12 +424,17 @@ async function startup(bundle) {
   const cpus = {};
   const listens = {};
   const seconds = {};
+  // The same cold starts with a first request that is a whole admitted handshake (the 426 probe
+  // runs only the checks that need no store): its session read from KV, the room's accept.
+  const handshakeTimes = {};
+  const originOf = (key, port) => (key.startsWith("gate") ? "http://allowed.example" : key === "(b)" ? `http://127.0.0.1:${port}` : undefined);
   try {
     for (const [key, v] of Object.entries(variants)) {
       v.port = await freePort();
       v.file = `${key.replace(/\W/g, "")}.capnp`;
       writeFileSync(join(dir, v.file), workerdConfig(v.port, v.modules, v.bindings, v.classes));
       times[key] = [];
+      handshakeTimes[key] = [];
       cpus[key] = [];
       listens[key] = [];
       seconds[key] = [];
@@ -405,12 +451,19 @@ async function startup(bundle) {
           seconds[key].push(second);
         }
       }
+      for (const key of rotate(Object.keys(variants), i)) {
+        const v = variants[key];
+        const { ms, status } = await coldStart(dir, v.file, v.port, (port) => handshakeProbe(port, originOf(key, port)));
+        v.handshakeStatus = status;
+        if (i > 0) handshakeTimes[key].push(ms);
+      }
     }
     for (const key of ["gate", "gate other"].filter((k) => variants[k])) {
       const v = variants[key];
       const file = `${v.file}.trace.capnp`;
       writeFileSync(join(dir, file), workerdConfig(v.port, v.modules, v.bindings, v.classes, ["--trace-wasm-compilation-times"]));
       v.compiles = await firstRequestCompiles(dir, file, v.port);
+      v.handshakeCompiles = await firstRequestCompiles(dir, file, v.port, (port) => handshakeProbe(port, originOf(key, port)));
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -426,6 +479,15 @@ async function startup(bundle) {
   for (const key of ["gate", "gate other"].filter((k) => variants[k])) {
     const c = variants[key].compiles;
     console.log(`  ${key}: its first request made V8 compile ${c.functions} wasm functions, ${(c.bytes / 1024).toFixed(1)} KB of wasm, in ${fmt(c.ms)} ms of V8's compile time (--trace-wasm-compilation-times; ${c.atLoad} compiled before it)`);
+  }
+  console.log(`  a first request that is an admitted handshake (a signed cookie, its session in KV; statuses ${Object.keys(variants).map((k) => `${k} ${variants[k].handshakeStatus}`).join(", ")}):`);
+  for (const key of Object.keys(variants)) {
+    console.log(`    ${key.padEnd(9)} first answer after ${fmt(median(handshakeTimes[key]))} ms (medians; answers ${handshakeTimes[key].map((t) => t.toFixed(0)).join(", ")})`);
+  }
+  console.log(`    over the empty Worker's first answer to it: gate ${over("gate", handshakeTimes)} ms, (b) ${over("(b)", handshakeTimes)} ms${other ? `, other build ${over("gate other", handshakeTimes)} ms` : ""}   [the 426 probe above runs only the checks that need no store]`);
+  for (const key of ["gate", "gate other"].filter((k) => variants[k])) {
+    const c = variants[key].handshakeCompiles;
+    console.log(`    ${key}: that first request made V8 compile ${c.functions} wasm functions, ${(c.bytes / 1024).toFixed(1)} KB of wasm, in ${fmt(c.ms)} ms of V8's compile time`);
   }
 }
 
