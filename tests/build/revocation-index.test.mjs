@@ -4,6 +4,7 @@
 // (tests/e2e/index.test.mjs, apps.test.mjs) run the same class in workerd with the gate.
 
 import { strict as assert } from "node:assert";
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { MAX_SHARDS, NO_EXPIRY, RevocationIndex, STORAGE_BATCH, SWEEP_EVERY_MS, SWEEP_PAGE, SWEEP_PAGES, SWEEP_PAUSE_MS } from "../../src/edge/revocation_index.js";
 
@@ -183,5 +184,18 @@ describe("the revocation index's shards (src/edge/revocation_index.js)", () => {
     await fire(index, storage);
     assert.deepEqual([...storage.data.keys()], ["k:b:ROOMS/r"]);
     assert.equal(storage.alarm, null);
+  });
+
+  it("holds the Rust core's values of what the two sides share (MAX_SHARDS, the entries' lifetime)", () => {
+    // The config refuses more than MAX_SHARDS shards and a shard refuses a /find naming more;
+    // a shard sweeps as often as the rooms' entries live. Written twice, checked here.
+    const rust = readFileSync(new URL("../../src/revocation.rs", import.meta.url), "utf8");
+    const constant = (name) => {
+      const m = rust.match(new RegExp(`pub const ${name}: \\w+ = ([0-9_ *]+);`));
+      assert.ok(m, `src/revocation.rs defines ${name}`);
+      return m[1].split("*").reduce((product, factor) => product * Number(factor.trim().replaceAll("_", "")), 1);
+    };
+    assert.equal(MAX_SHARDS, constant("MAX_SHARDS"));
+    assert.equal(SWEEP_EVERY_MS, constant("ENTRY_TTL_MS"));
   });
 });
