@@ -119,10 +119,11 @@ if ((lean.match(workerBuildFetch) ?? []).length !== 1) {
   console.error(`lean-shim: ${file} does not hold worker-build's entrypoint fetch exactly once (has worker-build's shim changed?)`);
   process.exit(1);
 }
-const entryCalls = ["handshakeKey", "handshakeAdmit", "appIndexAdd", "appIndexFailed"];
+// The wasm's functions the shim calls itself: the entry's, and compileSettings at load (below).
+const entryCalls = ["handshakeKey", "handshakeAdmit", "appIndexAdd", "appIndexFailed", "compileSettings"];
 for (const name of entryCalls.map((f) => `function ${f}(`)) {
   if (!once(name)) {
-    console.error(`lean-shim: ${file} does not hold "${name}" exactly once (src/edge/entry.js calls it)`);
+    console.error(`lean-shim: ${file} does not hold "${name}" exactly once (the shim calls it)`);
     process.exit(1);
   }
 }
@@ -131,7 +132,8 @@ lean = lean.replace(workerBuildFetch, () => entryFetch);
 // worker-build makes every function the wasm exports a method of the entrypoint, and so an RPC
 // method any Worker bound to the gate may call (an app's room, through its GATE binding). The
 // handshake's steps are the entry's own: called with an `env` of the caller's making, step 2
-// would hand out a Room's stub for a session the caller wrote. They stay functions of the shim.
+// would hand out a Room's stub for a session the caller wrote, and compileSettings would keep a
+// config of the caller's making for the isolate. They stay functions of the shim.
 for (const name of entryCalls) {
   const method = `Entrypoint.prototype.${name} = ${name};\n`;
   if (!once(method)) {
@@ -166,5 +168,20 @@ if (/^\s*(export|import)\b/m.test(indexBody)) {
 }
 lean += `\nvar RevocationIndex = (() => {\n${indexBody}\nreturn RevocationIndex;\n})();\nexport { RevocationIndex };\n`;
 
+// The config compiled while the isolate loads (src/edge/gate.rs, compileSettings), with the
+// runtime's `env` as a module sees it at its top level: the platform loads an isolate during
+// the client's TLS handshake, so the first request does not wait for that compile (about 70 KB
+// of the wasm's code, which V8 compiles as it first runs). Nothing thrown here may keep the
+// module from loading: a trap marks the instance for reinitialization, as a request's does,
+// and the first request then compiles the config itself.
+lean += `
+import { env as loadTimeEnv } from "cloudflare:workers";
+if (typeof loadTimeEnv === "object" && loadTimeEnv !== null) {
+  try {
+    compileSettings(loadTimeEnv);
+  } catch {}
+}
+`;
+
 writeFileSync(file, lean);
-console.log("lean-shim: class proxy hooks replaced, the entry's fetch in place (its steps no entrypoint methods), microtasks queued by a promise, the revocation index's shards added");
+console.log("lean-shim: class proxy hooks replaced, the entry's fetch in place (its steps no entrypoint methods), microtasks queued by a promise, the revocation index's shards added, the config compiled at load");

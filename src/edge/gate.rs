@@ -139,6 +139,18 @@ fn refused(denial: Denial, settings: &Settings) -> std::result::Result<JsValue, 
     answered(deny(denial, settings))
 }
 
+/// Compiles the config while the isolate loads (`scripts/lean-shim.mjs` calls it from the
+/// module's top level with the runtime's `env`), so that the first request does not: its code
+/// is most of what V8 compiles for an isolate's first request (benches/vs_js.mjs), and the
+/// platform loads an isolate while the client's TLS handshake is still under way. Only a
+/// config that compiles is kept: anything else is left to the first request, which compiles,
+/// logs and keeps it as if nothing had run before (an `env` the load time sees differently
+/// must never decide for the requests).
+#[wasm_bindgen(js_name = compileSettings)]
+pub fn compile_settings(env: &Env) {
+    util::compile_settings_ahead(env);
+}
+
 /// Step 1 of a handshake, for the JavaScript entry (`entry.js`): every check that needs no
 /// store. Answers the KV read to make next (`KvSessions::read_for_entry`); a refusal (a
 /// `Response`); or `undefined` for a request the Rust `fetch` serves: another handler's path,

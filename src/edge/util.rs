@@ -39,6 +39,19 @@ pub fn settings(env: &Env) -> std::result::Result<Rc<Settings>, String> {
     })
 }
 
+/// [`settings`] ahead of the first request (at load): kept when the config compiles; an error
+/// is neither kept nor logged, so the first request meets it as before.
+pub fn compile_settings_ahead(env: &Env) {
+    SETTINGS.with(|cell| {
+        if cell.borrow().is_some() {
+            return;
+        }
+        if let Ok(compiled) = compile(env) {
+            *cell.borrow_mut() = Some(Ok(compiled));
+        }
+    });
+}
+
 fn compile(env: &Env) -> std::result::Result<Rc<Settings>, String> {
     let value = config_value(env)?;
     let config = Config::from_value(&value).map_err(|e| format!("[vars.{CONFIG_VAR}]: {e}"))?;

@@ -61,11 +61,18 @@ const ENTRYPOINT = `export var wasm = {
   indexAdd: () => { throw new Error("no index add expected"); },
   indexFailed: () => { throw new Error("no index failure expected"); },
   fetch: (req) => "answer to " + req,
+  // Called at load with the runtime's env (the test's globalThis.loadTimeEnv): it records it,
+  // and traps when told to.
+  compileSettings: (env) => {
+    globalThis.compiledAtLoad = env;
+    if (env.trapAtLoad) throw new WebAssembly.RuntimeError("unreachable");
+  },
 };
 function handshakeKey(request, env) { return wasm.key(request, env); }
 function handshakeAdmit(request, env, stored, failure) { return wasm.admit(request, env, stored, failure); }
 function appIndexAdd(env, registration, answer) { return wasm.indexAdd(env, registration, answer); }
 function appIndexFailed(registration, why) { return wasm.indexFailed(registration, why); }
+function compileSettings(env) { return wasm.compileSettings(env); }
 function fetch(req, env, ctx) { return wasm.fetch(req, env, ctx); }
 var Entrypoint = class { constructor(env, ctx) { this.env = env; this.ctx = ctx; } };
 Entrypoint.prototype.fetch = function fetch2(arg) {
@@ -73,6 +80,7 @@ Entrypoint.prototype.fetch = function fetch2(arg) {
 };
 Entrypoint.prototype.appIndexAdd = appIndexAdd;
 Entrypoint.prototype.appIndexFailed = appIndexFailed;
+Entrypoint.prototype.compileSettings = compileSettings;
 Entrypoint.prototype.handshakeAdmit = handshakeAdmit;
 Entrypoint.prototype.handshakeKey = handshakeKey;
 `;
@@ -99,6 +107,11 @@ async function shimmed() {
   const file = join(dir, "index.mjs");
   writeFileSync(file, `${ENTRYPOINT}\n${FIXTURE}\nexport const wrap = (cls) => new Proxy(cls, classProxyHooks);\nexport { shim_default };\n`);
   execFileSync(process.execPath, [join(ROOT, "scripts/lean-shim.mjs"), file], { stdio: "pipe" });
+  // Node has no `cloudflare:workers`: the runtime's env at load is the test's.
+  const loadTimeImport = 'import { env as loadTimeEnv } from "cloudflare:workers";';
+  const source = readFileSync(file, "utf8");
+  assert.equal(source.split(loadTimeImport).length, 2, "the shim imports the runtime's env once, for the config's compile at load");
+  writeFileSync(file, source.replace(loadTimeImport, "const loadTimeEnv = globalThis.loadTimeEnv;"));
   return import(pathToFileURL(file).href);
 }
 
@@ -155,10 +168,33 @@ describe("lean-shim", () => {
 
   it("the entry's steps are not entrypoint methods: no Worker bound to the gate can call them over RPC", async () => {
     const { shim_default: Entrypoint } = await shimmed();
-    for (const name of ["handshakeKey", "handshakeAdmit", "appIndexAdd", "appIndexFailed"]) {
+    for (const name of ["handshakeKey", "handshakeAdmit", "appIndexAdd", "appIndexFailed", "compileSettings"]) {
       assert.equal(Entrypoint.prototype[name], undefined, name);
     }
     assert.deepEqual(Object.getOwnPropertyNames(Entrypoint.prototype).sort(), ["constructor", "fetch"]);
+  });
+
+  it("compiles the config at load with the runtime's env; without one, or when that traps, the module still loads", async () => {
+    globalThis.loadTimeEnv = { SESSIONGATE: { routes: [] } };
+    globalThis.compiledAtLoad = undefined;
+    const { shim_default: Entrypoint } = await shimmed();
+    assert.equal(globalThis.compiledAtLoad, globalThis.loadTimeEnv, "compileSettings got the load-time env");
+    assert.equal(typeof Entrypoint, "function");
+
+    globalThis.loadTimeEnv = undefined;
+    globalThis.compiledAtLoad = "not called";
+    await shimmed();
+    assert.equal(globalThis.compiledAtLoad, "not called", "no env at load: nothing compiled");
+
+    globalThis.loadTimeEnv = { trapAtLoad: true };
+    // (In the built shim, wasm-bindgen's own guard around compileSettings marks the instance,
+    // and the next call into the wasm reinitializes it.)
+    const { shim_default: Trapped, wasm } = await shimmed();
+    assert.equal(globalThis.compiledAtLoad, globalThis.loadTimeEnv);
+    wasm.key = () => undefined;
+    assert.equal(await new Trapped({}, {}).fetch("r"), "answer to r", "the module loaded and serves");
+    delete globalThis.loadTimeEnv;
+    delete globalThis.compiledAtLoad;
   });
 
   it("the entry: a request step 1 does not take goes to the Rust fetch, with env and ctx", async () => {
@@ -293,7 +329,8 @@ describe("lean-shim", () => {
     assert.doesNotMatch(built, /async apply\(/, "build/index.js: worker-build's per-call proxies");
     assert.match(built, /__wbg_queueMicrotask_\w+:function\(\w\)\{Promise\.resolve\(\)\.then\(\w\)\}/, "build/index.js: the task queue scheduled by a promise");
     assert.match(built, /\.get\(\w+,\w+\)\}catch\(\w+\)\{\w+=\w+ instanceof Error\?\w+\.message:String\(\w+\)\}/, "build/index.js: src/edge/entry.js as the entrypoint's fetch");
-    assert.doesNotMatch(built, /prototype\.(handshakeKey|handshakeAdmit|appIndexAdd|appIndexFailed)=/, "build/index.js: the entry's steps as entrypoint (RPC) methods");
+    assert.doesNotMatch(built, /prototype\.(handshakeKey|handshakeAdmit|appIndexAdd|appIndexFailed|compileSettings)=/, "build/index.js: the entry's steps as entrypoint (RPC) methods");
+    assert.match(built, /import\{env as (\w+)\}from"cloudflare:workers";if\(typeof \1=="object"&&\1!==null\)try\{\w+\(\1\)\}catch\{\}/, "build/index.js: the config compiled at load");
     assert.match(built, /export\{[^}]*\b\w+ as RevocationIndex\b/, "build/index.js: the revocation index's shards exported");
     assert.match(built, /"bad find: shard count"/, "build/index.js: src/edge/revocation_index.js as the shards' class");
   });
