@@ -470,11 +470,20 @@ describe("mirror(connect-redis) on a real redis-server", () => {
 
   it("reads never reach the gate; writes reach redis and the gate with equal JSON; destroy removes both", async () => {
     // Sanity: the proxy passes requests through and counts them.
+    // Local KV is a SQLite file that the harness's platform proxy (gate.kv) opens beside
+    // wrangler dev's workerd; a read may meet "database is locked" (SQLITE_BUSY), which the gate
+    // rightly answers 503. This probe is about the proxy, so it asks again then (seen once in CI).
     const probe = newSid();
-    const r = await httpRequest("GET", `${proxy.base}/_sessiongate/sessions/${probe}`, { headers: { authorization: `Bearer ${STORE_TOKEN}` } });
+    let r;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      r = await httpRequest("GET", `${proxy.base}/_sessiongate/sessions/${probe}`, { headers: { authorization: `Bearer ${STORE_TOKEN}` } });
+      if (r.status !== 503) break;
+      await sleep(200);
+    }
     assert.equal(r.status, 404);
     assert.equal(r.headers["x-sessiongate-session"], "absent");
-    assert.deepEqual(proxy.seen.splice(0), [{ method: "GET", path: `/_sessiongate/sessions/${probe}` }]);
+    const probes = proxy.seen.splice(0);
+    assert.ok(probes.length >= 1 && probes.every((p) => p.method === "GET" && p.path === `/_sessiongate/sessions/${probe}`), JSON.stringify(probes));
 
     const login = await app.call("POST", "/login?name=Ada");
     assert.equal(login.status, 200, login.res.body);
