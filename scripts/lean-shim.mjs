@@ -173,9 +173,11 @@ lean += `\nvar RevocationIndex = (() => {\n${indexBody}\nreturn RevocationIndex;
 // the client's TLS handshake, so the first request does not wait for that compile (about 70 KB
 // of the wasm's code, which V8 compiles as it first runs). Nothing thrown here may keep the
 // module from loading: a trap marks the instance for reinitialization, as a request's does,
-// and the first request then compiles the config itself.
+// and the first request then compiles the config itself. A namespace import, so that a runtime
+// without the importable env (before 2025-03) still links the module and skips this.
 lean += `
-import { env as loadTimeEnv } from "cloudflare:workers";
+import * as loadTimeWorkers from "cloudflare:workers";
+const loadTimeEnv = loadTimeWorkers.env;
 if (typeof loadTimeEnv === "object" && loadTimeEnv !== null) {
   try {
     compileSettings(loadTimeEnv);

@@ -108,10 +108,10 @@ async function shimmed() {
   writeFileSync(file, `${ENTRYPOINT}\n${FIXTURE}\nexport const wrap = (cls) => new Proxy(cls, classProxyHooks);\nexport { shim_default };\n`);
   execFileSync(process.execPath, [join(ROOT, "scripts/lean-shim.mjs"), file], { stdio: "pipe" });
   // Node has no `cloudflare:workers`: the runtime's env at load is the test's.
-  const loadTimeImport = 'import { env as loadTimeEnv } from "cloudflare:workers";';
+  const loadTimeImport = 'import * as loadTimeWorkers from "cloudflare:workers";';
   const source = readFileSync(file, "utf8");
-  assert.equal(source.split(loadTimeImport).length, 2, "the shim imports the runtime's env once, for the config's compile at load");
-  writeFileSync(file, source.replace(loadTimeImport, "const loadTimeEnv = globalThis.loadTimeEnv;"));
+  assert.equal(source.split(loadTimeImport).length, 2, "the shim imports the runtime's module once, for the config's compile at load");
+  writeFileSync(file, source.replace(loadTimeImport, "const loadTimeWorkers = { env: globalThis.loadTimeEnv };"));
   return import(pathToFileURL(file).href);
 }
 
@@ -330,7 +330,8 @@ describe("lean-shim", () => {
     assert.match(built, /__wbg_queueMicrotask_\w+:function\(\w\)\{Promise\.resolve\(\)\.then\(\w\)\}/, "build/index.js: the task queue scheduled by a promise");
     assert.match(built, /\.get\(\w+,\w+\)\}catch\(\w+\)\{\w+=\w+ instanceof Error\?\w+\.message:String\(\w+\)\}/, "build/index.js: src/edge/entry.js as the entrypoint's fetch");
     assert.doesNotMatch(built, /prototype\.(handshakeKey|handshakeAdmit|appIndexAdd|appIndexFailed|compileSettings)=/, "build/index.js: the entry's steps as entrypoint (RPC) methods");
-    assert.match(built, /import\{env as (\w+)\}from"cloudflare:workers";if\(typeof \1=="object"&&\1!==null\)try\{\w+\(\1\)\}catch\{\}/, "build/index.js: the config compiled at load");
+    assert.match(built, /import\*as (\w+) from"cloudflare:workers";/, "build/index.js: the runtime's module, for the env at load");
+    assert.match(built, /(\w+)=\w+\.env;if\(typeof \1=="object"&&\1!==null\)try\{\w+\(\1\)\}catch\{\}/, "build/index.js: the config compiled at load");
     assert.match(built, /export\{[^}]*\b\w+ as RevocationIndex\b/, "build/index.js: the revocation index's shards exported");
     assert.match(built, /"bad find: shard count"/, "build/index.js: src/edge/revocation_index.js as the shards' class");
   });
