@@ -274,8 +274,8 @@ const signed = (x) => (x >= 0 ? `+${fmt(x)}` : fmt(x));
 
 /**
  * Spawns workerd, polls (every millisecond) until its socket accepts a TCP connection, then
- * sends GET /ws/rooms/probe (no upgrade): ms from spawn to listening and to the answer, and
- * workerd's CPU by then.
+ * makes its first request (`first`: by default GET /ws/rooms/probe, no upgrade): ms from spawn
+ * to listening and to the answer, and workerd's CPU by then.
  */
 async function coldStart(dir, configFile, port, first = probe) {
   const t0 = performance.now();
@@ -487,6 +487,8 @@ async function startup(bundle) {
     console.log(`  ${key}: its first request made V8 compile ${c.functions} wasm functions, ${(c.bytes / 1024).toFixed(1)} KB of wasm, in ${fmt(c.ms)} ms of V8's compile time (--trace-wasm-compilation-times; ${c.atLoad} compiled before it)`);
   }
   console.log(`  a first request that is an admitted handshake (a signed cookie, its session in KV; statuses ${Object.keys(variants).map((k) => `${k} ${variants[k].handshakeStatus}`).join(", ")}):`);
+  const notAdmitted = Object.keys(variants).filter((k) => !k.startsWith("empty") && variants[k].handshakeStatus !== 101);
+  if (notAdmitted.length) console.log(`    WARNING: not admitted (no 101): ${notAdmitted.join(", ")}; the figures below are not an admitted handshake's`);
   for (const key of Object.keys(variants)) {
     console.log(`    ${key.padEnd(9)} first answer after ${fmt(median(handshakeTimes[key]))} ms (medians; answers ${handshakeTimes[key].map((t) => t.toFixed(0)).join(", ")})`);
   }
