@@ -411,6 +411,9 @@ async function startup(bundle) {
     "empty+log": { modules: [["emptylog.js", "esModule"]], bindings: [secrets, config], classes: gateClasses },
     gate: { modules: [["index.js", "esModule"], ["index_bg.wasm", "wasm"]], bindings: [secrets, config], classes: gateClasses },
     "(b)": { modules: [["anchor.js", "esModule"]], bindings: [secrets], classes: [["ROOMS", "Room"]] },
+    // (b) with the revocation index's registration (benches/anchor/wrangler.index.toml): its
+    // first admitted handshake starts an index shard too, as the gate's does.
+    "(d)": { modules: [["anchor.js", "esModule"]], bindings: [secrets, '(name = "REVOCATION_INDEX", text = "true")'], classes: [["ROOMS", "Room"], ["INDEX", "RevocationIndex"]] },
   };
   const other = process.env.GATE_OTHER_BUILD;
   if (other) {
@@ -430,7 +433,7 @@ async function startup(bundle) {
   // The same cold starts with a first request that is a whole admitted handshake (the 426 probe
   // runs only the checks that need no store): its session read from KV, the room's accept.
   const handshakeTimes = {};
-  const originOf = (key, port) => (key.startsWith("gate") ? "http://allowed.example" : key === "(b)" ? `http://127.0.0.1:${port}` : undefined);
+  const originOf = (key, port) => (key.startsWith("gate") ? "http://allowed.example" : key === "(b)" || key === "(d)" ? `http://127.0.0.1:${port}` : undefined);
   try {
     for (const [key, v] of Object.entries(variants)) {
       v.port = await freePort();
@@ -492,7 +495,7 @@ async function startup(bundle) {
   for (const key of Object.keys(variants)) {
     console.log(`    ${key.padEnd(9)} first answer after ${fmt(median(handshakeTimes[key]))} ms (medians; answers ${handshakeTimes[key].map((t) => t.toFixed(0)).join(", ")})`);
   }
-  console.log(`    over the empty Worker's first answer to it: gate ${over("gate", handshakeTimes)} ms, (b) ${over("(b)", handshakeTimes)} ms${other ? `, other build ${over("gate other", handshakeTimes)} ms` : ""}   [the 426 probe above runs only the checks that need no store]`);
+  console.log(`    over the empty Worker's first answer to it: gate ${over("gate", handshakeTimes)} ms, (b) ${over("(b)", handshakeTimes)} ms, (d) ${over("(d)", handshakeTimes)} ms${other ? `, other build ${over("gate other", handshakeTimes)} ms` : ""}   [the 426 probe above runs only the checks that need no store]`);
   for (const key of ["gate", "gate other"].filter((k) => variants[k])) {
     const c = variants[key].handshakeCompiles;
     console.log(`    ${key}: that first request made V8 compile ${c.functions} wasm functions, ${(c.bytes / 1024).toFixed(1)} KB of wasm, in ${fmt(c.ms)} ms of V8's compile time`);
