@@ -14,6 +14,7 @@ echo "== lints: fmt, clippy on the native and the wasm target"
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo clippy --locked --target wasm32-unknown-unknown --lib -- -D warnings
+cargo clippy --locked --target wasm32-unknown-unknown --lib --features demo -- -D warnings
 
 echo "== sessiongate-store (npm package, against a fake gate)"
 node --test --test-reporter=spec packages/express-store/test/
@@ -24,8 +25,9 @@ node --test --test-concurrency=1 --test-reporter=spec packages/room/test/*.test.
 echo "== native: cargo test"
 cargo test --locked
 
-echo "== worker build"
+echo "== worker builds: the deploy build (build/) and the local environments' (build/demo/)"
 bash scripts/build.sh
+bash scripts/build.sh --demo
 node --test --test-reporter=spec tests/build/
 
 echo "== end to end under wrangler dev"

@@ -79,6 +79,8 @@ fn check_config_accepts_the_repository_wrangler_toml_in_every_env() {
         vec!["check-config"],
         vec!["check-config", "--env", "dev"],
         vec!["check-config", "--env", "test"],
+        vec!["check-config", "--env", "soak"],
+        vec!["check-config", "--env", "bench"],
     ] {
         let o = sessiongate(&args);
         assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
@@ -87,6 +89,27 @@ fn check_config_accepts_the_repository_wrangler_toml_in_every_env() {
             "{}",
             stdout(&o)
         );
+    }
+}
+
+#[test]
+fn check_config_refuses_demo_login_where_the_build_has_no_demo() {
+    let fixture = "tests/fixtures/demo-builds-wrangler.toml";
+    for (env, build) in [(None, "[build]"), (Some("staging"), "[env.staging.build]")] {
+        let mut args = vec!["check-config", fixture];
+        args.extend(env.iter().flat_map(|e| ["--env", e]));
+        let o = sessiongate(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stdout(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("demo_login = true, but this environment's build (`bash scripts/build.sh`) leaves the demo sign-in out")
+                && err.contains(build),
+            "{args:?}: {err}"
+        );
+    }
+    for env in ["local", "production"] {
+        let o = sessiongate(&["check-config", fixture, "--env", env]);
+        assert_eq!(o.status.code(), Some(0), "{env}: {}", stderr(&o));
     }
 }
 

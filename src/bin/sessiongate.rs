@@ -229,7 +229,7 @@ mod cli {
             )));
         };
         let json = serde_json::to_value(table).map_err(|e| usage(&e.to_string()))?;
-        Config::from_value(&json).map_err(|ConfigErrors(errors)| {
+        let config = Config::from_value(&json).map_err(|ConfigErrors(errors)| {
             eprintln!(
                 "{}: [{}] has {} error(s):",
                 path.display(),
@@ -240,7 +240,32 @@ mod cli {
                 eprintln!("  {e}");
             }
             ExitCode::from(2)
-        })
+        })?;
+        if let Some(command) = build_without_demo(&doc, env).filter(|_| config.demo_login) {
+            eprintln!(
+                "{}: [{}] has 1 error(s):\n  demo_login = true, but this environment's build (`{command}`) \
+                 leaves the demo sign-in out, and the gate then answers 500 to every request: \
+                 build it with `bash scripts/build.sh --demo` ([{}build]), for local use only",
+                path.display(),
+                table_name(env),
+                env.map_or(String::new(), |e| format!("env.{e}.")),
+            );
+            return Err(ExitCode::from(2));
+        }
+        Ok(config)
+    }
+
+    /// The build command the environment runs, as wrangler picks it (the environment's
+    /// `[build]`, else the top level's), when it is `scripts/build.sh` without `--demo`: a
+    /// build whose wasm has no demo sign-in.
+    fn build_without_demo<'t>(doc: &'t toml::Table, env: Option<&str>) -> Option<&'t str> {
+        let build_of = |t: &'t toml::Table| t.get("build").and_then(toml::Value::as_table);
+        let own = env
+            .and_then(|e| doc.get("env")?.get(e)?.as_table())
+            .and_then(build_of);
+        let command = own.or_else(|| build_of(doc))?.get("command")?.as_str()?;
+        let ours = command.contains("scripts/build.sh");
+        (ours && !command.split_whitespace().any(|word| word == "--demo")).then_some(command)
     }
 
     #[allow(clippy::too_many_arguments)]

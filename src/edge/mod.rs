@@ -1,6 +1,7 @@
 //! The Worker layer: adapts `worker::Request`, `Env`, KV and Durable Object state to the pure
 //! core. Only built for wasm32.
 
+#[cfg(feature = "demo")]
 mod demo;
 mod env;
 mod gate;
@@ -20,8 +21,9 @@ enum Handler<'a> {
     Revalidate,
     Revoke,
     StoreApi,
-    /// `/demo/<action>` (answered only when `demo_login` is on).
-    Demo(&'a str),
+    /// `/demo/<action>` (answered only in a build with the demo, when `demo_login` is on;
+    /// 404 otherwise, never a handshake).
+    Demo(#[cfg_attr(not(feature = "demo"), allow(dead_code))] &'a str),
 }
 
 fn handler_of(path: &str) -> Option<Handler<'_>> {
@@ -64,6 +66,7 @@ async fn fetch(raw: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
         Some(Handler::Revalidate) => revalidate::handle(req, &env, &settings).await,
         Some(Handler::Revoke) => revoke::handle(req, &env, &settings).await,
         Some(Handler::StoreApi) => store_api::handle(req, &env, &settings).await,
+        #[cfg(feature = "demo")]
         Some(Handler::Demo(action)) if settings.config.demo_login => {
             demo::handle(action, req, &env, &settings).await
         }

@@ -52,9 +52,17 @@ pub fn compile_settings_ahead(env: &Env) {
     });
 }
 
+/// Why a config with `demo_login = true` is refused by a build without the demo.
+const DEMO_NOT_BUILT: &str = "demo_login = true, but this build has no demo sign-in (the build `wrangler deploy` runs leaves it out; `bash scripts/build.sh --demo` builds it, for local use only)";
+
 fn compile(env: &Env) -> std::result::Result<Rc<Settings>, String> {
     let value = config_value(env)?;
     let config = Config::from_value(&value).map_err(|e| format!("[vars.{CONFIG_VAR}]: {e}"))?;
+    if config.demo_login && !cfg!(feature = "demo") {
+        // A config that asks for the demo in a build without it is most likely a local config
+        // deployed: refuse it whole rather than serve with it.
+        return Err(format!("[vars.{CONFIG_VAR}]: {DEMO_NOT_BUILT}"));
+    }
     let raw = env
         .secret(SESSION_SECRETS)
         .map_err(|_| {

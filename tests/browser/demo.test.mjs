@@ -3,9 +3,9 @@
 //   node --test --test-concurrency=1 tests/browser/
 //
 // Needs Debian's chromium at /usr/bin/chromium (`bash scripts/setup.sh --browser`); no browser
-// is ever downloaded. Builds with scripts/build.sh, then starts its own gate on a free port with
+// is ever downloaded. Builds with scripts/build.sh --demo (what [env.dev] runs), then starts its own gate on a free port with
 // a fresh persistence directory and its own secrets (so it neither reads .dev.vars nor touches
-// another run's state), from a private copy of build/ and a copy of wrangler.toml without the
+// another run's state), from a private copy of build/demo/ and a copy of wrangler.toml without the
 // [build] watcher (see isolatedConfig: edits to src/ during the run must not restart it). Artifacts:
 //   tests/artifacts/wrangler-browser.log   wrangler's stdout and stderr
 //   tests/artifacts/browser/*.png          screenshots at the key moments (1280x800)
@@ -96,30 +96,33 @@ async function stopGate() {
 }
 
 /**
- * wrangler.toml with the Worker pinned to a private copy of build/, for this run only.
+ * wrangler.toml with [env.dev]'s Worker pinned to a private copy of build/demo/, for this run
+ * only.
  *
  * With the project's own config, `wrangler dev` watches src/ (the [build] command's watch_dir)
  * and rebuilds and restarts the Worker whenever anyone edits src/, which drops every socket
- * mid-test; and it re-bundles whenever another run rewrites build/. So: copy build/ (under
- * scripts/build.sh's lock, so never half-written), point `main` at the copy, drop [build], and
- * point [assets] at the real www/. Everything else, [env.dev] included, is the file verbatim.
+ * mid-test; and it re-bundles whenever another run rewrites build/demo/. So: copy build/demo/
+ * (under scripts/build.sh's lock, so never half-written), point [env.dev]'s `main` at the copy,
+ * drop its [env.dev.build] (and the top level's [build]), and point [assets] at the real www/.
+ * Everything else is the file verbatim.
  */
 function isolatedConfig(dir) {
   const buildCopy = join(dir, "build");
-  const copy = spawnSync("flock", [join(ROOT, "target/.build.lock"), "cp", "-R", join(ROOT, "build"), buildCopy], { encoding: "utf8" });
-  assert.equal(copy.status, 0, `copying build/ failed: ${copy.stderr}`);
+  const copy = spawnSync("flock", [join(ROOT, "target/.build.lock"), "cp", "-R", join(ROOT, "build/demo"), buildCopy], { encoding: "utf8" });
+  assert.equal(copy.status, 0, `copying build/demo/ failed: ${copy.stderr}`);
   const lines = readFileSync(join(ROOT, "wrangler.toml"), "utf8").split("\n");
   const out = [];
-  const found = { main: false, build: false, assets: false };
+  const found = { main: false, build: false, devBuild: false, assets: false };
   let section = "";
   for (const line of lines) {
     const header = line.match(/^\s*\[\[?([^\]]+)\]\]?\s*(#.*)?$/);
     if (header) section = header[1].trim();
-    if (section === "" && /^main\s*=/.test(line)) {
+    if (section === "env.dev" && /^main\s*=/.test(line)) {
       out.push(`main = ${JSON.stringify(join(buildCopy, "index.js"))}`);
       found.main = true;
-    } else if (section === "build") {
-      found.build = true; // the header and its keys: no custom build, no src/ watcher
+    } else if (section === "build" || section === "env.dev.build") {
+      // The header and its keys: no custom build, no src/ watcher.
+      found[section === "build" ? "build" : "devBuild"] = true;
     } else if (section === "assets" && /^directory\s*=/.test(line)) {
       out.push(`directory = ${JSON.stringify(join(ROOT, "www"))}`);
       found.assets = true;
@@ -127,7 +130,7 @@ function isolatedConfig(dir) {
       out.push(line);
     }
   }
-  assert.deepEqual(found, { main: true, build: true, assets: true }, "wrangler.toml no longer has the expected main, [build] and [assets]");
+  assert.deepEqual(found, { main: true, build: true, devBuild: true, assets: true }, "wrangler.toml no longer has the expected [env.dev] main, [build], [env.dev.build] and [assets]");
   const config = join(dir, "wrangler.toml");
   writeFileSync(config, out.join("\n"));
   return config;
@@ -256,8 +259,9 @@ before(async () => {
 
   // Build once up front (skips when up to date; holds a lock against concurrent builds), so
   // wrangler's own [build] run is the quick "up to date" path.
-  const build = spawnSync("bash", ["scripts/build.sh"], { cwd: ROOT, encoding: "utf8", timeout: 600_000 });
-  assert.equal(build.status, 0, `scripts/build.sh failed:\n${build.stdout}\n${build.stderr}`);
+  // [env.dev] runs the demo build (build/demo/).
+  const build = spawnSync("bash", ["scripts/build.sh", "--demo"], { cwd: ROOT, encoding: "utf8", timeout: 600_000 });
+  assert.equal(build.status, 0, `scripts/build.sh --demo failed:\n${build.stdout}\n${build.stderr}`);
 
   tempDir = mkdtempSync(join(tmpdir(), "sessiongate-browser-"));
   const envFile = join(tempDir, "browser.env");

@@ -323,8 +323,8 @@ describe("lean-shim", () => {
     assert.throws(() => execFileSync(process.execPath, [join(ROOT, "scripts/lean-shim.mjs"), file], { stdio: "pipe" }), (e) => e.status === 1 && /entrypoint fetch/.test(String(e.stderr)));
   });
 
-  it("the built Worker carries the lean hooks (after scripts/build.sh)", () => {
-    const built = readFileSync(join(ROOT, "build/index.js"), "utf8");
+  for (const dir of ["build", "build/demo"]) it(`the built Worker (${dir}/) carries the lean hooks (after scripts/build.sh)`, () => {
+    const built = readFileSync(join(ROOT, dir, "index.js"), "utf8");
     assert.match(built, /WeakMap/, "build/index.js: the guarded methods' cache");
     assert.doesNotMatch(built, /async apply\(/, "build/index.js: worker-build's per-call proxies");
     assert.match(built, /__wbg_queueMicrotask_\w+:function\(\w\)\{Promise\.resolve\(\)\.then\(\w\)\}/, "build/index.js: the task queue scheduled by a promise");

@@ -6,7 +6,8 @@
 import { after, afterEach, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Miniflare } from "miniflare";
-import { SECRET_NEW, closeAll, gateWorker, newSid, refuse, sessionRecord, signedCookie, startGate } from "./harness.mjs";
+import { join } from "node:path";
+import { ROOT, SECRET_NEW, closeAll, gateWorker, newSid, refuse, sessionRecord, signedCookie, startGate } from "./harness.mjs";
 
 afterEach(closeAll);
 
@@ -87,5 +88,71 @@ describe("no SESSIONS KV binding", () => {
     const text = logs.join("");
     assert.match(text, /KV binding SESSIONS is not bound/);
     assert.doesNotMatch(text, /"decision":"admit"/);
+  });
+});
+
+// The build `wrangler deploy` runs (build/) has no demo sign-in in its wasm, so no config can
+// turn one on in production: a config asking for it is refused whole, like any invalid one.
+// The local environments' build (build/demo/, `scripts/build.sh --demo`) has it.
+describe("the demo sign-in exists only in the demo build", () => {
+  const demoBuild = join(ROOT, "build/demo");
+  let mf;
+  const logs = [];
+  const start = async (dir, demo_login) => {
+    await mf?.dispose();
+    logs.length = 0;
+    mf = new Miniflare({
+      ...gateWorker({
+        dir,
+        bindings: {
+          SESSIONGATE: { key_prefix: "sess:", demo_login, routes: [{ path: "/ws/rooms/:room" }] },
+          SESSION_SECRETS: JSON.stringify([SECRET_NEW]),
+        },
+      }),
+      handleRuntimeStdio(stdout, stderr) {
+        for (const stream of [stdout, stderr]) stream.on("data", (d) => logs.push(String(d)));
+      },
+    });
+    return mf.ready;
+  };
+  const login = async (base) => {
+    const r = await mf.dispatchFetch(new URL("/demo/login", base), {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "ada", roles: ["chat"] }),
+    });
+    return { status: r.status, cookie: r.headers.get("set-cookie"), body: await r.text() };
+  };
+  after(async () => {
+    await mf?.dispose();
+  });
+
+  it("the deploy build with demo_login = true answers 500 to everything and logs why", async () => {
+    const base = await start(join(ROOT, "build"), true);
+    const r = await login(base);
+    assert.equal(r.status, 500);
+    assert.equal(r.cookie, null);
+    const upgrade = await mf.dispatchFetch(new URL("/ws/rooms/lobby", base), {
+      headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", cookie: signedCookie(newSid()) },
+    });
+    assert.equal(upgrade.status, 500);
+    await upgrade.text();
+    const deadline = Date.now() + 3000;
+    while (!logs.join("").includes("config_invalid") && Date.now() < deadline) await new Promise((ok) => setTimeout(ok, 50));
+    assert.match(logs.join(""), /"sessiongate":"config_invalid".*demo_login = true, but this build has no demo sign-in/);
+  });
+
+  it("the deploy build with demo_login = false: /demo/login is 404", async () => {
+    const base = await start(join(ROOT, "build"), false);
+    const r = await login(base);
+    assert.equal(r.status, 404);
+    assert.equal(r.cookie, null);
+  });
+
+  it("the demo build with demo_login = true signs in", async () => {
+    const base = await start(demoBuild, true);
+    const r = await login(base);
+    assert.equal(r.status, 200, r.body);
+    assert.match(r.cookie, /^connect\.sid=s%3A/);
   });
 });
