@@ -81,8 +81,9 @@ export async function startTarget(key, name) {
  * The same targets, each in its own Miniflare: one workerd that runs the Worker, its Durable
  * Objects and Miniflare's KV, reached directly. Without wrangler's dev proxy (a second workerd
  * every request crosses), its inspector (which has workerd report every subrequest to
- * wrangler's node over the Network domain) and the static-asset router, which every target
- * went through equally. What is left is closer to what the Worker's code costs. The gate's
+ * wrangler's node over the Network domain). (No target has static assets any more; the
+ * asset router, which every target went through equally, was a third difference.) What is
+ * left is closer to what the Worker's code costs. The gate's
  * vars are wrangler.toml's [env.bench]; (b) and (c) are benches/anchor/worker.js bundled by
  * esbuild as wrangler bundles it.
  */

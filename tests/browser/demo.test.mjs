@@ -103,7 +103,8 @@ async function stopGate() {
  * and rebuilds and restarts the Worker whenever anyone edits src/, which drops every socket
  * mid-test; and it re-bundles whenever another run rewrites build/demo/. So: copy build/demo/
  * (under scripts/build.sh's lock, so never half-written), point [env.dev]'s `main` at the copy,
- * drop its [env.dev.build] (and the top level's [build]), and point [assets] at the real www/.
+ * drop its [env.dev.build] (and the top level's [build]), and point [env.dev.assets] at the
+ * real www/.
  * Everything else is the file verbatim.
  */
 function isolatedConfig(dir) {
@@ -123,14 +124,14 @@ function isolatedConfig(dir) {
     } else if (section === "build" || section === "env.dev.build") {
       // The header and its keys: no custom build, no src/ watcher.
       found[section === "build" ? "build" : "devBuild"] = true;
-    } else if (section === "assets" && /^directory\s*=/.test(line)) {
+    } else if (section === "env.dev.assets" && /^directory\s*=/.test(line)) {
       out.push(`directory = ${JSON.stringify(join(ROOT, "www"))}`);
       found.assets = true;
     } else {
       out.push(line);
     }
   }
-  assert.deepEqual(found, { main: true, build: true, devBuild: true, assets: true }, "wrangler.toml no longer has the expected [env.dev] main, [build], [env.dev.build] and [assets]");
+  assert.deepEqual(found, { main: true, build: true, devBuild: true, assets: true }, "wrangler.toml no longer has the expected [env.dev] main, [build], [env.dev.build] and [env.dev.assets]");
   const config = join(dir, "wrangler.toml");
   writeFileSync(config, out.join("\n"));
   return config;
