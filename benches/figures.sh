@@ -26,7 +26,8 @@ export CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_SEND_METRICS=false
   # line, so its raw HMAC anchor is about 3x slower than a speed-optimized build's.
   run env CARGO_PROFILE_RELEASE_OPT_LEVEL=3 cargo bench --bench auth_path -- --quick
   run node benches/core_v8.mjs 15 20000
-  run node benches/vs_js.mjs 5 300 8 15
+  # (d) beside (b): with fresh sessions the gate registers each in the revocation index, (b) does not.
+  run env VS_JS_INDEX_ANCHOR=1 node benches/vs_js.mjs 5 300 8 15
   run node benches/fanout.mjs 1000 10 2
   run node benches/store_reads.mjs 200 5
   run node benches/revocation.mjs 500 20 3
