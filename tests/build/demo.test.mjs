@@ -5,6 +5,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -27,5 +28,25 @@ describe("the demo sign-in and the builds", () => {
     const text = wasm("build/demo");
     for (const marker of DEMO_ONLY) assert.equal(text.includes(marker), true, `build/demo/index_bg.wasm lacks ${JSON.stringify(marker)}`);
     assert.equal(text.includes(REFUSAL), false, "build/demo/index_bg.wasm: no refusal to make");
+  });
+
+  // wrangler.toml as wrangler itself resolves it (an environment inherits `main`, [build] and
+  // [assets] unless it sets its own): only [env.dev] and [env.test] build and serve the demo.
+  it("wrangler.toml: the top level and the benchmarks' environments run the deploy build, without assets", () => {
+    const { unstable_readConfig } = createRequire(import.meta.url)("wrangler");
+    const read = (env) => unstable_readConfig({ config: join(ROOT, "wrangler.toml"), env }, {});
+    for (const env of [undefined, "soak", "bench"]) {
+      const c = read(env);
+      assert.equal(c.main, join(ROOT, "build/index.js"), `${env ?? "top level"}: main`);
+      assert.equal(c.build.command, "bash scripts/build.sh", `${env ?? "top level"}: build`);
+      assert.equal(c.assets, undefined, `${env ?? "top level"}: no static assets`);
+      assert.equal(c.vars.SESSIONGATE.demo_login, false, `${env ?? "top level"}: demo_login`);
+    }
+    for (const env of ["dev", "test"]) {
+      const c = read(env);
+      assert.equal(c.main, join(ROOT, "build/demo/index.js"), `${env}: main`);
+      assert.equal(c.build.command, "bash scripts/build.sh --demo", `${env}: build`);
+      assert.equal(c.assets?.directory, "www", `${env}: the demo client`);
+    }
   });
 });
