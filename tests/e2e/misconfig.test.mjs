@@ -45,6 +45,31 @@ describe("misconfiguration fails closed", () => {
   });
 });
 
+/** The built gate (build/, or `dir`) in Miniflare; its runtime output is pushed to `logs`. */
+function gateInMiniflare({ dir, bindings, logs, ...options }) {
+  return new Miniflare({
+    ...gateWorker({ dir, bindings }),
+    ...options,
+    handleRuntimeStdio(stdout, stderr) {
+      for (const stream of [stdout, stderr]) stream.on("data", (d) => logs.push(String(d)));
+    },
+  });
+}
+
+/** A WebSocket upgrade to /ws/rooms/lobby of the gate `mf` serves at `base`. */
+function upgrade(mf, base, cookie) {
+  return mf.dispatchFetch(new URL("/ws/rooms/lobby", base), {
+    headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", ...(cookie ? { cookie } : {}) },
+  });
+}
+
+/** `logs` joined, once they hold `text` (3 s at most: the caller asserts on what they hold). */
+async function logsWith(logs, text) {
+  const deadline = Date.now() + 3000;
+  while (!logs.join("").includes(text) && Date.now() < deadline) await new Promise((ok) => setTimeout(ok, 50));
+  return logs.join("");
+}
+
 // The built Worker in Miniflare with no SESSIONS binding at all (wrangler dev always binds
 // what wrangler.toml names): the gate reads KV through the raw binding, so its absence must
 // still fail closed, after the request's own checks, with one log line naming it.
@@ -53,17 +78,13 @@ describe("no SESSIONS KV binding", () => {
   let base;
   const logs = [];
   before(async () => {
-    mf = new Miniflare({
-      ...gateWorker({
-        bindings: {
-          SESSIONGATE: { key_prefix: "sess:", routes: [{ path: "/ws/rooms/:room" }] },
-          SESSION_SECRETS: JSON.stringify([SECRET_NEW]),
-        },
-      }),
-      kvNamespaces: [],
-      handleRuntimeStdio(stdout, stderr) {
-        for (const stream of [stdout, stderr]) stream.on("data", (d) => logs.push(String(d)));
+    mf = gateInMiniflare({
+      bindings: {
+        SESSIONGATE: { key_prefix: "sess:", routes: [{ path: "/ws/rooms/:room" }] },
+        SESSION_SECRETS: JSON.stringify([SECRET_NEW]),
       },
+      logs,
+      kvNamespaces: [],
     });
     base = await mf.ready;
   });
@@ -71,21 +92,14 @@ describe("no SESSIONS KV binding", () => {
     await mf?.dispose();
   });
 
-  const upgrade = (cookie) =>
-    mf.dispatchFetch(new URL("/ws/rooms/lobby", base), {
-      headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", ...(cookie ? { cookie } : {}) },
-    });
-
   it("a forged cookie is refused for its signature first; a valid one gets 503, never an admit", async () => {
-    const forged = await upgrade(signedCookie(newSid(), "not the secret"));
+    const forged = await upgrade(mf, base, signedCookie(newSid(), "not the secret"));
     assert.equal(forged.status, 401);
     await forged.text();
-    const valid = await upgrade(signedCookie(newSid()));
+    const valid = await upgrade(mf, base, signedCookie(newSid()));
     assert.equal(valid.status, 503);
     await valid.text();
-    const deadline = Date.now() + 3000;
-    while (!logs.join("").includes("KV binding SESSIONS is not bound") && Date.now() < deadline) await new Promise((ok) => setTimeout(ok, 50));
-    const text = logs.join("");
+    const text = await logsWith(logs, "KV binding SESSIONS is not bound");
     assert.match(text, /KV binding SESSIONS is not bound/);
     assert.doesNotMatch(text, /"decision":"admit"/);
   });
@@ -101,17 +115,13 @@ describe("the demo sign-in exists only in the demo build", () => {
   const start = async (dir, demo_login) => {
     await mf?.dispose();
     logs.length = 0;
-    mf = new Miniflare({
-      ...gateWorker({
-        dir,
-        bindings: {
-          SESSIONGATE: { key_prefix: "sess:", demo_login, routes: [{ path: "/ws/rooms/:room" }] },
-          SESSION_SECRETS: JSON.stringify([SECRET_NEW]),
-        },
-      }),
-      handleRuntimeStdio(stdout, stderr) {
-        for (const stream of [stdout, stderr]) stream.on("data", (d) => logs.push(String(d)));
+    mf = gateInMiniflare({
+      dir,
+      bindings: {
+        SESSIONGATE: { key_prefix: "sess:", demo_login, routes: [{ path: "/ws/rooms/:room" }] },
+        SESSION_SECRETS: JSON.stringify([SECRET_NEW]),
       },
+      logs,
     });
     return mf.ready;
   };
@@ -132,14 +142,10 @@ describe("the demo sign-in exists only in the demo build", () => {
     const r = await login(base);
     assert.equal(r.status, 500);
     assert.equal(r.cookie, null);
-    const upgrade = await mf.dispatchFetch(new URL("/ws/rooms/lobby", base), {
-      headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", cookie: signedCookie(newSid()) },
-    });
-    assert.equal(upgrade.status, 500);
-    await upgrade.text();
-    const deadline = Date.now() + 3000;
-    while (!logs.join("").includes("config_invalid") && Date.now() < deadline) await new Promise((ok) => setTimeout(ok, 50));
-    assert.match(logs.join(""), /"sessiongate":"config_invalid".*demo_login = true, but this build has no demo sign-in/);
+    const handshake = await upgrade(mf, base, signedCookie(newSid()));
+    assert.equal(handshake.status, 500);
+    await handshake.text();
+    assert.match(await logsWith(logs, "config_invalid"), /"sessiongate":"config_invalid".*demo_login = true, but this build has no demo sign-in/);
   });
 
   it("the deploy build with demo_login = false: /demo/login is 404", async () => {
