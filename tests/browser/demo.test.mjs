@@ -3,10 +3,11 @@
 //   node --test --test-concurrency=1 tests/browser/
 //
 // Needs Debian's chromium at /usr/bin/chromium (`bash scripts/setup.sh --browser`); no browser
-// is ever downloaded. Builds with scripts/build.sh --demo (what [env.dev] runs), then starts its own gate on a free port with
-// a fresh persistence directory and its own secrets (so it neither reads .dev.vars nor touches
-// another run's state), from a private copy of build/demo/ and a copy of wrangler.toml without the
-// [build] watcher (see isolatedConfig: edits to src/ during the run must not restart it). Artifacts:
+// is ever downloaded. Builds with scripts/build.sh --demo (what [env.dev] runs), then starts its
+// own gate on a free port with a fresh persistence directory and its own secrets (so it neither
+// reads .dev.vars nor touches another run's state), from a private copy of build/demo/ and a copy
+// of wrangler.toml without the [build] watcher (see isolatedConfig: edits to src/ during the run
+// must not restart it). Artifacts:
 //   tests/artifacts/wrangler-browser.log   wrangler's stdout and stderr
 //   tests/artifacts/browser/*.png          screenshots at the key moments (1280x800)
 //   tests/artifacts/browser/console.log    every page's console output and page errors
@@ -104,8 +105,7 @@ async function stopGate() {
  * mid-test; and it re-bundles whenever another run rewrites build/demo/. So: copy build/demo/
  * (under scripts/build.sh's lock, so never half-written), point [env.dev]'s `main` at the copy,
  * drop its [env.dev.build] (and the top level's [build]), and point [env.dev.assets] at the
- * real www/.
- * Everything else is the file verbatim.
+ * real www/. Everything else is the file verbatim.
  */
 function isolatedConfig(dir) {
   const buildCopy = join(dir, "build");
