@@ -14,8 +14,9 @@ Entrypoint.prototype.fetch = async function fetch2(request) {
   if (!Array.isArray(step)) return step; // a refusal
   // The read step 1 chose: the sessions' namespace, the key and the options, or why the binding
   // cannot be opened. That, like a read that fails, is the store's failure, which step 2
-  // refuses as the route says (never admits).
-  const [sessions, key, options] = step;
+  // refuses as the route says (never admits). `read` is the request as step 1 read it (held in
+  // the wasm), which step 2 takes back.
+  const [sessions, key, options, read] = step;
   let stored = null;
   let failure;
   if (typeof sessions === "string") {
@@ -27,7 +28,7 @@ Entrypoint.prototype.fetch = async function fetch2(request) {
       failure = e instanceof Error ? e.message : String(e);
     }
   }
-  const next = handshakeAdmit(request, env, stored, failure);
+  const next = handshakeAdmit(request, env, read, stored, failure);
   if (!Array.isArray(next)) return next; // a refusal
   // [stub, request] for the built-in Room; [stub, request, registration] for an app's own
   // room, which does not talk to the index: once it took the socket, the socket's keys are

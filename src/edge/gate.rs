@@ -5,6 +5,7 @@
 //! in the index ([`app_index_add`]). The Rust `fetch` (`mod.rs`) serves every other path.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use crate::decision::{check_request, check_session, Denial, Handshake, Refusal, StoreError};
 use crate::engine::{connection_id, Attachment, RoomAdmission};
@@ -27,19 +28,53 @@ pub const SIGNATURE_HEADER: &str = "x-sessiongate-signature";
 const REVALIDATE_HEADER: &str = "x-sessiongate-revalidate";
 const INTERNAL_HEADER_PREFIX: &str = "x-sessiongate-";
 
-struct WorkerHeaders(web_sys::Headers);
+/// The runtime's headers as the checks read them, each read once: every header read is a call
+/// into the runtime and a string copied into the wasm, and step 2 runs step 1's checks again.
+struct WorkerHeaders {
+    runtime: web_sys::Headers,
+    /// Every header read so far, by lower-case name: its value (trimmed), or `None` if absent.
+    read: RefCell<Vec<(String, Option<String>)>>,
+}
 
-impl crate::rules::HeaderLookup for WorkerHeaders {
-    fn header(&self, lower_case_name: &str) -> Option<Cow<'_, str>> {
-        // RFC 9110: a field value has no surrounding whitespace; the runtime strips only the
-        // leading part.
-        let value = self.0.get(lower_case_name).ok().flatten()?;
+impl WorkerHeaders {
+    fn of(runtime: web_sys::Headers) -> WorkerHeaders {
+        WorkerHeaders {
+            runtime,
+            read: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The header as the runtime has it, trimmed. RFC 9110: a field value has no surrounding
+    /// whitespace; the runtime strips only the leading part.
+    fn runtime_value(&self, lower_case_name: &str) -> Option<String> {
+        let value = self.runtime.get(lower_case_name).ok().flatten()?;
         let trimmed = value.trim_matches([' ', '\t']);
-        Some(Cow::Owned(if trimmed.len() == value.len() {
+        Some(if trimmed.len() == value.len() {
             value
         } else {
             trimmed.to_owned()
-        }))
+        })
+    }
+}
+
+impl crate::rules::HeaderLookup for WorkerHeaders {
+    fn header(&self, lower_case_name: &str) -> Option<Cow<'_, str>> {
+        let known = self
+            .read
+            .borrow()
+            .iter()
+            .find(|(name, _)| name == lower_case_name)
+            .map(|(_, value)| value.clone());
+        let value = match known {
+            Some(value) => value,
+            None => {
+                let value = self.runtime_value(lower_case_name);
+                let entry = (lower_case_name.to_owned(), value.clone());
+                self.read.borrow_mut().push(entry);
+                value
+            }
+        };
+        value.map(Cow::Owned)
     }
 }
 
@@ -58,18 +93,26 @@ impl KvSessions {
         kv.get(key, self.cache_ttl).await.map_err(StoreError)
     }
 
-    /// The read of `key` for the JavaScript entry to make: `[namespace, key, options]`, or
-    /// `[why, key]` (a string) when the binding cannot be opened, which the entry hands back to
+    /// The read of `key` for the JavaScript entry to make, with the request step 1 read
+    /// (`then`, for step 2): `[namespace, key, options, then]`, or `[why, key, undefined,
+    /// then]` (`why` a string) when the binding cannot be opened, which the entry hands back to
     /// step 2 as the read's failure.
-    fn read_for_entry(&self, key: &str) -> std::result::Result<JsValue, JsValue> {
-        Ok(match &self.kv {
+    fn read_for_entry(
+        &self,
+        key: &str,
+        then: HandshakeRequest,
+    ) -> std::result::Result<JsValue, JsValue> {
+        let (namespace, options) = match &self.kv {
             Ok(kv) => {
                 let namespace: &JsValue = kv.as_ref();
                 let options = KvNamespace::read_options(self.cache_ttl).map_err(JsValue::from)?;
-                js_sys::Array::of3(namespace, &key.into(), &options).into()
+                (namespace.clone(), options)
             }
-            Err(why) => js_sys::Array::of2(&why.into(), &key.into()).into(),
-        })
+            Err(why) => (JsValue::from(why), JsValue::UNDEFINED),
+        };
+        let read = js_sys::Array::of3(&namespace, &key.into(), &options);
+        read.push(&then.into());
+        Ok(read.into())
     }
 }
 
@@ -101,19 +144,25 @@ pub fn sessions(env: &Env, settings: &Settings) -> KvSessions {
 }
 
 /// The runtime's request as the core reads it: its URL and method read once, its headers as
-/// the checks ask for them.
+/// the checks ask for them (each once).
 struct RuntimeRequest {
     url: String,
     method: String,
     headers: WorkerHeaders,
 }
 
+/// The client's request as step 1 read it (a [`RuntimeRequest`]), handed to the entry with the
+/// read to make and taken back by step 2 (which frees it): step 2 runs step 1's checks again on
+/// what step 1 read, without asking the runtime for the URL, the method or any header again.
+#[wasm_bindgen]
+pub struct HandshakeRequest(RuntimeRequest);
+
 impl RuntimeRequest {
     fn of(req: &web_sys::Request) -> RuntimeRequest {
         RuntimeRequest {
             url: req.url(),
             method: req.method(),
-            headers: WorkerHeaders(req.headers()),
+            headers: WorkerHeaders::of(req.headers()),
         }
     }
 
@@ -165,15 +214,17 @@ pub fn handshake_key(req: &web_sys::Request, env: &Env) -> std::result::Result<J
     if super::served_elsewhere(handshake.path) {
         return Ok(JsValue::UNDEFINED);
     }
-    match check_request(&handshake, &settings.secrets, &settings.config) {
-        Ok(checked) => sessions(env, &settings).read_for_entry(checked.key()),
-        Err(denial) => refused(denial, &settings),
-    }
+    let key = match check_request(&handshake, &settings.secrets, &settings.config) {
+        Ok(checked) => checked.key().to_owned(),
+        Err(denial) => return refused(denial, &settings),
+    };
+    sessions(env, &settings).read_for_entry(&key, HandshakeRequest(request))
 }
 
-/// Step 2, once the entry read the key step 1 named: `stored` is its value (`undefined` when
-/// there is none), `failure` why the read failed. Checks the request again rather than take
-/// anything from step 1 back through JavaScript (the checks that need no store cost a few
+/// Step 2, once the entry read the key step 1 named: `request` is step 1's reading of the
+/// client's request, `stored` the value read (`undefined` when there is none), `failure` why
+/// the read failed. Checks the request again, on what step 1 read of it, rather than take any
+/// result of step 1 back through JavaScript (the checks that need no store cost a few
 /// microseconds), then the session. Answers a refusal (a `Response`), `[stub, request]` for
 /// the entry to hand to the built-in Room (`stub.fetch(request)`), or `[stub, request,
 /// registration]` for an app's room ([`to_app`]).
@@ -181,12 +232,13 @@ pub fn handshake_key(req: &web_sys::Request, env: &Env) -> std::result::Result<J
 pub fn handshake_admit(
     req: &web_sys::Request,
     env: &Env,
+    request: HandshakeRequest,
     stored: Option<String>,
     failure: Option<String>,
 ) -> std::result::Result<JsValue, JsValue> {
     let settings = util::settings(env)?;
     let config = &settings.config;
-    let request = RuntimeRequest::of(req);
+    let HandshakeRequest(request) = request;
     let handshake = request.handshake();
     let checked = match check_request(&handshake, &settings.secrets, config) {
         Ok(checked) => checked,

@@ -69,7 +69,7 @@ const ENTRYPOINT = `export var wasm = {
   },
 };
 function handshakeKey(request, env) { return wasm.key(request, env); }
-function handshakeAdmit(request, env, stored, failure) { return wasm.admit(request, env, stored, failure); }
+function handshakeAdmit(request, env, read, stored, failure) { return wasm.admit(request, env, read, stored, failure); }
 function appIndexAdd(env, registration, answer) { return wasm.indexAdd(env, registration, answer); }
 function appIndexFailed(registration, why) { return wasm.indexFailed(registration, why); }
 function compileSettings(env) { return wasm.compileSettings(env); }
@@ -215,23 +215,25 @@ describe("lean-shim", () => {
     assert.equal(await new Entrypoint(env, {}).fetch("req"), refusal);
   });
 
-  it("the entry: step 1's read is made (its namespace, key and options), step 2 gets the value, the built-in Room the request", async () => {
+  it("the entry: step 1's read is made (its namespace, key and options), step 2 gets step 1's request and the value, the built-in Room the request", async () => {
     const { shim_default: Entrypoint, wasm } = await shimmed();
     const reads = [];
     const sessions = { get: async (...args) => (reads.push(args), '{"cookie":{}}') };
     const env = { SESSIONS: { get: () => assert.fail("the read is step 1's namespace, not one the entry looks up") } };
     const stub = { fetch: async (request) => ({ status: 101, request }) };
     let step2;
-    wasm.key = (request, e) => (assert.equal(e, env), [sessions, "sess:abc", { cacheTtl: 60 }]);
+    const read = { readBy: "step 1" };
+    wasm.key = (request, e) => (assert.equal(e, env), [sessions, "sess:abc", { cacheTtl: 60 }, read]);
     wasm.admit = (...args) => (step2 = args, [stub, "to the room"]);
     assert.deepEqual(await new Entrypoint(env, {}).fetch("req"), { status: 101, request: "to the room" });
     assert.deepEqual(reads, [["sess:abc", { cacheTtl: 60 }]]);
-    assert.deepEqual(step2, ["req", env, '{"cookie":{}}', undefined]);
-    wasm.key = () => [sessions, "sess:none", undefined];
+    assert.deepEqual(step2, ["req", env, read, '{"cookie":{}}', undefined]);
+    assert.equal(step2[2], read, "step 1's request itself, not a copy");
+    wasm.key = () => [sessions, "sess:none", undefined, read];
     sessions.get = async (...args) => (reads.push(args), null);
     await new Entrypoint(env, {}).fetch("req");
     assert.deepEqual(reads[1], ["sess:none", undefined], "no options without a cacheTtl");
-    assert.deepEqual(step2, ["req", env, null, undefined], "no session: null, no failure");
+    assert.deepEqual(step2, ["req", env, read, null, undefined], "no session: null, no failure");
   });
 
   it("the entry: a read that fails, or a binding step 1 could not open, is step 2's failure (which refuses)", async () => {
@@ -240,12 +242,13 @@ describe("lean-shim", () => {
     const env = {};
     wasm.admit = (...args) => (step2 = args, { status: 503 });
     const failing = { get: async () => { throw new Error("KV GET failed: 414"); } };
-    wasm.key = () => [failing, "sess:abc", undefined];
+    const read = { readBy: "step 1" };
+    wasm.key = () => [failing, "sess:abc", undefined, read];
     assert.deepEqual(await new Entrypoint(env, {}).fetch("req"), { status: 503 });
-    assert.deepEqual(step2, ["req", env, null, "KV GET failed: 414"]);
-    wasm.key = () => ["KV binding SESSIONS is not bound", "sess:abc"];
+    assert.deepEqual(step2, ["req", env, read, null, "KV GET failed: 414"]);
+    wasm.key = () => ["KV binding SESSIONS is not bound", "sess:abc", undefined, read];
     assert.deepEqual(await new Entrypoint(env, {}).fetch("req"), { status: 503 });
-    assert.deepEqual(step2, ["req", env, null, "KV binding SESSIONS is not bound"]);
+    assert.deepEqual(step2, ["req", env, read, null, "KV binding SESSIONS is not bound"]);
   });
 
   it("the entry: an app's room gets the forwarded upgrade; once it took the socket, the socket's keys go to the index before the answer", async () => {

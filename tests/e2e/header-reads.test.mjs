@@ -1,0 +1,82 @@
+// How often an admitted handshake asks the runtime for a header. Each `Headers.get` is a call
+// into workerd and a string copied into the wasm; the handshake's step 2 runs step 1's checks
+// again, on what step 1 read (the request it hands the entry), so each header of the client's
+// request is read once. Before that, step 2 read them all again: 13 reads for an admitted
+// handshake where 7 do. Runs the built Worker in Miniflare with `Headers.prototype.get`
+// counted (a line to the log per call) in a copy of build/index.js.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Miniflare } from "miniflare";
+import { ROOT, SECRET_NEW, gateWorker, newSid, sessionRecord, signedCookie } from "./harness.mjs";
+
+const COUNTED = 'const countedGet = Headers.prototype.get; Headers.prototype.get = function (name) { console.log(`header read: ${name}`); return countedGet.call(this, name); };\n';
+
+describe("header reads of an admitted handshake", () => {
+  let mf;
+  let base;
+  let dir;
+  const logs = [];
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "sessiongate-header-reads-"));
+    cpSync(join(ROOT, "build/index.js"), join(dir, "index.js"));
+    cpSync(join(ROOT, "build/index_bg.wasm"), join(dir, "index_bg.wasm"));
+    writeFileSync(join(dir, "index.js"), COUNTED + readFileSync(join(dir, "index.js"), "utf8"));
+    mf = new Miniflare({
+      ...gateWorker({
+        dir,
+        bindings: {
+          SESSIONGATE: { key_prefix: "sess:", routes: [{ path: "/ws/rooms/:room" }] },
+          SESSION_SECRETS: JSON.stringify([SECRET_NEW]),
+        },
+      }),
+      handleRuntimeStdio(stdout, stderr) {
+        for (const stream of [stdout, stderr]) stream.on("data", (d) => logs.push(String(d)));
+      },
+    });
+    base = await mf.ready;
+  });
+  after(async () => {
+    await mf?.dispose();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The headers read (by name, in order) while one admitted handshake was answered. */
+  async function readsOfOneHandshake(sid) {
+    logs.length = 0;
+    const res = await mf.dispatchFetch(new URL("/ws/rooms/lobby", base), {
+      headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", cookie: signedCookie(sid) },
+    });
+    assert.equal(res.status, 101);
+    res.webSocket.accept();
+    res.webSocket.close(1000);
+    // The log lines arrive through workerd's stdout, after the answer.
+    const deadline = Date.now() + 3000;
+    const count = () => (logs.join("").match(/header read: /g) ?? []).length;
+    let seen = -1;
+    while (count() !== seen && Date.now() < deadline) {
+      seen = count();
+      await new Promise((ok) => setTimeout(ok, 200));
+    }
+    return [...logs.join("").matchAll(/header read: (\S+)/g)].map((m) => m[1]);
+  }
+
+  it("reads each header of the client's request once, though both steps check it", async () => {
+    const sid = newSid();
+    await (await mf.getKVNamespace("SESSIONS")).put(`sess:${sid}`, JSON.stringify(sessionRecord()));
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const reads = await readsOfOneHandshake(sid);
+      const client = reads.filter((name) => !name.startsWith("x-sessiongate-"));
+      assert.deepEqual(client, [...new Set(client)], `a header read twice: ${reads.join(", ")}`);
+      for (const name of ["upgrade", "connection", "sec-websocket-version", "sec-websocket-key", "origin", "cookie"]) {
+        assert.ok(client.includes(name), `${name} is checked: ${reads.join(", ")}`);
+      }
+      // The Room reads its admission, once.
+      assert.deepEqual(reads.filter((name) => name.startsWith("x-sessiongate-")), ["x-sessiongate-admission"]);
+    }
+  });
+});
