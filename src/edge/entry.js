@@ -17,6 +17,7 @@ Entrypoint.prototype.fetch = async function fetch2(request) {
   // refuses as the route says (never admits). `read` is the request as step 1 read it (held in
   // the wasm), which step 2 takes back.
   const [sessions, key, options, read] = step;
+  const readBy = initState.instanceId;
   let stored = null;
   let failure;
   if (typeof sessions === "string") {
@@ -28,7 +29,11 @@ Entrypoint.prototype.fetch = async function fetch2(request) {
       failure = e instanceof Error ? e.message : String(e);
     }
   }
-  const next = handshakeAdmit(request, env, read, stored, failure);
+  // A trap in another request meanwhile leaves the instance to be reinitialized: that is done
+  // now, as the next request would, so that step 2 runs on a whole instance. Step 1's reading
+  // went with the old one; step 2 then reads the request itself.
+  checkReinitialize();
+  const next = handshakeAdmit(request, env, initState.instanceId === readBy ? read : undefined, stored, failure);
   if (!Array.isArray(next)) return next; // a refusal
   // [stub, request] for the built-in Room; [stub, request, registration] for an app's own
   // room, which does not talk to the index: once it took the socket, the socket's keys are

@@ -222,8 +222,9 @@ pub fn handshake_key(req: &web_sys::Request, env: &Env) -> std::result::Result<J
 }
 
 /// Step 2, once the entry read the key step 1 named: `request` is step 1's reading of the
-/// client's request, `stored` the value read (`undefined` when there is none), `failure` why
-/// the read failed. Checks the request again, on what step 1 read of it, rather than take any
+/// client's request (`undefined` when the instance was reinitialized since: then the request
+/// is read again), `stored` the value read (`undefined` when there is none), `failure` why the
+/// read failed. Checks the request again, on what step 1 read of it, rather than take any
 /// result of step 1 back through JavaScript (the checks that need no store cost a few
 /// microseconds), then the session. Answers a refusal (a `Response`), `[stub, request]` for
 /// the entry to hand to the built-in Room (`stub.fetch(request)`), or `[stub, request,
@@ -232,13 +233,16 @@ pub fn handshake_key(req: &web_sys::Request, env: &Env) -> std::result::Result<J
 pub fn handshake_admit(
     req: &web_sys::Request,
     env: &Env,
-    request: HandshakeRequest,
+    request: Option<HandshakeRequest>,
     stored: Option<String>,
     failure: Option<String>,
 ) -> std::result::Result<JsValue, JsValue> {
     let settings = util::settings(env)?;
     let config = &settings.config;
-    let HandshakeRequest(request) = request;
+    let request = match request {
+        Some(HandshakeRequest(request)) => request,
+        None => RuntimeRequest::of(req),
+    };
     let handshake = request.handshake();
     let checked = match check_request(&handshake, &settings.secrets, config) {
         Ok(checked) => checked,

@@ -31,6 +31,8 @@ function handleMaybeCritical(e) {
     initState.criticalError = true;
   }
 }
+// The test's stand-in for a trap in another request (what handleMaybeCritical records).
+export function trapElsewhere() { initState.criticalError = true; }
 var instanceProxyHooks = {
   set: (target, prop, value, receiver) => Reflect.set(target.instance, prop, value, receiver),
   has: (target, prop) => Reflect.has(target.instance, prop),
@@ -234,6 +236,23 @@ describe("lean-shim", () => {
     await new Entrypoint(env, {}).fetch("req");
     assert.deepEqual(reads[1], ["sess:none", undefined], "no options without a cacheTtl");
     assert.deepEqual(step2, ["req", env, read, null, undefined], "no session: null, no failure");
+  });
+
+  it("the entry: a trap elsewhere during the read reinitializes before step 2, which then reads the request itself", async () => {
+    const { shim_default: Entrypoint, wasm, trapElsewhere, resets } = await shimmed();
+    const env = {};
+    let step2;
+    const read = { readBy: "step 1" };
+    wasm.key = () => [{ get: async () => (trapElsewhere(), '{"cookie":{}}') }, "sess:abc", undefined, read];
+    wasm.admit = (...args) => (step2 = args, { status: 403 });
+    assert.deepEqual(await new Entrypoint(env, {}).fetch("req"), { status: 403 });
+    assert.equal(resets.count, 1, "reinitialized before step 2, not left to the next request");
+    assert.deepEqual(step2, ["req", env, undefined, '{"cookie":{}}', undefined], "step 1's reading went with the old instance");
+    // No trap meanwhile: step 1's reading, and no reinitialization.
+    wasm.key = () => [{ get: async () => '{"cookie":{}}' }, "sess:abc", undefined, read];
+    await new Entrypoint(env, {}).fetch("req");
+    assert.equal(step2[2], read);
+    assert.equal(resets.count, 1);
   });
 
   it("the entry: a read that fails, or a binding step 1 could not open, is step 2's failure (which refuses)", async () => {
