@@ -39,15 +39,22 @@ Entrypoint.prototype.fetch = async function fetch2(request) {
   // room, which does not talk to the index: once it took the socket, the socket's keys are
   // listed there before the client gets it. A failed listing is logged; the socket stays.
   const [stub, forwarded, registration] = next;
+  const admittedBy = initState.instanceId;
   const answer = await stub.fetch(forwarded);
   if (registration === undefined || answer.status !== 101) return answer;
+  // The registration is held in the wasm. After a reinitialization (a trap in another request
+  // while the room took the socket) it is gone: the socket stays unlisted, as after a listing
+  // that failed, and its room's revalidation still reaches it.
+  const held = () => (checkReinitialize(), initState.instanceId === admittedBy);
+  if (!held()) return answer;
+  const failed = (why) => held() && appIndexFailed(registration, why);
   try {
     const [index, add] = appIndexAdd(env, registration, answer);
     const listed = await index.fetch(add);
-    if (!listed.ok) appIndexFailed(registration, `index /add: status ${listed.status}`);
+    if (!listed.ok) failed(`index /add: status ${listed.status}`);
   } catch (e) {
     if (e instanceof WebAssembly.RuntimeError) throw e; // a trap: the guard reinitializes
-    appIndexFailed(registration, e instanceof Error ? e.message : String(e));
+    failed(e instanceof Error ? e.message : String(e));
   }
   return answer;
 };

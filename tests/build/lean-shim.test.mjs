@@ -309,6 +309,25 @@ describe("lean-shim", () => {
     await assert.rejects(new Entrypoint({}, {}).fetch("req"), WebAssembly.RuntimeError);
   });
 
+  it("the entry: a trap elsewhere while an app's room takes the socket: no listing (its registration went with the old instance), the socket is the client's", async () => {
+    const { shim_default: Entrypoint, wasm, trapElsewhere, resets } = await shimmed();
+    const registration = { room: "r" };
+    const took = { status: 101 };
+    const failures = [];
+    wasm.key = () => [{ get: async () => "{}" }, "sess:abc", undefined, {}];
+    wasm.admit = () => [{ fetch: async () => (trapElsewhere(), took) }, "forwarded", registration];
+    wasm.indexAdd = () => assert.fail("no listing from a registration of the old instance");
+    wasm.indexFailed = (r, why) => failures.push([r, why]);
+    assert.equal(await new Entrypoint({}, {}).fetch("req"), took);
+    assert.equal(resets.count, 1);
+    // A trap while the index is asked: the failure is not logged through the old registration.
+    wasm.admit = () => [{ fetch: async () => took }, "forwarded", registration];
+    wasm.indexAdd = () => [{ fetch: async () => (trapElsewhere(), { ok: false, status: 500 }) }, "add"];
+    assert.equal(await new Entrypoint({}, {}).fetch("req"), took);
+    assert.equal(resets.count, 2);
+    assert.deepEqual(failures, []);
+  });
+
   it("queues the futures' task queue as a microtask of a resolved promise, the getter left alone", async () => {
     const { wasmImports } = await shimmed();
     const source = String(wasmImports.__wbg_queueMicrotask_4a1a4d8dd332373b);
