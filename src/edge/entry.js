@@ -1,6 +1,8 @@
 // The Worker's fetch. scripts/lean-shim.mjs puts it in place of worker-build's, inside the
 // shim, where `handshakeKey`, `handshakeAdmit`, `appIndexAdd` and `appIndexFailed` are the
-// wasm's exports (src/edge/gate.rs) and `fetch` is the Rust `fetch` (src/edge/mod.rs).
+// wasm's exports (src/edge/gate.rs), `fetch` is the Rust `fetch` (src/edge/mod.rs), and
+// `initState` and `checkReinitialize` are worker-build's (the instance's generation, and its
+// reinitialization after a trap).
 //
 // A handshake's I/O is here and every decision in the wasm, in synchronous calls (two, and
 // for an app's room the index listing's two): no Rust future on a handshake's path, whose glue
