@@ -363,6 +363,28 @@ export function gateWorker({ bindings, durableObjects = {}, dir = join(ROOT, "bu
   };
 }
 
+/** The built gate (build/, or `dir`) in Miniflare, started, its runtime output pushed to
+ * `logs`; `options` adds to or overrides the worker definition (`kvNamespaces: []`). Miniflare
+ * is loaded here, not by every test file that imports the harness. */
+export async function gateInMiniflare({ dir, bindings, logs, ...options }) {
+  const { Miniflare } = await import("miniflare");
+  return new Miniflare({
+    ...gateWorker({ dir, bindings }),
+    ...options,
+    handleRuntimeStdio(stdout, stderr) {
+      for (const stream of [stdout, stderr]) stream.on("data", (d) => logs.push(String(d)));
+    },
+  });
+}
+
+/** A WebSocket upgrade to /ws/rooms/lobby of the gate `mf` serves at `base` (RFC 6455 section
+ * 1.3's sample key). */
+export function upgradeLobby(mf, base, cookie) {
+  return mf.dispatchFetch(new URL("/ws/rooms/lobby", base), {
+    headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", ...(cookie ? { cookie } : {}) },
+  });
+}
+
 /* -------------------------------------------------------- sessions and cookies */
 
 /** A fresh express-session style sid: 24 random bytes, base64url (32 characters). */

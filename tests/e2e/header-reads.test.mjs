@@ -10,8 +10,7 @@ import assert from "node:assert/strict";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Miniflare } from "miniflare";
-import { ROOT, SECRET_NEW, gateWorker, newSid, sessionRecord, signedCookie } from "./harness.mjs";
+import { ROOT, SECRET_NEW, gateInMiniflare, newSid, sessionRecord, signedCookie, upgradeLobby } from "./harness.mjs";
 
 const COUNTED = 'const countedGet = Headers.prototype.get; Headers.prototype.get = function (name) { console.log(`header read: ${name}`); return countedGet.call(this, name); };\n';
 
@@ -26,17 +25,13 @@ describe("header reads of an admitted handshake", () => {
     cpSync(join(ROOT, "build/index.js"), join(dir, "index.js"));
     cpSync(join(ROOT, "build/index_bg.wasm"), join(dir, "index_bg.wasm"));
     writeFileSync(join(dir, "index.js"), COUNTED + readFileSync(join(dir, "index.js"), "utf8"));
-    mf = new Miniflare({
-      ...gateWorker({
-        dir,
-        bindings: {
-          SESSIONGATE: { key_prefix: "sess:", routes: [{ path: "/ws/rooms/:room" }] },
-          SESSION_SECRETS: JSON.stringify([SECRET_NEW]),
-        },
-      }),
-      handleRuntimeStdio(stdout, stderr) {
-        for (const stream of [stdout, stderr]) stream.on("data", (d) => logs.push(String(d)));
+    mf = await gateInMiniflare({
+      dir,
+      bindings: {
+        SESSIONGATE: { key_prefix: "sess:", routes: [{ path: "/ws/rooms/:room" }] },
+        SESSION_SECRETS: JSON.stringify([SECRET_NEW]),
       },
+      logs,
     });
     base = await mf.ready;
   });
@@ -48,9 +43,7 @@ describe("header reads of an admitted handshake", () => {
   /** The headers read (by name, in order) while one admitted handshake was answered. */
   async function readsOfOneHandshake(sid) {
     logs.length = 0;
-    const res = await mf.dispatchFetch(new URL("/ws/rooms/lobby", base), {
-      headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", cookie: signedCookie(sid) },
-    });
+    const res = await upgradeLobby(mf, base, signedCookie(sid));
     assert.equal(res.status, 101);
     res.webSocket.accept();
     res.webSocket.close(1000);

@@ -5,9 +5,8 @@
 
 import { after, afterEach, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Miniflare } from "miniflare";
 import { join } from "node:path";
-import { ROOT, SECRET_NEW, closeAll, gateWorker, newSid, refuse, sessionRecord, signedCookie, startGate } from "./harness.mjs";
+import { ROOT, SECRET_NEW, closeAll, gateInMiniflare, newSid, refuse, sessionRecord, signedCookie, startGate, upgradeLobby } from "./harness.mjs";
 
 afterEach(closeAll);
 
@@ -45,24 +44,6 @@ describe("misconfiguration fails closed", () => {
   });
 });
 
-/** The built gate (build/, or `dir`) in Miniflare; its runtime output is pushed to `logs`. */
-function gateInMiniflare({ dir, bindings, logs, ...options }) {
-  return new Miniflare({
-    ...gateWorker({ dir, bindings }),
-    ...options,
-    handleRuntimeStdio(stdout, stderr) {
-      for (const stream of [stdout, stderr]) stream.on("data", (d) => logs.push(String(d)));
-    },
-  });
-}
-
-/** A WebSocket upgrade to /ws/rooms/lobby of the gate `mf` serves at `base`. */
-function upgrade(mf, base, cookie) {
-  return mf.dispatchFetch(new URL("/ws/rooms/lobby", base), {
-    headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", ...(cookie ? { cookie } : {}) },
-  });
-}
-
 /** `logs` joined, once they hold `text` (3 s at most: the caller asserts on what they hold). */
 async function logsWith(logs, text) {
   const deadline = Date.now() + 3000;
@@ -78,7 +59,7 @@ describe("no SESSIONS KV binding", () => {
   let base;
   const logs = [];
   before(async () => {
-    mf = gateInMiniflare({
+    mf = await gateInMiniflare({
       bindings: {
         SESSIONGATE: { key_prefix: "sess:", routes: [{ path: "/ws/rooms/:room" }] },
         SESSION_SECRETS: JSON.stringify([SECRET_NEW]),
@@ -93,10 +74,10 @@ describe("no SESSIONS KV binding", () => {
   });
 
   it("a forged cookie is refused for its signature first; a valid one gets 503, never an admit", async () => {
-    const forged = await upgrade(mf, base, signedCookie(newSid(), "not the secret"));
+    const forged = await upgradeLobby(mf, base, signedCookie(newSid(), "not the secret"));
     assert.equal(forged.status, 401);
     await forged.text();
-    const valid = await upgrade(mf, base, signedCookie(newSid()));
+    const valid = await upgradeLobby(mf, base, signedCookie(newSid()));
     assert.equal(valid.status, 503);
     await valid.text();
     const text = await logsWith(logs, "KV binding SESSIONS is not bound");
@@ -115,7 +96,7 @@ describe("the demo sign-in exists only in the demo build", () => {
   const start = async (dir, demo_login) => {
     await mf?.dispose();
     logs.length = 0;
-    mf = gateInMiniflare({
+    mf = await gateInMiniflare({
       dir,
       bindings: {
         SESSIONGATE: { key_prefix: "sess:", demo_login, routes: [{ path: "/ws/rooms/:room" }] },
@@ -142,7 +123,7 @@ describe("the demo sign-in exists only in the demo build", () => {
     const r = await login(base);
     assert.equal(r.status, 500);
     assert.equal(r.cookie, null);
-    const handshake = await upgrade(mf, base, signedCookie(newSid()));
+    const handshake = await upgradeLobby(mf, base, signedCookie(newSid()));
     assert.equal(handshake.status, 500);
     await handshake.text();
     assert.match(await logsWith(logs, "config_invalid"), /"sessiongate":"config_invalid".*demo_login = true, but this build has no demo sign-in/);
