@@ -5,8 +5,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { Miniflare } from "miniflare";
-import { gateWorker, newSid, sessionRecord, signedCookie } from "./harness.mjs";
+import { gateInMiniflare, newSid, sessionRecord, signedCookie } from "./harness.mjs";
 
 const KEY = "dGhlIHNhbXBsZSBub25jZQ=="; // RFC 6455 section 1.3's sample nonce
 let mf;
@@ -14,16 +13,12 @@ let url;
 const logs = [];
 
 before(async () => {
-  mf = new Miniflare({
-    ...gateWorker({
-      bindings: {
-        SESSIONGATE: { key_prefix: "sess:", log_admissions: 1, routes: [{ path: "/ws/rooms/:room" }] },
-        SESSION_SECRETS: JSON.stringify(["e2e new secret"]),
-      },
-    }),
-    handleRuntimeStdio(stdout, stderr) {
-      for (const stream of [stdout, stderr]) stream.on("data", (d) => logs.push(String(d)));
+  mf = await gateInMiniflare({
+    bindings: {
+      SESSIONGATE: { key_prefix: "sess:", log_admissions: 1, routes: [{ path: "/ws/rooms/:room" }] },
+      SESSION_SECRETS: JSON.stringify(["e2e new secret"]),
     },
+    logs,
   });
   url = await mf.ready;
 });
