@@ -1,20 +1,27 @@
-// Where a Worker's CPU goes during admitted handshakes: a V8 CPU profile taken through
-// wrangler dev's inspector, summed by self time. Prints figures, asserts nothing.
+// Where a Worker's CPU goes during admitted handshakes (or a room's broadcasts): a V8 CPU
+// profile taken through wrangler dev's inspector, summed by self time. Prints figures, asserts
+// nothing.
 //
-//   node benches/profile.mjs [target=gate|b|c|logged] [handshakes=600] [concurrency=8] [top=25] [sessions=fresh|room|fill]
+//   node benches/profile.mjs [target=gate|b|c|logged] [handshakes=600] [concurrency=8] [top=25] [sessions=fresh|room|fill|broadcast]
 //
 // The target runs as in benches/vs_js.mjs (`wrangler dev`, 20 rooms kept occupied; fresh
 // sessions, or the session of the socket each room keeps); sessions=fill instead opens every
 // socket, fresh sessions, into one new room and keeps it open, as benches/fanout.mjs fills a
-// room. Self time is grouped into: wasm (the gate's code, by function when the build kept
+// room; sessions=broadcast fills such a room with `handshakes` sockets unprofiled, then
+// profiles PROFILE_BROADCASTS (default 20) broadcasts from its first socket, as fanout.mjs
+// sends them (each after the last was delivered to every other socket), and prints figures a
+// broadcast. Self time is grouped into: wasm (the gate's code, by function when the build kept
 // names), glue (the JavaScript of build/ or of the anchor's bundle), runtime (V8 built-ins and
 // workerd's API, which the profile shows without a script), gc, and idle/program. For named
 // wasm functions, build with `worker-build --release` (the environment of scripts/build.sh) and
 // skip build.sh's final wasm-opt pass, which strips the name section. The profiler slows the
 // isolate (busy time under it was about twice the Worker CPU vs_js.mjs reads): read shares as
-// rough, and compare changes with vs_js.mjs. PROFILE_SAVE=<file> writes the raw profile.
-// PROFILE_INCLUSIVE=<regex> adds the inclusive
-// time of the functions it matches.
+// rough, and compare changes with vs_js.mjs. A sample taken after a gap over GAP_MS (the
+// isolate stopped, or the sampler starved of a core) would credit that whole gap to whatever
+// ran at the sample, often a wasm function of a few instructions (single samples of 40 ms on
+// `drop_in_place` under broadcasts): such samples are left out, and their count and time are
+// printed. PROFILE_SAVE=<file> writes the raw profile. PROFILE_INCLUSIVE=<regex> adds the
+// inclusive time of the functions it matches.
 
 import { readFileSync, writeFileSync } from "node:fs";
 import WebSocket from "ws";
@@ -27,6 +34,9 @@ const CONCURRENCY = Number(process.argv[4] ?? 8);
 const TOP = Number(process.argv[5] ?? 25);
 const SESSIONS = process.argv[6] ?? "fresh";
 const ROOMS = 20;
+const BROADCASTS = Number(process.env.PROFILE_BROADCASTS ?? 20);
+/** Samples after a longer gap are left out of the attribution (see above). */
+const GAP_MS = 10;
 
 Object.assign(process.env, { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" });
 
@@ -95,10 +105,41 @@ function categorize(frame) {
   return "runtime";
 }
 
+/**
+ * Broadcasts from the first socket of a filled room, as benches/fanout.mjs sends them: each
+ * once the last was delivered to every other socket. Returns { seconds, firstMs } (the median
+ * time to the first delivery).
+ */
+function broadcaster(sockets) {
+  let pending = null;
+  sockets.forEach((ws, i) =>
+    ws.on("message", (data) => {
+      if (i === 0 || !pending || JSON.parse(data.toString()).type !== "message") return;
+      pending.first ??= performance.now() - pending.sentAt;
+      if (++pending.got === sockets.length - 1) pending.done();
+    }),
+  );
+  return async (count) => {
+    const started = performance.now();
+    const firsts = [];
+    for (let b = 0; b < count; b++) {
+      await new Promise((done) => {
+        pending = { sentAt: performance.now(), got: 0, first: null, done };
+        sockets[0].send(JSON.stringify({ type: "broadcast", data: { k: `b${b}` } }));
+      });
+      firsts.push(pending.first);
+      await sleep(20);
+    }
+    firsts.sort((a, b) => a - b);
+    return { seconds: (performance.now() - started) / 1000, firstMs: firsts[firsts.length >> 1] };
+  };
+}
+
 async function main() {
   process.env.BENCH_INSPECT = "1";
   const server = await startTarget(TARGET, "profile");
   const sockets = [];
+  const filled = []; // sessions=fill and broadcast: the one room's sockets
   try {
     const cookies = [];
     for (let i = 0; i < COUNT + ROOMS * 3; i++) {
@@ -115,29 +156,46 @@ async function main() {
     if (warm.outcomes.admitted !== ROOMS * 2) console.log(`warm-up: ${JSON.stringify(warm.outcomes)}`);
     await sleep(500);
 
+    const fillRoom = `${server.wsBase}/ws/rooms/fill-${Date.now().toString(36)}`;
+    // fill: every socket into one room, and kept (each arrival is announced to all before it)
+    const fill = async (i) => {
+      filled.push(await openKept(fillRoom, { cookie: cookies[i], origin: server.origin }));
+      return "admitted";
+    };
+    let broadcast;
+    if (SESSIONS === "broadcast") {
+      await runConcurrent(COUNT, CONCURRENCY, fill);
+      broadcast = broadcaster(filled);
+      await sleep(2000);
+    }
+
     const inspector = await inspect(server.inspectorPort);
     await inspector.call("Profiler.enable");
     await inspector.call("Profiler.setSamplingInterval", { interval: 100 });
     await inspector.call("Profiler.start");
-    const fillRoom = `${server.wsBase}/ws/rooms/fill-${Date.now().toString(36)}`;
-    const run = await runConcurrent(COUNT, CONCURRENCY, async (i) => {
-      if (SESSIONS !== "fill") {
-        return handshake(`${server.wsBase}/ws/rooms/kept-${i % ROOMS}`, { cookie: cookies[SESSIONS === "room" ? COUNT + (i % ROOMS) : i], origin: server.origin });
-      }
-      // fill: every socket into one room, and kept (each arrival is announced to all before it)
-      sockets.push(await openKept(fillRoom, { cookie: cookies[i], origin: server.origin }));
-      return "admitted";
-    });
+    const run =
+      SESSIONS === "broadcast"
+        ? await broadcast(BROADCASTS)
+        : await runConcurrent(COUNT, CONCURRENCY, async (i) => {
+            if (SESSIONS === "fill") return fill(i);
+            return handshake(`${server.wsBase}/ws/rooms/kept-${i % ROOMS}`, { cookie: cookies[SESSIONS === "room" ? COUNT + (i % ROOMS) : i], origin: server.origin });
+          });
     await sleep(500);
     const { profile } = await inspector.call("Profiler.stop");
     inspector.close();
     // PROFILE_SAVE=<file>: the raw profile too, for DevTools or another reading.
     if (process.env.PROFILE_SAVE) writeFileSync(process.env.PROFILE_SAVE, JSON.stringify(profile));
 
-    // Self time per node: samples x their intervals.
+    // Self time per node: samples x their intervals, but for samples after a gap.
     const selfUs = new Map();
+    const gaps = { count: 0, us: 0 };
     for (let i = 0; i < profile.samples.length; i++) {
       const dt = profile.timeDeltas[i + 1] ?? 0;
+      if (dt > GAP_MS * 1000) {
+        gaps.count++;
+        gaps.us += dt;
+        continue;
+      }
       selfUs.set(profile.samples[i], (selfUs.get(profile.samples[i]) ?? 0) + dt);
     }
     const byCategory = new Map();
@@ -154,7 +212,10 @@ async function main() {
       const key = `${category} ${functionName || (url ? `(anonymous) ${url.split("/").pop()}:${lineNumber + 1}${shim(url, lineNumber)}` : "(anonymous)")}`;
       byFunction.set(key, (byFunction.get(key) ?? 0) + us);
     }
-    console.log(`${server.label}: ${COUNT} handshakes ${JSON.stringify(run.outcomes)} in ${fmt(run.seconds, 2)} s; isolate busy ${fmt(busy / 1000, 0)} ms (${fmt(busy / COUNT / 1000, 3)} ms a handshake)`);
+    const per = SESSIONS === "broadcast" ? BROADCASTS : COUNT;
+    const what = SESSIONS === "broadcast" ? `${BROADCASTS} broadcasts to ${COUNT - 1} sockets (first delivery median ${fmt(run.firstMs, 2)} ms)` : `${COUNT} handshakes ${JSON.stringify(run.outcomes)}`;
+    console.log(`${server.label}: ${what} in ${fmt(run.seconds, 2)} s; isolate busy ${fmt(busy / 1000, 0)} ms (${fmt(busy / per / 1000, 3)} ms a ${SESSIONS === "broadcast" ? "broadcast" : "handshake"})`);
+    console.log(`  left out: ${gaps.count} samples after gaps over ${GAP_MS} ms, ${fmt(gaps.us / 1000, 0)} ms`);
     for (const [category, us] of [...byCategory].sort((a, b) => b[1] - a[1])) {
       const share = category.startsWith("(") ? "" : ` (${fmt((100 * us) / busy, 1)}% of busy)`;
       console.log(`  ${category.padEnd(10)} ${fmt(us / 1000, 1).padStart(8)} ms${share}`);
@@ -184,7 +245,7 @@ async function main() {
       console.log(`  ${fmt(us / 1000, 1).padStart(8)} ms ${fmt((100 * us) / busy, 1).padStart(5)}%  ${key.slice(0, 140)}`);
     }
   } finally {
-    for (const ws of sockets) ws.terminate();
+    for (const ws of [...sockets, ...filled]) ws.terminate();
     await server.stop?.();
   }
 }
