@@ -35,6 +35,7 @@ const TOP = Number(process.argv[5] ?? 25);
 const SESSIONS = process.argv[6] ?? "fresh";
 const ROOMS = 20;
 const BROADCASTS = Number(process.env.PROFILE_BROADCASTS ?? 20);
+const BROADCAST_TIMEOUT_MS = 30_000;
 /** Samples after a longer gap are left out of the attribution (see above). */
 const GAP_MS = 10;
 
@@ -108,7 +109,8 @@ function categorize(frame) {
 /**
  * Broadcasts from the first socket of a filled room, as benches/fanout.mjs sends them: each
  * once the last was delivered to every other socket. Returns { seconds, firstMs } (the median
- * time to the first delivery).
+ * time to the first delivery); throws when a broadcast is not delivered to every socket
+ * within BROADCAST_TIMEOUT_MS, rather than waiting for ever.
  */
 function broadcaster(sockets) {
   let pending = null;
@@ -123,7 +125,9 @@ function broadcaster(sockets) {
     const started = performance.now();
     const firsts = [];
     for (let b = 0; b < count; b++) {
-      await new Promise((done) => {
+      await new Promise((delivered, lost) => {
+        const timer = setTimeout(() => lost(new Error(`broadcast ${b}: ${pending.got} of ${sockets.length - 1} deliveries in ${BROADCAST_TIMEOUT_MS} ms`)), BROADCAST_TIMEOUT_MS);
+        const done = () => (clearTimeout(timer), delivered());
         pending = { sentAt: performance.now(), got: 0, first: null, done };
         sockets[0].send(JSON.stringify({ type: "broadcast", data: { k: `b${b}` } }));
       });
