@@ -1,0 +1,165 @@
+// Client frames in one room (issue 13): what a room spends on each frame a client sends, the
+// gate's Room against the JavaScript Durable Object of anchor (b) (benches/anchor/worker.js),
+// printed as figures beside their anchor, nothing asserted:
+//
+//   node benches/frames.mjs [senders=20] [frames=200] [rounds=3]
+//   BENCH_RUNTIME=miniflare node benches/frames.mjs ...   # each in its own Miniflare
+//   GATE_OTHER_BUILD=<dir> node benches/frames.mjs ...    # and another build of the gate
+//
+// fanout.mjs measures one frame in and 999 out; a chat's traffic is mostly the other way: many
+// members sending, each frame going to few. In each round, for each target in turn (the order
+// alternates): `senders` + 1 sockets join a new room, one session each; every sender sends
+// `frames` frames {"type":"send","to":<the receiver's id>,"data":{...}} to the one receiver, in
+// bursts of BURST frames PAUSE_MS apart (under [env.bench]'s rate limit of 1,000 frames a
+// second a socket), all senders at once. The round ends when the receiver got every frame,
+// each exactly once. Figures: the Worker's workerd CPU (utime+stime from /proc, 10 ms ticks)
+// over the sending, per frame; and the time from the first send to the last delivery.
+
+import WebSocket from "ws";
+import { newSid, sessionRecord, signedCookie } from "../tests/e2e/harness.mjs";
+import { CPU_RESOLUTION_MS, cpuDelta, cpuSnapshot, fmt, median, range, rotate, sleep, startTarget } from "./support.mjs";
+
+const SENDERS = Number(process.argv[2] ?? 20);
+const FRAMES = Number(process.argv[3] ?? 200);
+const ROUNDS = Number(process.argv[4] ?? 3);
+const BURST = 25;
+const PAUSE_MS = 50; // 500 frames a second a sender at most
+const TIMEOUT_MS = 60_000;
+
+/** A room of one receiver (socket 0) and `SENDERS` senders, as seen from here. */
+class FrameRoom {
+  constructor(server, name) {
+    this.url = `${server.wsBase}/ws/rooms/${name}`;
+    this.origin = server.origin;
+    this.sockets = [];
+    this.ids = [];
+    this.got = new Set();
+    this.errors = [];
+    this.closing = false;
+    this.delivered = null;
+  }
+
+  /** Opens socket `i` and reads its id from its welcome. */
+  open(i, cookie) {
+    return new Promise((ok, fail) => {
+      const ws = new WebSocket(this.url, { headers: { cookie, origin: this.origin } });
+      ws.once("unexpected-response", (_q, res) => fail(new Error(`socket ${i}: HTTP ${res.statusCode}`)));
+      ws.once("error", (e) => fail(new Error(`socket ${i}: ${e.message}`)));
+      ws.once("message", (data) => {
+        const welcome = JSON.parse(data.toString());
+        if (welcome.type !== "welcome" || typeof welcome.id !== "string") return fail(new Error(`socket ${i}: first frame ${data}`));
+        ws.on("message", (d) => this.onFrame(i, d.toString()));
+        ws.on("close", (code) => this.closing || this.errors.push(`socket ${i} closed (${code})`));
+        this.sockets[i] = ws;
+        this.ids[i] = welcome.id;
+        ok();
+      });
+    });
+  }
+
+  onFrame(i, text) {
+    const frame = JSON.parse(text);
+    if (frame.type === "join" || frame.type === "leave") return;
+    if (i !== 0 || frame.type !== "message") {
+      this.errors.push(`socket ${i}: ${text.slice(0, 120)}`);
+      return;
+    }
+    const key = `${frame.data?.s}:${frame.data?.n}`;
+    if (this.got.has(key)) this.errors.push(`duplicate ${key}`);
+    this.got.add(key);
+    if (this.got.size === SENDERS * FRAMES) this.delivered?.();
+  }
+
+  /** Every sender sends its frames to the receiver; resolves with the ms to the last delivery. */
+  async send() {
+    const started = performance.now();
+    const all = new Promise((ok) => {
+      this.delivered = ok;
+      setTimeout(() => {
+        this.errors.push(`${this.got.size} of ${SENDERS * FRAMES} frames delivered in ${TIMEOUT_MS} ms`);
+        ok();
+      }, TIMEOUT_MS).unref();
+    });
+    await Promise.all(
+      Array.from({ length: SENDERS }, async (_, k) => {
+        const ws = this.sockets[k + 1];
+        for (let n = 0; n < FRAMES; n++) {
+          ws.send(JSON.stringify({ type: "send", to: this.ids[0], data: { s: k + 1, n } }));
+          if ((n + 1) % BURST === 0) await sleep(PAUSE_MS);
+        }
+      }),
+    );
+    await all;
+    return performance.now() - started;
+  }
+
+  drop() {
+    this.closing = true;
+    for (const ws of this.sockets) ws?.terminate();
+  }
+}
+
+console.log(`## client frames: ${SENDERS} senders x ${FRAMES} frames to one receiver in one room, ${ROUNDS} rounds interleaved`);
+const keys = ["gate", "b", ...(process.env.GATE_OTHER_BUILD ? ["other"] : [])];
+const servers = {};
+let failed = false;
+try {
+  for (const key of keys) servers[key] = await startTarget(key, "frames");
+  const cookies = [];
+  const records = [];
+  for (let i = 0; i <= SENDERS; i++) {
+    const sid = newSid();
+    records.push([sid, sessionRecord({ user: `u-frames-${i}`, name: `frames ${i}` })]);
+    cookies.push(signedCookie(sid));
+  }
+  for (const key of keys) for (const [sid, record] of records) await servers[key].putSession(sid, record);
+
+  const rows = Object.fromEntries(keys.map((key) => [key, []]));
+  // Round 0 warms each isolate, its Durable Object namespace and the frame path; not counted.
+  for (let r = 0; r <= ROUNDS; r++) {
+    for (const key of rotate(keys, r)) {
+      const s = servers[key];
+      const room = new FrameRoom(s, `frames-${r}-${Date.now().toString(36)}`);
+      for (let i = 0; i <= SENDERS; i++) await room.open(i, cookies[i]);
+      await sleep(500); // the arrivals' bookkeeping (index, alarm) is not the frames'
+      const c0 = cpuSnapshot(s);
+      const ms = await room.send();
+      const cpu = cpuDelta(c0, cpuSnapshot(s));
+      room.drop();
+      await sleep(500);
+      if (r === 0) continue;
+      const frames = SENDERS * FRAMES;
+      const row = { cpu: (cpu.worker / frames) * 1000, ms, errors: room.errors.length };
+      rows[key].push(row);
+      console.log(
+        `round ${r} ${s.label.padEnd(7)} ${frames} frames delivered in ${fmt(ms, 0)} ms, worker CPU ${fmt(row.cpu, 1)} µs a frame (proxy ${fmt((cpu.proxy / frames) * 1000, 1)})` +
+          `${row.errors ? ` | ${room.errors.length} errors: ${room.errors.slice(0, 3).join("; ")}` : ""}`,
+      );
+      if (row.errors) failed = true;
+    }
+  }
+
+  const med = (key, field) => median(rows[key].map((x) => x[field]));
+  const ratios = (key, field) => rows[key].map((g, r) => g[field] / rows.b[r][field]);
+  console.log("");
+  console.log(`medians of ${ROUNDS} rounds (CPU resolution ${fmt((CPU_RESOLUTION_MS / (SENDERS * FRAMES)) * 1000, 1)} µs a frame):`);
+  for (const [what, field, unit] of [
+    ["worker CPU a frame", "cpu", "µs"],
+    ["every frame delivered", "ms", "ms"],
+  ]) {
+    console.log(
+      `  ${what.padEnd(24)} gate ${fmt(med("gate", field), 1).padStart(8)} ${unit}  JS ${fmt(med("b", field), 1).padStart(8)} ${unit}  ` +
+        `gate/JS ${fmt(med("gate", field) / med("b", field), 2)} (per round ${range(ratios("gate", field))})`,
+    );
+  }
+  if (rows.other) {
+    const vs = (field) => rows.other.map((o, r) => o[field] / rows.gate[r][field]);
+    console.log(`  other build (${process.env.GATE_OTHER_BUILD}) / gate: CPU a frame ${fmt(median(vs("cpu")), 2)} (${range(vs("cpu"))}), delivery ${fmt(median(vs("ms")), 2)} (${range(vs("ms"))})`);
+  }
+  const badLog = servers.gate.output().split("\n").filter((l) => /panic|RuntimeError|unreachable|Durable Object reset|exceeded/i.test(l));
+  if (badLog.length) console.log(`  gate log: ${badLog.length} panic/RuntimeError/reset lines, e.g. ${badLog[0].slice(0, 200)}`);
+  if (failed) console.log("  (some frames were missing, duplicated or unexpected: see the rounds above)");
+} finally {
+  for (const s of Object.values(servers)) await s.stop();
+}
+process.exit(failed ? 1 : 0);
