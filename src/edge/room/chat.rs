@@ -30,11 +30,14 @@ impl App for Chat {
         match protocol::parse_client_frame(text) {
             Err(refused) => me.send(&protocol::error(&refused)),
             Ok(ClientFrame::Broadcast { data }) => {
-                room.broadcast(&protocol::message(&me.attachment, &data), Some(me.id()));
+                room.broadcast(
+                    &protocol::message_from(me.peer_text(), &data),
+                    Some(me.id()),
+                );
             }
             Ok(ClientFrame::Send { to, data }) => {
                 match room.members().iter().find(|m| m.id() == to) {
-                    Some(peer) => peer.send(&protocol::message(&me.attachment, &data)),
+                    Some(peer) => peer.send(&protocol::message_from(me.peer_text(), &data)),
                     None => me.send(&protocol::error(&FrameError::NoPeer(to))),
                 }
             }

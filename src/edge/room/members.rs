@@ -24,17 +24,28 @@ extern "C" {
 }
 
 // A broadcast is one call into JavaScript, which loops over the members' sockets there: from
-// Rust it would be a call per member.
+// Rust it would be a call per member. A frame's sender is found by the id its stored
+// attachment starts with, cut out there: only the id comes into the wasm, not the attachment.
 #[wasm_bindgen(inline_js = "export function send_each(sockets, text, skip) {
   for (let i = 0; i < sockets.length; i++) {
     if (i === skip) continue;
     try { sockets[i].send(text); } catch {}
   }
+}
+export function stored_id(socket) {
+  let stored;
+  try { stored = socket.deserializeAttachment(); } catch { return undefined; }
+  if (typeof stored !== 'string' || !stored.startsWith('{\"id\":\"')) return undefined;
+  const end = stored.indexOf('\"', 7);
+  return end < 0 ? undefined : stored.slice(7, end);
 }")]
 extern "C" {
     /// `sockets[i].send(text)` for every `i` but `skip` (-1: none); a socket that went away
     /// meanwhile is skipped (its own close handler tells the others).
     fn send_each(sockets: &worker::js_sys::Array, text: &JsValue, skip: i32);
+    /// The text between `{"id":"` and the next `"` of the socket's stored attachment, as
+    /// `Attachment::id_in_stored` reads it; `None` when it does not start that way.
+    fn stored_id(socket: &HibernatableSocket) -> Option<String>;
 }
 
 fn hibernatable(socket: &WebSocket) -> &HibernatableSocket {
@@ -70,6 +81,13 @@ pub fn attachment_of(socket: &WebSocket) -> Option<Attachment> {
 
 /// The socket's connection id, read from its stored attachment without decoding the rest.
 pub fn id_of(socket: &WebSocket) -> Option<String> {
+    // Ids are `c` and hex digits, as `id_in_stored` checks: anything else, or an attachment
+    // not written by `to_stored`, is decoded whole.
+    if let Some(id) = stored_id(hibernatable(socket)) {
+        if id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Some(id);
+        }
+    }
     let json = stored(socket)?;
     match Attachment::id_in_stored(&json) {
         Some(id) => Some(id.to_owned()),
