@@ -2,7 +2,7 @@
 // profile taken through wrangler dev's inspector, summed by self time. Prints figures, asserts
 // nothing.
 //
-//   node benches/profile.mjs [target=gate|b|c|logged] [handshakes=600] [concurrency=8] [top=25] [sessions=fresh|room|fill|broadcast]
+//   node benches/profile.mjs [target=gate|b|c|logged] [handshakes=600] [concurrency=8] [top=25] [sessions=fresh|room|fill|broadcast|frames]
 //
 // The target runs as in benches/vs_js.mjs (`wrangler dev`, 20 rooms kept occupied; fresh
 // sessions, or the session of the socket each room keeps); sessions=fill instead opens every
@@ -10,7 +10,9 @@
 // room; sessions=broadcast fills such a room with `handshakes` sockets unprofiled, then
 // profiles PROFILE_BROADCASTS (default 20) broadcasts from its first socket, as fanout.mjs
 // sends them (each after the last was delivered to every other socket), and prints figures a
-// broadcast. Self time is grouped into: wasm (the gate's code, by function when the build kept
+// broadcast; sessions=frames opens a room of one receiver and PROFILE_SENDERS (default 20)
+// senders unprofiled, then profiles each sender sending `handshakes` frames to the receiver,
+// as benches/frames.mjs sends them, and prints figures a frame. Self time is grouped into: wasm (the gate's code, by function when the build kept
 // names), glue (the JavaScript of build/ or of the anchor's bundle), runtime (V8 built-ins and
 // workerd's API, which the profile shows without a script), gc, and idle/program. For named
 // wasm functions, build with `worker-build --release` (the environment of scripts/build.sh) and
@@ -36,6 +38,7 @@ const SESSIONS = process.argv[6] ?? "fresh";
 const ROOMS = 20;
 const BROADCASTS = Number(process.env.PROFILE_BROADCASTS ?? 20);
 const BROADCAST_TIMEOUT_MS = 30_000;
+const SENDERS = Number(process.env.PROFILE_SENDERS ?? 20);
 /** Samples after a longer gap are left out of the attribution (see above). */
 const GAP_MS = 10;
 
@@ -139,6 +142,33 @@ function broadcaster(sockets) {
   };
 }
 
+/**
+ * Client frames into a room of one receiver (sockets[0]) and senders, as benches/frames.mjs
+ * sends them: every sender sends `count` frames {"type":"send","to":<the receiver>} in bursts
+ * of 25, 50 ms apart. Returns { seconds } once the receiver got them all; throws after
+ * BROADCAST_TIMEOUT_MS.
+ */
+function framer(sockets, receiverId) {
+  return async (count) => {
+    const started = performance.now();
+    const expected = (sockets.length - 1) * count;
+    let got = 0;
+    await new Promise((delivered, lost) => {
+      const timer = setTimeout(() => lost(new Error(`${got} of ${expected} frames delivered in ${BROADCAST_TIMEOUT_MS} ms`)), BROADCAST_TIMEOUT_MS);
+      sockets[0].on("message", (data) => {
+        if (JSON.parse(data.toString()).type === "message" && ++got === expected) (clearTimeout(timer), delivered());
+      });
+      sockets.slice(1).forEach(async (ws, k) => {
+        for (let n = 0; n < count; n++) {
+          ws.send(JSON.stringify({ type: "send", to: receiverId, data: { s: k, n } }));
+          if ((n + 1) % 25 === 0) await sleep(50);
+        }
+      });
+    });
+    return { seconds: (performance.now() - started) / 1000 };
+  };
+}
+
 async function main() {
   process.env.BENCH_INSPECT = "1";
   const server = await startTarget(TARGET, "profile");
@@ -172,6 +202,19 @@ async function main() {
       broadcast = broadcaster(filled);
       await sleep(2000);
     }
+    let frames;
+    if (SESSIONS === "frames") {
+      // The receiver first: its welcome names it.
+      const receiverId = await new Promise((ok, fail) => {
+        const ws = new WebSocket(fillRoom, { headers: { cookie: cookies[0], origin: server.origin } });
+        ws.once("message", (data) => (filled.push(ws), ok(JSON.parse(data.toString()).id)));
+        ws.once("unexpected-response", (_q, res) => fail(new Error(`receiver: HTTP ${res.statusCode}`)));
+        ws.once("error", fail);
+      });
+      for (let i = 1; i <= SENDERS; i++) await fill(i);
+      frames = framer(filled, receiverId);
+      await sleep(1000);
+    }
 
     const inspector = await inspect(server.inspectorPort);
     await inspector.call("Profiler.enable");
@@ -180,7 +223,9 @@ async function main() {
     const run =
       SESSIONS === "broadcast"
         ? await broadcast(BROADCASTS)
-        : await runConcurrent(COUNT, CONCURRENCY, async (i) => {
+        : SESSIONS === "frames"
+          ? await frames(COUNT)
+          : await runConcurrent(COUNT, CONCURRENCY, async (i) => {
             if (SESSIONS === "fill") return fill(i);
             return handshake(`${server.wsBase}/ws/rooms/kept-${i % ROOMS}`, { cookie: cookies[SESSIONS === "room" ? COUNT + (i % ROOMS) : i], origin: server.origin });
           });
@@ -216,9 +261,11 @@ async function main() {
       const key = `${category} ${functionName || (url ? `(anonymous) ${url.split("/").pop()}:${lineNumber + 1}${shim(url, lineNumber)}` : "(anonymous)")}`;
       byFunction.set(key, (byFunction.get(key) ?? 0) + us);
     }
-    const per = SESSIONS === "broadcast" ? BROADCASTS : COUNT;
-    const what = SESSIONS === "broadcast" ? `${BROADCASTS} broadcasts to ${COUNT - 1} sockets (first delivery median ${fmt(run.firstMs, 2)} ms)` : `${COUNT} handshakes ${JSON.stringify(run.outcomes)}`;
-    console.log(`${server.label}: ${what} in ${fmt(run.seconds, 2)} s; isolate busy ${fmt(busy / 1000, 0)} ms (${fmt(busy / per / 1000, 3)} ms a ${SESSIONS === "broadcast" ? "broadcast" : "handshake"})`);
+    const [per, unit, what] = {
+      broadcast: [BROADCASTS, "broadcast", `${BROADCASTS} broadcasts to ${COUNT - 1} sockets (first delivery median ${fmt(run.firstMs, 2)} ms)`],
+      frames: [COUNT * SENDERS, "frame", `${COUNT * SENDERS} frames from ${SENDERS} senders to one receiver`],
+    }[SESSIONS] ?? [COUNT, "handshake", `${COUNT} handshakes ${JSON.stringify(run.outcomes)}`];
+    console.log(`${server.label}: ${what} in ${fmt(run.seconds, 2)} s; isolate busy ${fmt(busy / 1000, 0)} ms (${fmt(busy / per / 1000, 3)} ms a ${unit})`);
     console.log(`  left out: ${gaps.count} samples after gaps over ${GAP_MS} ms, ${fmt(gaps.us / 1000, 0)} ms`);
     for (const [category, us] of [...byCategory].sort((a, b) => b[1] - a[1])) {
       const share = category.startsWith("(") ? "" : ` (${fmt((100 * us) / busy, 1)}% of busy)`;
