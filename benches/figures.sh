@@ -29,6 +29,7 @@ export CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_SEND_METRICS=false
   # (d) beside (b): with fresh sessions the gate registers each in the revocation index, (b) does not.
   run env VS_JS_INDEX_ANCHOR=1 node benches/vs_js.mjs 5 300 8 15
   run node benches/fanout.mjs 1000 10 2
+  run env BENCH_RUNTIME=miniflare node benches/frames.mjs 20 300 7
   run node benches/store_reads.mjs 200 5
   run node benches/revocation.mjs 500 20 3
   run env BENCH_RUNTIME=miniflare VS_JS_ONLY=handshakes node benches/vs_js.mjs 7 300 8 1
