@@ -156,8 +156,13 @@ impl Attachment {
     pub fn id_in_stored(json: &str) -> Option<&str> {
         let rest = json.strip_prefix(r#"{"id":""#)?;
         let id = &rest[..rest.find('"')?];
-        // Ids are `c` and hex digits: no escapes to undo.
-        id.bytes().all(|b| b.is_ascii_alphanumeric()).then_some(id)
+        Attachment::is_plain_id(id).then_some(id)
+    }
+
+    /// Is a connection id cut out of a stored attachment, up to the first `"`, the whole id?
+    /// Ids are `c` and hex digits: no escapes to undo.
+    pub fn is_plain_id(id: &str) -> bool {
+        id.bytes().all(|b| b.is_ascii_alphanumeric())
     }
 
     /// Has the session's `cookie.expires` passed?

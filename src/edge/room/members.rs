@@ -81,12 +81,9 @@ pub fn attachment_of(socket: &WebSocket) -> Option<Attachment> {
 
 /// The socket's connection id, read from its stored attachment without decoding the rest.
 pub fn id_of(socket: &WebSocket) -> Option<String> {
-    // Ids are `c` and hex digits, as `id_in_stored` checks: anything else, or an attachment
-    // not written by `to_stored`, is decoded whole.
-    if let Some(id) = stored_id(hibernatable(socket)) {
-        if id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Some(id);
-        }
+    // Anything but a plain id, or an attachment not written by `to_stored`, is decoded whole.
+    if let Some(id) = stored_id(hibernatable(socket)).filter(|id| Attachment::is_plain_id(id)) {
+        return Some(id);
     }
     let json = stored(socket)?;
     match Attachment::id_in_stored(&json) {
