@@ -20,8 +20,7 @@
 // The clients share the machine (and Node's one thread) with both Workers: figures are local.
 
 import WebSocket from "ws";
-import { newSid, sessionRecord, signedCookie } from "../tests/e2e/harness.mjs";
-import { CPU_RESOLUTION_MS, cpuDelta, cpuSnapshot, fmt, median, range, rotate, sleep, startTarget } from "./support.mjs";
+import { CPU_RESOLUTION_MS, cpuDelta, cpuSnapshot, fmt, gateAndAnchor, gateTroubles, median, range, rotate, seedSessions, sleep, startTarget } from "./support.mjs";
 
 const SOCKETS = Number(process.argv[2] ?? 1000);
 const BROADCASTS = Number(process.argv[3] ?? 20);
@@ -148,20 +147,13 @@ async function quiet(server) {
 console.log(`## fan-out: ${SOCKETS} sockets in one room, ${BROADCASTS} broadcasts each to the ${SOCKETS - 1} others, ${ROUNDS} rounds interleaved`);
 // GATE_OTHER_BUILD=<dir> (index.js and index_bg.wasm): another build of the gate as a third
 // target, to compare two builds in one run (printed as other/gate).
-const keys = ["gate", "b", ...(process.env.GATE_OTHER_BUILD ? ["other"] : [])];
+const keys = gateAndAnchor();
 const servers = {};
 let failed = false;
 try {
   for (const key of keys) servers[key] = await startTarget(key, "fanout");
   // One session per socket, the same sessions in both KVs.
-  const cookies = [];
-  const records = [];
-  for (let i = 0; i < SOCKETS; i++) {
-    const sid = newSid();
-    records.push([sid, sessionRecord({ user: `u-fan-${i}`, name: `fan ${i}` })]);
-    cookies.push(signedCookie(sid));
-  }
-  for (const key of keys) for (const [sid, record] of records) await servers[key].putSession(sid, record);
+  const cookies = await seedSessions(servers, SOCKETS, "fan");
   for (const key of keys) {
     // Warm the isolate and the Durable Object namespace.
     const warm = new Room(servers[key], `warm-${Date.now().toString(36)}`);
@@ -226,7 +218,7 @@ try {
     const parts = [["fill admitted", "admitted"], ["fill CPU", "fillCpu"], ["broadcast first", "first"], ["broadcast CPU", "cpu"]];
     console.log(`  other build (${process.env.GATE_OTHER_BUILD}) / gate: ${parts.map(([what, field]) => `${what} ${fmt(median(vs(field)), 2)} (${range(vs(field))})`).join(", ")}`);
   }
-  const badLog = servers.gate.output().split("\n").filter((l) => /panic|RuntimeError|unreachable|Durable Object reset|exceeded/i.test(l));
+  const badLog = gateTroubles(servers.gate);
   if (badLog.length) console.log(`  gate log: ${badLog.length} panic/RuntimeError/reset lines, e.g. ${badLog[0].slice(0, 200)}`);
   if (failed) console.log("  (some deliveries were missing, duplicated or unexpected: see the rounds above)");
 } finally {

@@ -16,8 +16,7 @@
 // over the sending, per frame; and the time from the first send to the last delivery.
 
 import WebSocket from "ws";
-import { newSid, sessionRecord, signedCookie } from "../tests/e2e/harness.mjs";
-import { CPU_RESOLUTION_MS, cpuDelta, cpuSnapshot, fmt, median, range, rotate, sleep, startTarget } from "./support.mjs";
+import { CPU_RESOLUTION_MS, cpuDelta, cpuSnapshot, fmt, gateAndAnchor, gateTroubles, median, range, rotate, seedSessions, sleep, startTarget } from "./support.mjs";
 
 const SENDERS = Number(process.argv[2] ?? 20);
 const FRAMES = Number(process.argv[3] ?? 200);
@@ -100,19 +99,12 @@ class FrameRoom {
 }
 
 console.log(`## client frames: ${SENDERS} senders x ${FRAMES} frames to one receiver in one room, ${ROUNDS} rounds interleaved`);
-const keys = ["gate", "b", ...(process.env.GATE_OTHER_BUILD ? ["other"] : [])];
+const keys = gateAndAnchor();
 const servers = {};
 let failed = false;
 try {
   for (const key of keys) servers[key] = await startTarget(key, "frames");
-  const cookies = [];
-  const records = [];
-  for (let i = 0; i <= SENDERS; i++) {
-    const sid = newSid();
-    records.push([sid, sessionRecord({ user: `u-frames-${i}`, name: `frames ${i}` })]);
-    cookies.push(signedCookie(sid));
-  }
-  for (const key of keys) for (const [sid, record] of records) await servers[key].putSession(sid, record);
+  const cookies = await seedSessions(servers, SENDERS + 1, "frames");
 
   const rows = Object.fromEntries(keys.map((key) => [key, []]));
   // Round 0 warms each isolate, its Durable Object namespace and the frame path; not counted.
@@ -156,7 +148,7 @@ try {
     const vs = (field) => rows.other.map((o, r) => o[field] / rows.gate[r][field]);
     console.log(`  other build (${process.env.GATE_OTHER_BUILD}) / gate: CPU a frame ${fmt(median(vs("cpu")), 2)} (${range(vs("cpu"))}), delivery ${fmt(median(vs("ms")), 2)} (${range(vs("ms"))})`);
   }
-  const badLog = servers.gate.output().split("\n").filter((l) => /panic|RuntimeError|unreachable|Durable Object reset|exceeded/i.test(l));
+  const badLog = gateTroubles(servers.gate);
   if (badLog.length) console.log(`  gate log: ${badLog.length} panic/RuntimeError/reset lines, e.g. ${badLog[0].slice(0, 200)}`);
   if (failed) console.log("  (some frames were missing, duplicated or unexpected: see the rounds above)");
 } finally {

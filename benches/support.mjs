@@ -14,7 +14,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import WebSocket from "ws";
-import { KEY_PREFIX, ROOT, SECRET_NEW, SECRET_OLD, gateWorker, startGate, workerdChildren } from "../tests/e2e/harness.mjs";
+import { KEY_PREFIX, ROOT, SECRET_NEW, SECRET_OLD, gateWorker, newSid, sessionRecord, signedCookie, startGate, workerdChildren } from "../tests/e2e/harness.mjs";
 import { freePort } from "../tests/support/net.mjs";
 
 // Variants of wrangler.toml, written beside it before each start (wrangler reads main, assets
@@ -246,6 +246,30 @@ export function cpuDelta(before, after) {
 }
 
 export const CPU_RESOLUTION_MS = 1000 / CLK_TCK;
+
+/* ------------------------------------------------------- the gate against (b) */
+
+/** The targets of a bench that compares one room's work: the gate and (b), and GATE_OTHER_BUILD's build. */
+export function gateAndAnchor() {
+  return ["gate", "b", ...(process.env.GATE_OTHER_BUILD ? ["other"] : [])];
+}
+
+/** `count` new sessions (users `u-<label>-<i>`), the same in every server's KV: their cookies. */
+export async function seedSessions(servers, count, label) {
+  const cookies = [];
+  for (let i = 0; i < count; i++) {
+    const sid = newSid();
+    const record = sessionRecord({ user: `u-${label}-${i}`, name: `${label} ${i}` });
+    for (const server of Object.values(servers)) await server.putSession(sid, record);
+    cookies.push(signedCookie(sid));
+  }
+  return cookies;
+}
+
+/** The gate's log lines that tell of a panic, a trap, a reset or an exceeded limit. */
+export function gateTroubles(server) {
+  return server.output().split("\n").filter((l) => /panic|RuntimeError|unreachable|Durable Object reset|exceeded/i.test(l));
+}
 
 /* ------------------------------------------------------------------- statistics */
 
