@@ -2,13 +2,15 @@
 // gate's Room against the JavaScript Durable Object of anchor (b) (benches/anchor/worker.js),
 // printed as figures beside their anchor, nothing asserted:
 //
-//   node benches/frames.mjs [senders=20] [frames=200] [rounds=3]
+//   node benches/frames.mjs [senders=20] [frames=200] [rounds=3] [idle=0]
 //   BENCH_RUNTIME=miniflare node benches/frames.mjs ...   # each in its own Miniflare
 //   GATE_OTHER_BUILD=<dir> node benches/frames.mjs ...    # and another build of the gate
 //
 // fanout.mjs measures one frame in and 999 out; a chat's traffic is mostly the other way: many
 // members sending, each frame going to few. In each round, for each target in turn (the order
-// alternates): `senders` + 1 sockets join a new room, one session each; every sender sends
+// alternates): `senders` + 1 sockets join a new room, one session each, and `idle` more that
+// only listen (a big room, in which finding a frame's sender and its peer must not cost a
+// comparison with every member); every sender sends
 // `frames` frames {"type":"send","to":<the receiver's id>,"data":{...}} to the one receiver, in
 // bursts of BURST frames PAUSE_MS apart (under [env.bench]'s rate limit of 1,000 frames a
 // second a socket), all senders at once. The round ends when the receiver got every frame,
@@ -21,6 +23,7 @@ import { CPU_RESOLUTION_MS, cpuDelta, cpuSnapshot, fmt, gateAndAnchor, gateTroub
 const SENDERS = Number(process.argv[2] ?? 20);
 const FRAMES = Number(process.argv[3] ?? 200);
 const ROUNDS = Number(process.argv[4] ?? 3);
+const IDLE = Number(process.argv[5] ?? 0);
 const BURST = 25;
 const PAUSE_MS = 50; // 500 frames a second a sender at most
 const TIMEOUT_MS = 60_000;
@@ -98,13 +101,13 @@ class FrameRoom {
   }
 }
 
-console.log(`## client frames: ${SENDERS} senders x ${FRAMES} frames to one receiver in one room, ${ROUNDS} rounds interleaved`);
+console.log(`## client frames: ${SENDERS} senders x ${FRAMES} frames to one receiver in one room${IDLE ? ` with ${IDLE} more members` : ""}, ${ROUNDS} rounds interleaved`);
 const keys = gateAndAnchor();
 const servers = {};
 let failed = false;
 try {
   for (const key of keys) servers[key] = await startTarget(key, "frames");
-  const cookies = await seedSessions(servers, SENDERS + 1, "frames");
+  const cookies = await seedSessions(servers, SENDERS + 1 + IDLE, "frames");
 
   const rows = Object.fromEntries(keys.map((key) => [key, []]));
   // Round 0 warms each isolate, its Durable Object namespace and the frame path; not counted.
@@ -113,7 +116,16 @@ try {
       const s = servers[key];
       const room = new FrameRoom(s, `frames-${r}-${Date.now().toString(36)}`);
       for (let i = 0; i <= SENDERS; i++) await room.open(i, cookies[i]);
-      await sleep(500); // the arrivals' bookkeeping (index, alarm) is not the frames'
+      let next = SENDERS + 1;
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          while (next <= SENDERS + IDLE) {
+            const i = next++;
+            await room.open(i, cookies[i]);
+          }
+        }),
+      );
+      await sleep(500 + 20 * IDLE); // the arrivals' bookkeeping and joins are not the frames'
       const c0 = cpuSnapshot(s);
       const ms = await room.send();
       const cpu = cpuDelta(c0, cpuSnapshot(s));
