@@ -152,14 +152,10 @@ pub fn leave(id: &str) -> String {
     to_text(&Leave { id, kind: "leave" })
 }
 
-/// A message as peers receive it: `from` always comes from the sender's stored session.
-pub fn message(from: &Attachment, data: &Value) -> String {
-    message_from(&peer_text(from), data)
-}
-
-/// [`message`] from the sender's [`peer_text`], which a room works out once per member:
-/// serializing the sender's session again for every frame it sent was most of a frame's cost.
-/// Byte for byte what serde writes for `{"data", "from", "type"}`.
+/// A message as peers receive it: `from` always comes from the sender's stored session, as its
+/// [`peer_text`], which a room works out once per member (serializing the sender's session
+/// again for every frame it sent was most of a frame's cost). Byte for byte what serde writes
+/// for `{"data", "from", "type"}`.
 pub fn message_from(peer_text: &str, data: &Value) -> String {
     let mut text = String::from(r#"{"data":"#);
     text.push_str(&to_text(data));
@@ -240,7 +236,6 @@ mod tests {
         let data = json!({"b": [1, 2.5, "x"], "a": null});
         let expected =
             json!({"type": "message", "from": {"id": "c1", "session": me.session}, "data": data});
-        assert_eq!(message(&me, &data), expected.to_string());
         assert_eq!(message_from(&peer_text(&me), &data), expected.to_string());
         let expected = json!({"type": "message", "from": {"id": "c\"3", "session": third.session}, "data": "a\"b"});
         assert_eq!(
@@ -252,7 +247,7 @@ mod tests {
     #[test]
     fn message_from_is_the_stored_session_not_the_client() {
         let me = attachment("c1");
-        let text = message(&me, &json!({"from": "forged"}));
+        let text = message_from(&peer_text(&me), &json!({"from": "forged"}));
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
             v["from"],

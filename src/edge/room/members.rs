@@ -43,8 +43,8 @@ extern "C" {
     /// `sockets[i].send(text)` for every `i` but `skip` (-1: none); a socket that went away
     /// meanwhile is skipped (its own close handler tells the others).
     fn send_each(sockets: &worker::js_sys::Array, text: &JsValue, skip: i32);
-    /// The text between `{"id":"` and the next `"` of the socket's stored attachment, as
-    /// `Attachment::id_in_stored` reads it; `None` when it does not start that way.
+    /// The text between `{"id":"` and the next `"` of the socket's stored attachment: the
+    /// JavaScript twin of `Attachment::id_in_stored`; `None` when it does not start that way.
     fn stored_id(socket: &HibernatableSocket) -> Option<String>;
 }
 
@@ -81,14 +81,11 @@ pub fn attachment_of(socket: &WebSocket) -> Option<Attachment> {
 
 /// The socket's connection id, read from its stored attachment without decoding the rest.
 pub fn id_of(socket: &WebSocket) -> Option<String> {
-    // Anything but a plain id, or an attachment not written by `to_stored`, is decoded whole.
-    if let Some(id) = stored_id(hibernatable(socket)).filter(|id| Attachment::is_plain_id(id)) {
-        return Some(id);
-    }
-    let json = stored(socket)?;
-    match Attachment::id_in_stored(&json) {
-        Some(id) => Some(id.to_owned()),
-        None => Attachment::from_stored(&json).map(|a| a.id),
+    // Anything but a plain id, or an attachment not written by `to_stored`, is decoded whole
+    // (`stored_id` already looked for the id where `id_in_stored` would).
+    match stored_id(hibernatable(socket)).filter(|id| Attachment::is_plain_id(id)) {
+        Some(id) => Some(id),
+        None => attachment_of(socket).map(|a| a.id),
     }
 }
 
