@@ -12,20 +12,18 @@
 // only listen (a big room, in which finding a frame's sender and its peer must not cost a
 // comparison with every member); every sender sends
 // `frames` frames {"type":"send","to":<the receiver's id>,"data":{...}} to the one receiver, in
-// bursts of BURST frames PAUSE_MS apart (under [env.bench]'s rate limit of 1,000 frames a
-// second a socket), all senders at once. The round ends when the receiver got every frame,
+// bursts of 25 frames 50 ms apart (`sendFrames`: under [env.bench]'s rate limit of 1,000 frames
+// a second a socket), all senders at once. The round ends when the receiver got every frame,
 // each exactly once. Figures: the Worker's workerd CPU (utime+stime from /proc, 10 ms ticks)
 // over the sending, per frame; and the time from the first send to the last delivery.
 
 import WebSocket from "ws";
-import { CPU_RESOLUTION_MS, cpuDelta, cpuSnapshot, fmt, gateAndAnchor, gateTroubles, median, range, rotate, seedSessions, sleep, startTarget } from "./support.mjs";
+import { CPU_RESOLUTION_MS, cpuDelta, cpuSnapshot, fmt, gateAndAnchor, gateTroubles, median, range, rotate, runConcurrent, seedSessions, sendFrames, sleep, startTarget } from "./support.mjs";
 
 const SENDERS = Number(process.argv[2] ?? 20);
 const FRAMES = Number(process.argv[3] ?? 200);
 const ROUNDS = Number(process.argv[4] ?? 3);
 const IDLE = Number(process.argv[5] ?? 0);
-const BURST = 25;
-const PAUSE_MS = 50; // 500 frames a second a sender at most
 const TIMEOUT_MS = 60_000;
 
 /** A room of one receiver (socket 0) and `SENDERS` senders, as seen from here. */
@@ -82,15 +80,7 @@ class FrameRoom {
         ok();
       }, TIMEOUT_MS).unref();
     });
-    await Promise.all(
-      Array.from({ length: SENDERS }, async (_, k) => {
-        const ws = this.sockets[k + 1];
-        for (let n = 0; n < FRAMES; n++) {
-          ws.send(JSON.stringify({ type: "send", to: this.ids[0], data: { s: k + 1, n } }));
-          if ((n + 1) % BURST === 0) await sleep(PAUSE_MS);
-        }
-      }),
-    );
+    await Promise.all(Array.from({ length: SENDERS }, (_, k) => sendFrames(this.sockets[k + 1], this.ids[0], FRAMES, k + 1)));
     await all;
     return performance.now() - started;
   }
@@ -116,15 +106,7 @@ try {
       const s = servers[key];
       const room = new FrameRoom(s, `frames-${r}-${Date.now().toString(36)}`);
       for (let i = 0; i <= SENDERS; i++) await room.open(i, cookies[i]);
-      let next = SENDERS + 1;
-      await Promise.all(
-        Array.from({ length: 16 }, async () => {
-          while (next <= SENDERS + IDLE) {
-            const i = next++;
-            await room.open(i, cookies[i]);
-          }
-        }),
-      );
+      await runConcurrent(IDLE, 16, (j) => room.open(SENDERS + 1 + j, cookies[SENDERS + 1 + j]));
       await sleep(500 + 20 * IDLE); // the arrivals' bookkeeping and joins are not the frames'
       const c0 = cpuSnapshot(s);
       const ms = await room.send();

@@ -28,7 +28,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import WebSocket from "ws";
 import { newSid, sessionRecord, signedCookie } from "../tests/e2e/harness.mjs";
-import { fmt, handshake, openKept, runConcurrent, sleep, startTarget } from "./support.mjs";
+import { fmt, handshake, openKept, runConcurrent, sendFrames, sleep, startTarget } from "./support.mjs";
 
 const TARGET = process.argv[2] ?? "gate";
 const COUNT = Number(process.argv[3] ?? 600);
@@ -158,12 +158,7 @@ function framer(sockets, receiverId) {
       sockets[0].on("message", (data) => {
         if (JSON.parse(data.toString()).type === "message" && ++got === expected) (clearTimeout(timer), delivered());
       });
-      sockets.slice(1).forEach(async (ws, k) => {
-        for (let n = 0; n < count; n++) {
-          ws.send(JSON.stringify({ type: "send", to: receiverId, data: { s: k, n } }));
-          if ((n + 1) % 25 === 0) await sleep(50);
-        }
-      });
+      sockets.slice(1).forEach((ws, k) => sendFrames(ws, receiverId, count, k + 1));
     });
     return { seconds: (performance.now() - started) / 1000 };
   };

@@ -266,6 +266,18 @@ export async function seedSessions(servers, count, label) {
   return cookies;
 }
 
+/**
+ * `count` chat frames {"type":"send","to":to,"data":{s: sender, n}} from `ws`, in bursts of 25
+ * frames 50 ms apart: at most 500 a second, under [env.bench]'s rate limit of 1,000 frames a
+ * second a socket (benches/frames.mjs, profile.mjs sessions=frames).
+ */
+export async function sendFrames(ws, to, count, sender) {
+  for (let n = 0; n < count; n++) {
+    ws.send(JSON.stringify({ type: "send", to, data: { s: sender, n } }));
+    if ((n + 1) % 25 === 0) await sleep(50);
+  }
+}
+
 /** The gate's log lines that tell of a panic, a trap, a reset or an exceeded limit. */
 export function gateTroubles(server) {
   return server.output().split("\n").filter((l) => /panic|RuntimeError|unreachable|Durable Object reset|exceeded/i.test(l));
