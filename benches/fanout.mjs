@@ -20,7 +20,7 @@
 // The clients share the machine (and Node's one thread) with both Workers: figures are local.
 
 import WebSocket from "ws";
-import { CPU_RESOLUTION_MS, cpuDelta, cpuSnapshot, fmt, gateAndAnchor, gateTroubles, median, range, rotate, seedSessions, sleep, startTarget } from "./support.mjs";
+import { CPU_RESOLUTION_MS, cpuDelta, cpuSnapshot, fmt, gateAndAnchor, median, range, reportGateTroubles, reportOtherBuild, rotate, seedSessions, sleep, startTarget } from "./support.mjs";
 
 const SOCKETS = Number(process.argv[2] ?? 1000);
 const BROADCASTS = Number(process.argv[3] ?? 20);
@@ -213,13 +213,8 @@ try {
   line("broadcast, first delivery", "first", "ms", 1, ANCHOR.first);
   line("broadcast, last delivery", "last", "ms", 1);
   line("broadcast, worker CPU", "cpu", "ms", 1, ANCHOR.cpu);
-  if (rows.other) {
-    const vs = (field) => rows.other.map((o, r) => o[field] / rows.gate[r][field]);
-    const parts = [["fill admitted", "admitted"], ["fill CPU", "fillCpu"], ["broadcast first", "first"], ["broadcast CPU", "cpu"]];
-    console.log(`  other build (${process.env.GATE_OTHER_BUILD}) / gate: ${parts.map(([what, field]) => `${what} ${fmt(median(vs(field)), 2)} (${range(vs(field))})`).join(", ")}`);
-  }
-  const badLog = gateTroubles(servers.gate);
-  if (badLog.length) console.log(`  gate log: ${badLog.length} panic/RuntimeError/reset lines, e.g. ${badLog[0].slice(0, 200)}`);
+  reportOtherBuild(rows, [["fill admitted", "admitted"], ["fill CPU", "fillCpu"], ["broadcast first", "first"], ["broadcast CPU", "cpu"]]);
+  reportGateTroubles(servers.gate);
   if (failed) console.log("  (some deliveries were missing, duplicated or unexpected: see the rounds above)");
 } finally {
   for (const s of Object.values(servers)) await s.stop();

@@ -18,7 +18,7 @@
 // over the sending, per frame; and the time from the first send to the last delivery.
 
 import WebSocket from "ws";
-import { CPU_RESOLUTION_MS, cpuDelta, cpuSnapshot, fmt, gateAndAnchor, gateTroubles, median, range, rotate, runConcurrent, seedSessions, sendFrames, sleep, startTarget } from "./support.mjs";
+import { CPU_RESOLUTION_MS, cpuDelta, cpuSnapshot, fmt, gateAndAnchor, median, range, reportGateTroubles, reportOtherBuild, rotate, runConcurrent, seedSessions, sendFrames, sleep, startTarget } from "./support.mjs";
 
 const SENDERS = Number(process.argv[2] ?? 20);
 const FRAMES = Number(process.argv[3] ?? 200);
@@ -138,12 +138,8 @@ try {
         `gate/JS ${fmt(med("gate", field) / med("b", field), 2)} (per round ${range(ratios("gate", field))})`,
     );
   }
-  if (rows.other) {
-    const vs = (field) => rows.other.map((o, r) => o[field] / rows.gate[r][field]);
-    console.log(`  other build (${process.env.GATE_OTHER_BUILD}) / gate: CPU a frame ${fmt(median(vs("cpu")), 2)} (${range(vs("cpu"))}), delivery ${fmt(median(vs("ms")), 2)} (${range(vs("ms"))})`);
-  }
-  const badLog = gateTroubles(servers.gate);
-  if (badLog.length) console.log(`  gate log: ${badLog.length} panic/RuntimeError/reset lines, e.g. ${badLog[0].slice(0, 200)}`);
+  reportOtherBuild(rows, [["CPU a frame", "cpu"], ["delivery", "ms"]]);
+  reportGateTroubles(servers.gate);
   if (failed) console.log("  (some frames were missing, duplicated or unexpected: see the rounds above)");
 } finally {
   for (const s of Object.values(servers)) await s.stop();

@@ -278,9 +278,20 @@ export async function sendFrames(ws, to, count, sender) {
   }
 }
 
-/** The gate's log lines that tell of a panic, a trap, a reset or an exceeded limit. */
-export function gateTroubles(server) {
-  return server.output().split("\n").filter((l) => /panic|RuntimeError|unreachable|Durable Object reset|exceeded/i.test(l));
+/** Prints how many of the gate's log lines tell of a panic, a trap, a reset or an exceeded limit, if any. */
+export function reportGateTroubles(server) {
+  const troubles = server.output().split("\n").filter((l) => /panic|RuntimeError|unreachable|Durable Object reset|exceeded/i.test(l));
+  if (troubles.length) console.log(`  gate log: ${troubles.length} panic/RuntimeError/reset lines, e.g. ${troubles[0].slice(0, 200)}`);
+}
+
+/**
+ * With GATE_OTHER_BUILD, the other build's figures over the gate's, round by round: `parts`
+ * names each field of the rounds' rows ([label, field]).
+ */
+export function reportOtherBuild(rows, parts) {
+  if (!rows.other) return;
+  const vs = (field) => rows.other.map((o, r) => o[field] / rows.gate[r][field]);
+  console.log(`  other build (${process.env.GATE_OTHER_BUILD}) / gate: ${parts.map(([what, field]) => `${what} ${fmt(median(vs(field)), 2)} (${range(vs(field))})`).join(", ")}`);
 }
 
 /* ------------------------------------------------------------------- statistics */
