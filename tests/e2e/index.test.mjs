@@ -1,8 +1,9 @@
 // The revocation index when sockets leave (revocation::RoomKeys): a room sends nothing at a
 // departure, so the entry stays listed until it expires or a revocation meets it; after the
 // room was evicted, the keys of its sockets are still registered (the floor in storage). In
-// a room without revalidation, so that no alarm wakes it. The built Worker in Miniflare, with
-// its own config.
+// a room without revalidation, so that no alarm wakes it. Also the frames of an evicted room's
+// sockets after it wakes: the room lists its members again, and finds each frame's sender by
+// the id its stored attachment starts with. The built Worker in Miniflare, with its own config.
 
 import { after, afterEach, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -15,6 +16,7 @@ const ADMIN_TOKEN = "e2e-index-admin";
 const CONFIG = {
   key_prefix: "sess:",
   revalidate_seconds: 0,
+  expose: ["passport.user"],
   routes: [{ path: "/ws/rooms/:room", room: "room:{room}", require: [{ session: "passport.user", exists: true }] }],
 };
 
@@ -145,5 +147,28 @@ describe("the revocation index after sockets left", () => {
       await closeAll();
       await broken.dispose();
     }
+  });
+});
+
+describe("a room's sockets after it was evicted", () => {
+  it("a frame after the wake comes from its own socket, and a departure names the socket that left", async () => {
+    const room = `ws://${base.host}/ws/rooms/${roomName()}`;
+    const a = await admit(room, { cookie: (await newSession("u-wake-a")).cookie });
+    const b = await admit(room, { cookie: (await newSession("u-wake-b")).cookie });
+    await a.waitType("join", (f) => f.id === b.id);
+    const exchange = async (label) => {
+      a.send({ type: "send", to: b.id, data: { label, by: "a" } });
+      const atB = await b.waitType("message", (f) => f.data?.label === label);
+      b.send({ type: "send", to: a.id, data: { label, by: "b" } });
+      const atA = await a.waitType("message", (f) => f.data?.label === label);
+      return { atB: [atB.from.id, atB.from.session.passport.user], atA: [atA.from.id, atA.from.session.passport.user] };
+    };
+    const expected = { atB: [a.id, "u-wake-a"], atA: [b.id, "u-wake-b"] };
+    assert.deepEqual(await exchange("before"), expected);
+    await sleep(HIBERNATE_MS);
+    assert.deepEqual(await exchange("after"), expected, "each frame from its own socket after the wake");
+    b.terminate();
+    const leave = await a.waitType("leave", () => true);
+    assert.equal(leave.id, b.id);
   });
 });
