@@ -30,10 +30,9 @@ use std::rc::Rc;
 
 use crate::engine::{echo_close_code, Attachment, RateWindow};
 use crate::log::{Clipped, LogEvent};
-use worker::{
-    durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket,
-    WebSocketIncomingMessage,
-};
+use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsValue};
+use worker::worker_sys::web_sys;
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket};
 
 use super::util::{self, Settings};
 use app::{App, Frame};
@@ -46,7 +45,9 @@ const LAST_REVALIDATION_KEY: &str = "last_revalidation_ms";
 /// Storage: the room's name (its index entries name it), kept once the first key registers.
 const ROOM_NAME_KEY: &str = "room_name";
 
-#[durable_object]
+// `alarm`: the macro binds `fetch` and `alarm` only; the socket events are bound below, a
+// frame's synchronously.
+#[durable_object(alarm)]
 pub struct Room {
     state: State,
     env: Env,
@@ -127,8 +128,8 @@ impl Room {
     }
 }
 
-// Every handler that can fire is implemented: a default one panics, which resets the wasm
-// instance and drops every request in flight.
+// Every handler that can fire is implemented, here or in the socket events below: a default one
+// panics, which resets the wasm instance and drops every request in flight.
 impl DurableObject for Room {
     fn new(state: State, env: Env) -> Self {
         Room {
@@ -149,40 +150,61 @@ impl DurableObject for Room {
         self.accept(req).await
     }
 
-    async fn websocket_message(
-        &self,
-        ws: WebSocket,
-        message: WebSocketIncomingMessage,
-    ) -> Result<()> {
-        let frame = match &message {
-            WebSocketIncomingMessage::String(text) => Frame::Text(text),
-            WebSocketIncomingMessage::Binary(bytes) => Frame::Binary(bytes),
-        };
-        self.on_frame(&ws, frame);
-        Ok(())
-    }
-
-    async fn websocket_close(
-        &self,
-        ws: WebSocket,
-        code: usize,
-        _reason: String,
-        _was_clean: bool,
-    ) -> Result<()> {
-        // Complete the closing handshake with the client's code when it can be sent back.
-        self.on_departure(&ws, echo_close_code(code), "bye").await;
-        Ok(())
-    }
-
-    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
-        self.on_departure(&ws, 1011, "socket error").await;
-        Ok(())
-    }
-
     async fn alarm(&self) -> Result<Response> {
         if let Err(e) = self.on_alarm().await {
             Self::log_error(None, "alarm", &e);
         }
         Response::ok("")
+    }
+}
+
+// The hibernation API's socket events, bound here rather than by `#[durable_object]`, which
+// binds every handler as an async function: each call would then make a Promise, a future and
+// a microtask. A frame needs none of them (`on_frame` does no I/O it waits for), and a chat's
+// frames are most of a room's calls. A departure waits for the room's bookkeeping, so it stays
+// async.
+#[wasm_bindgen(
+    wasm_bindgen = ::worker::wasm_bindgen,
+    wasm_bindgen_futures = ::worker::wasm_bindgen_futures,
+    js_sys = ::worker::js_sys
+)]
+impl Room {
+    /// A client's text or binary frame.
+    #[wasm_bindgen(js_name = webSocketMessage)]
+    pub fn websocket_message(&self, ws: web_sys::WebSocket, message: JsValue) {
+        let ws = WebSocket::from(ws);
+        match message.as_string() {
+            Some(text) => self.on_frame(&ws, Frame::Text(&text)),
+            None => {
+                let bytes = worker::js_sys::Uint8Array::new(&message).to_vec();
+                self.on_frame(&ws, Frame::Binary(&bytes))
+            }
+        }
+    }
+
+    /// A socket its client closed: the closing handshake completes with the client's code when
+    /// it can be sent back.
+    #[wasm_bindgen(js_name = webSocketClose)]
+    pub async fn websocket_close(
+        &self,
+        ws: web_sys::WebSocket,
+        code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> std::result::Result<JsValue, JsValue> {
+        self.on_departure(&ws.into(), echo_close_code(code), "bye")
+            .await;
+        Ok(JsValue::NULL)
+    }
+
+    /// A socket that failed.
+    #[wasm_bindgen(js_name = webSocketError)]
+    pub async fn websocket_error(
+        &self,
+        ws: web_sys::WebSocket,
+        _error: JsValue,
+    ) -> std::result::Result<JsValue, JsValue> {
+        self.on_departure(&ws.into(), 1011, "socket error").await;
+        Ok(JsValue::NULL)
     }
 }
