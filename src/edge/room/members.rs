@@ -3,7 +3,7 @@
 //! hibernation API (which wakes every socket and deserializes every attachment) once per wake,
 //! then kept up to date as sockets arrive and leave, so no hot path lists or deserializes.
 //! An attachment is stored as one JSON string (`Attachment::to_stored`): the frame and close
-//! handlers read only its id from it, to find the member in memory.
+//! handlers read only its id from it, once per socket object, to find the member in memory.
 
 use std::cell::OnceCell;
 use std::rc::Rc;
@@ -26,25 +26,35 @@ extern "C" {
 // A broadcast is one call into JavaScript, which loops over the members' sockets there: from
 // Rust it would be a call per member. A frame's sender is found by the id its stored
 // attachment starts with, cut out there: only the id comes into the wasm, not the attachment.
-#[wasm_bindgen(inline_js = "export function send_each(sockets, text, skip) {
+// The id is remembered by socket object, so that a frame deserializes no attachment: only a
+// socket's first frame does. A socket's id never changes, and a socket woken from hibernation
+// is a new object, read again.
+#[wasm_bindgen(inline_js = "const ids = new WeakMap();
+export function send_each(sockets, text, skip) {
   for (let i = 0; i < sockets.length; i++) {
     if (i === skip) continue;
     try { sockets[i].send(text); } catch {}
   }
 }
 export function stored_id(socket) {
+  const known = ids.get(socket);
+  if (known !== undefined) return known;
   let stored;
   try { stored = socket.deserializeAttachment(); } catch { return undefined; }
   if (typeof stored !== 'string' || !stored.startsWith('{\"id\":\"')) return undefined;
   const end = stored.indexOf('\"', 7);
-  return end < 0 ? undefined : stored.slice(7, end);
+  if (end < 0) return undefined;
+  const id = stored.slice(7, end);
+  ids.set(socket, id);
+  return id;
 }")]
 extern "C" {
     /// `sockets[i].send(text)` for every `i` but `skip` (-1: none); a socket that went away
     /// meanwhile is skipped (its own close handler tells the others).
     fn send_each(sockets: &worker::js_sys::Array, text: &JsValue, skip: i32);
-    /// The text between `{"id":"` and the next `"` of the socket's stored attachment: the
-    /// JavaScript twin of `Attachment::id_in_stored`; `None` when it does not start that way.
+    /// The text between `{"id":"` and the next `"` of the socket's stored attachment (read
+    /// once per socket object): the JavaScript twin of `Attachment::id_in_stored`; `None`
+    /// when it does not start that way.
     fn stored_id(socket: &HibernatableSocket) -> Option<String>;
 }
 
