@@ -4,56 +4,31 @@
 // (`members::stored_id`) and only a socket's first frame reads it. Before that, every frame did:
 // 20 reads for 20 frames. Runs the built Worker in Miniflare with
 // `WebSocket.prototype.deserializeAttachment` counted (a line to the log per call) in a copy of
-// build/index.js.
+// build/index.js (`countedGate`).
 
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { ROOT, SECRET_NEW, gateInMiniflare, newSid, sessionRecord, signedCookie, upgradeLobby } from "./harness.mjs";
+import { countedGate, logsSettled, newSid, sessionRecord, signedCookie, upgradeLobby } from "./harness.mjs";
 
 const COUNTED =
   "const countedRead = WebSocket.prototype.deserializeAttachment; WebSocket.prototype.deserializeAttachment = function () { console.log('attachment read'); return countedRead.call(this); };\n";
 const FRAMES = 20;
 
 describe("attachment reads of a room's client frames", () => {
-  let mf;
-  let base;
-  let dir;
-  const logs = [];
-
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), "sessiongate-attachment-reads-"));
-    cpSync(join(ROOT, "build/index.js"), join(dir, "index.js"));
-    cpSync(join(ROOT, "build/index_bg.wasm"), join(dir, "index_bg.wasm"));
-    writeFileSync(join(dir, "index.js"), COUNTED + readFileSync(join(dir, "index.js"), "utf8"));
-    mf = await gateInMiniflare({
-      dir,
-      bindings: {
-        // Two batches of frames from one socket, more than the default rate limit allows.
-        SESSIONGATE: {
-          key_prefix: "sess:",
-          revalidate_seconds: 0,
-          rate_limit: { messages: 1000, per_seconds: 10 },
-          routes: [{ path: "/ws/rooms/:room" }],
-        },
-        SESSION_SECRETS: JSON.stringify([SECRET_NEW]),
-      },
-      logs,
-    });
-    base = await mf.ready;
+  // Two batches of frames from one socket: more than the default rate limit allows.
+  const gate = countedGate(COUNTED, {
+    key_prefix: "sess:",
+    revalidate_seconds: 0,
+    rate_limit: { messages: 1000, per_seconds: 10 },
+    routes: [{ path: "/ws/rooms/:room" }],
   });
-  after(async () => {
-    await mf?.dispose();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  const logs = gate.logs;
 
   /** A socket admitted to the lobby, its frames collected, once its welcome came. */
   async function member(user) {
     const sid = newSid();
-    await (await mf.getKVNamespace("SESSIONS")).put(`sess:${sid}`, JSON.stringify(sessionRecord({ user })));
-    const res = await upgradeLobby(mf, base, signedCookie(sid));
+    await (await gate.mf.getKVNamespace("SESSIONS")).put(`sess:${sid}`, JSON.stringify(sessionRecord({ user })));
+    const res = await upgradeLobby(gate.mf, gate.base, signedCookie(sid));
     assert.equal(res.status, 101);
     const ws = res.webSocket;
     const frames = [];
@@ -75,20 +50,11 @@ describe("attachment reads of a room's client frames", () => {
 
   /** The attachment reads logged while `act` ran, once the log lines stopped arriving. */
   async function readsDuring(act) {
-    await settle();
+    await logsSettled(logs);
     logs.length = 0;
     await act();
-    await settle();
+    await logsSettled(logs);
     return (logs.join("").match(/attachment read/g) ?? []).length;
-  }
-
-  // The log lines arrive through workerd's stdout, after the frames.
-  async function settle() {
-    let seen = -1;
-    while (logs.length !== seen) {
-      seen = logs.length;
-      await new Promise((ok) => setTimeout(ok, 300));
-    }
   }
 
   it("reads a sender's attachment at its first frame only, not at every frame", async () => {

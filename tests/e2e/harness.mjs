@@ -12,13 +12,14 @@
 import { freePort } from "../support/net.mjs";
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
 import WebSocket from "ws";
+import { after, before } from "node:test";
 
 const require = createRequire(import.meta.url);
 const signature = require("cookie-signature");
@@ -375,6 +376,39 @@ export async function gateInMiniflare({ dir, bindings, logs, ...options }) {
       for (const stream of [stdout, stderr]) stream.on("data", (d) => logs.push(String(d)));
     },
   });
+}
+
+/** The built gate with `config` (and `SECRET_NEW`) in Miniflare, as `gateInMiniflare` starts
+ * it, from a copy of build/ whose index.js runs `prelude` first: a test counts the runtime calls
+ * it cares about by wrapping a method there with a `console.log` per call, and reads them from
+ * `gate.logs`. Registers the `before` that starts it (then `gate.mf` and `gate.base` are set)
+ * and the `after` that stops it and removes the copy, in the calling `describe`. */
+export function countedGate(prelude, config) {
+  const gate = { mf: undefined, base: undefined, logs: [] };
+  const dir = mkdtempSync(join(tmpdir(), "sessiongate-counted-"));
+  before(async () => {
+    copyFileSync(join(ROOT, "build/index_bg.wasm"), join(dir, "index_bg.wasm"));
+    writeFileSync(join(dir, "index.js"), prelude + readFileSync(join(ROOT, "build/index.js"), "utf8"));
+    const bindings = { SESSIONGATE: config, SESSION_SECRETS: JSON.stringify([SECRET_NEW]) };
+    gate.mf = await gateInMiniflare({ dir, bindings, logs: gate.logs });
+    gate.base = await gate.mf.ready;
+  });
+  after(async () => {
+    await gate.mf?.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return gate;
+}
+
+/** Waits until no line has come to `logs` for 300 ms (workerd's output arrives after the
+ * answers it belongs to), at most `ms`. */
+export async function logsSettled(logs, ms = 3000) {
+  const deadline = Date.now() + ms;
+  let seen = -1;
+  while (logs.length !== seen && Date.now() < deadline) {
+    seen = logs.length;
+    await sleep(300);
+  }
 }
 
 /** A WebSocket upgrade to /ws/rooms/lobby of the gate `mf` serves at `base` (RFC 6455 section

@@ -3,64 +3,32 @@
 // again, on what step 1 read (the request it hands the entry), so each header of the client's
 // request is read once. Before that, step 2 read them all again: 13 reads for an admitted
 // handshake where 7 do. Runs the built Worker in Miniflare with `Headers.prototype.get`
-// counted (a line to the log per call) in a copy of build/index.js.
+// counted (a line to the log per call) in a copy of build/index.js (`countedGate`).
 
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { ROOT, SECRET_NEW, gateInMiniflare, newSid, sessionRecord, signedCookie, upgradeLobby } from "./harness.mjs";
+import { countedGate, logsSettled, newSid, sessionRecord, signedCookie, upgradeLobby } from "./harness.mjs";
 
 const COUNTED = 'const countedGet = Headers.prototype.get; Headers.prototype.get = function (name) { console.log(`header read: ${name}`); return countedGet.call(this, name); };\n';
 
 describe("header reads of an admitted handshake", () => {
-  let mf;
-  let base;
-  let dir;
-  const logs = [];
-
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), "sessiongate-header-reads-"));
-    cpSync(join(ROOT, "build/index.js"), join(dir, "index.js"));
-    cpSync(join(ROOT, "build/index_bg.wasm"), join(dir, "index_bg.wasm"));
-    writeFileSync(join(dir, "index.js"), COUNTED + readFileSync(join(dir, "index.js"), "utf8"));
-    mf = await gateInMiniflare({
-      dir,
-      bindings: {
-        SESSIONGATE: { key_prefix: "sess:", routes: [{ path: "/ws/rooms/:room" }] },
-        SESSION_SECRETS: JSON.stringify([SECRET_NEW]),
-      },
-      logs,
-    });
-    base = await mf.ready;
-  });
-  after(async () => {
-    await mf?.dispose();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  const gate = countedGate(COUNTED, { key_prefix: "sess:", routes: [{ path: "/ws/rooms/:room" }] });
+  const logs = gate.logs;
 
   /** The headers read (by name, in order) while one admitted handshake was answered. */
   async function readsOfOneHandshake(sid) {
     logs.length = 0;
-    const res = await upgradeLobby(mf, base, signedCookie(sid));
+    const res = await upgradeLobby(gate.mf, gate.base, signedCookie(sid));
     assert.equal(res.status, 101);
     res.webSocket.accept();
     res.webSocket.close(1000);
-    // The log lines arrive through workerd's stdout, after the answer.
-    const deadline = Date.now() + 3000;
-    const count = () => (logs.join("").match(/header read: /g) ?? []).length;
-    let seen = -1;
-    while (count() !== seen && Date.now() < deadline) {
-      seen = count();
-      await new Promise((ok) => setTimeout(ok, 200));
-    }
+    await logsSettled(logs);
     return [...logs.join("").matchAll(/header read: (\S+)/g)].map((m) => m[1]);
   }
 
   it("reads each header of the client's request once, though both steps check it", async () => {
     const sid = newSid();
-    await (await mf.getKVNamespace("SESSIONS")).put(`sess:${sid}`, JSON.stringify(sessionRecord()));
+    await (await gate.mf.getKVNamespace("SESSIONS")).put(`sess:${sid}`, JSON.stringify(sessionRecord()));
     for (let attempt = 0; attempt < 2; attempt++) {
       const reads = await readsOfOneHandshake(sid);
       const client = reads.filter((name) => !name.startsWith("x-sessiongate-"));
