@@ -51,6 +51,10 @@
 //    timed with a first request that is a whole admitted handshake (a signed cookie, the start-up
 //    config's KV holding a session for every key, the room's accept, the index; (b)'s room
 //    too), with its compile count: what a Worker's first real visitor waits for.
+//    `VS_JS_COMPILED=<prefix>` also writes each first request's functions (a line each: V8's
+//    function index, its bytes, its µs) to <prefix>.probe and <prefix>.handshake, which
+//    `python3 benches/wasm_sizes.py <wasm with names> <file>` names and sums by crate (for a
+//    build with names: scripts/build.sh without its last wasm-opt pass).
 // 3. Size: build/index_bg.wasm raw and gzipped (-9), against (b)'s bundle as wrangler builds
 //    it (`wrangler deploy --dry-run --outdir`), gzipped.
 //
@@ -358,6 +362,11 @@ async function firstRequestCompiles(dir, configFile, port, first = probe) {
     await first(port);
     await sleep(200); // the trace is written as V8 compiles; let it reach the pipe
     const lines = compiled(out.slice(before));
+    if (process.env.VS_JS_COMPILED) {
+      const named = [...out.slice(before).matchAll(/Compiled function \S*#(\d+) using \w+, took (\d+) μs .*?bodysize (\d+)/g)];
+      const file = `${process.env.VS_JS_COMPILED}.${first === probe ? "probe" : "handshake"}`;
+      writeFileSync(file, named.map((m) => `${m[1]} ${m[3]} ${m[2]}\n`).join(""));
+    }
     return {
       functions: lines.length,
       bytes: lines.reduce((sum, m) => sum + Number(m[3]), 0),

@@ -5,7 +5,13 @@ named by the name section of the unoptimized build (wasm-opt strips names from b
     cargo build --release --target wasm32-unknown-unknown --lib   # scripts/build.sh does it too
     python3 benches/wasm_sizes.py target/wasm32-unknown-unknown/release/sessiongate.wasm
 
-Sizes are before wasm-opt (build/index_bg.wasm is smaller), so read them as shares."""
+Sizes are before wasm-opt (build/index_bg.wasm is smaller), so read them as shares.
+
+    python3 benches/wasm_sizes.py <build with names>/index_bg.wasm <VS_JS_COMPILED file>
+
+also sums what a first request made V8 compile (benches/vs_js.mjs with VS_JS_COMPILED) by the
+same path segment, with V8's compile time, and lists its largest functions. The wasm must be
+the one the trace was taken of (its function indices)."""
 import sys, re, collections
 data=open(sys.argv[1],'rb').read()
 def leb(b,i):
@@ -57,15 +63,38 @@ def segs(nm):
         while nm[j].isdigit(): j+=1
         l=int(nm[i:j]); out.append(nm[j:j+l]); i=j+l
     return out
-agg2=collections.Counter()
-j=off; n,j=leb(data,j)
-for f in range(n):
-    bs,j2=leb(data,j); j=j2+bs
-    nm=names.get(imports_funcs+f,'?'); s=segs(nm)
+def first_segment(nm):
+    """The crate, or the type of an impl, of a mangled or a demangled name."""
+    if '::' in nm and not nm.startswith('_ZN'):
+        path=nm.lstrip('<&').removeprefix('mut ').split('::')
+        # This crate by its two layers: the Room, the rest of the Worker, the core.
+        if path[0]=='sessiongate' and path[1:2]==['edge']:
+            return 'sessiongate::edge::room' if path[2:3]==['room'] else 'sessiongate::edge'
+        return path[0].split('[')[0]
+    s=segs(nm)
     first=s[0] if s else '?'
     if first.startswith('_$LT$'):
         first=first[5:]
         first=first.split('..')[0].split('$')[0]
-    agg2[first]+=bs
+    return first
+agg2=collections.Counter()
+j=off; n,j=leb(data,j)
+for f in range(n):
+    bs,j2=leb(data,j); j=j2+bs
+    agg2[first_segment(names.get(imports_funcs+f,'?'))]+=bs
 print('--- by first path segment (crate, or the type of an impl) ---')
 for k,v in agg2.most_common(30): print(f'{v:8d} {100*v/total:5.1f}% {k}')
+
+if len(sys.argv)>2:
+    rows=[]
+    for line in open(sys.argv[2]):
+        idx,size,us=map(int,line.split())
+        rows.append((size,us,names.get(idx,f'#{idx}')))
+    size_sum=sum(r[0] for r in rows); us_sum=sum(r[1] for r in rows)
+    print(f'--- compiled by the first request ({sys.argv[2]}): {len(rows)} functions, {size_sum} bytes, {us_sum/1000:.1f} ms ---')
+    by=collections.Counter(); by_us=collections.Counter()
+    for size,us,nm in rows:
+        by[first_segment(nm)]+=size; by_us[first_segment(nm)]+=us
+    for k,v in by.most_common(20): print(f'{v:8d} {100*v/size_sum:5.1f}% {by_us[k]/1000:6.2f} ms {k}')
+    print('--- its largest functions ---')
+    for size,us,nm in sorted(rows,reverse=True)[:15]: print(f'{size:8d} {us/1000:6.2f} ms {nm[:140]}')
