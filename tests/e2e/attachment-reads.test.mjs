@@ -8,7 +8,7 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { countedGate, logsSettled, newSid, sessionRecord, signedCookie, upgradeLobby } from "./harness.mjs";
+import { admit, closeAll, countedGate, logsSettled, newSid, roomName, sessionRecord, signedCookie } from "./harness.mjs";
 
 const COUNTED =
   "const countedRead = WebSocket.prototype.deserializeAttachment; WebSocket.prototype.deserializeAttachment = function () { console.log('attachment read'); return countedRead.call(this); };\n";
@@ -24,28 +24,11 @@ describe("attachment reads of a room's client frames", () => {
   });
   const logs = gate.logs;
 
-  /** A socket admitted to the lobby, its frames collected, once its welcome came. */
-  async function member(user) {
+  /** A socket admitted to `room` (a harness connection), once its welcome came. */
+  async function member(room, user) {
     const sid = newSid();
     await (await gate.mf.getKVNamespace("SESSIONS")).put(`sess:${sid}`, JSON.stringify(sessionRecord({ user })));
-    const res = await upgradeLobby(gate.mf, gate.base, signedCookie(sid));
-    assert.equal(res.status, 101);
-    const ws = res.webSocket;
-    const frames = [];
-    ws.addEventListener("message", (e) => frames.push(JSON.parse(e.data)));
-    ws.accept();
-    const welcome = await until(() => frames.find((f) => f.type === "welcome"), "the welcome");
-    return { ws, frames, id: welcome.id };
-  }
-
-  async function until(found, what, ms = 5000) {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const value = found();
-      if (value) return value;
-      if (Date.now() > deadline) throw new Error(`no ${what} within ${ms} ms`);
-      await new Promise((ok) => setTimeout(ok, 20));
-    }
+    return admit(`ws://${gate.base.host}/ws/rooms/${room}`, { cookie: signedCookie(sid) });
   }
 
   /** The attachment reads logged while `act` ran, once the log lines stopped arriving. */
@@ -58,20 +41,21 @@ describe("attachment reads of a room's client frames", () => {
   }
 
   it("reads a sender's attachment at its first frame only, not at every frame", async () => {
-    const a = await member("u-reads-a");
-    const b = await member("u-reads-b");
-    await until(() => a.frames.find((f) => f.type === "join" && f.id === b.id), "join of b");
+    const room = roomName();
+    const a = await member(room, "u-reads-a");
+    const b = await member(room, "u-reads-b");
+    await a.waitType("join", (f) => f.id === b.id);
     const send = (batch) => async () => {
-      for (let n = 0; n < FRAMES; n++) b.ws.send(JSON.stringify({ type: "send", to: a.id, data: { batch, n } }));
-      await until(() => a.frames.filter((f) => f.type === "message" && f.data.batch === batch).length === FRAMES, `${FRAMES} messages of batch ${batch}`);
-      const from = a.frames.filter((f) => f.type === "message" && f.data.batch === batch).map((f) => f.from.id);
-      assert.deepEqual(new Set(from), new Set([b.id]), "every frame from its sender");
+      for (let n = 0; n < FRAMES; n++) b.send({ type: "send", to: a.id, data: { batch, n } });
+      for (let n = 0; n < FRAMES; n++) {
+        const message = await a.waitType("message", (f) => f.data?.batch === batch && f.data.n === n);
+        assert.equal(message.from.id, b.id, "every frame from its sender");
+      }
     };
     const first = await readsDuring(send(1));
     assert.ok(first <= 1, `${first} attachment reads for ${FRAMES} frames of one socket`);
     const then = await readsDuring(send(2));
     assert.equal(then, 0, `${then} attachment reads for ${FRAMES} more frames`);
-    a.ws.close(1000);
-    b.ws.close(1000);
+    await closeAll();
   });
 });

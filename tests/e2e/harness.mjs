@@ -385,8 +385,9 @@ export async function gateInMiniflare({ dir, bindings, logs, ...options }) {
  * and the `after` that stops it and removes the copy, in the calling `describe`. */
 export function countedGate(prelude, config) {
   const gate = { mf: undefined, base: undefined, logs: [] };
-  const dir = mkdtempSync(join(tmpdir(), "sessiongate-counted-"));
+  let dir;
   before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "sessiongate-counted-"));
     copyFileSync(join(ROOT, "build/index_bg.wasm"), join(dir, "index_bg.wasm"));
     writeFileSync(join(dir, "index.js"), prelude + readFileSync(join(ROOT, "build/index.js"), "utf8"));
     const bindings = { SESSIONGATE: config, SESSION_SECRETS: JSON.stringify([SECRET_NEW]) };
@@ -395,7 +396,7 @@ export function countedGate(prelude, config) {
   });
   after(async () => {
     await gate.mf?.dispose();
-    rmSync(dir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
   return gate;
 }
