@@ -119,7 +119,7 @@ impl Attachment {
     /// The attachment as the room stores it with its socket: one JSON string, checked against
     /// the budget. A string crosses into JavaScript as one value and is read back only after a
     /// wake; an object would be built and read back field by field. `id` is the first field
-    /// ([`Attachment::id_in_stored`] relies on it).
+    /// (the room's `members::stored_id` relies on it).
     pub fn to_stored(&self) -> Result<String, AttachmentTooLarge> {
         let json =
             serde_json::to_string(self).map_err(|_| AttachmentTooLarge { bytes: usize::MAX })?;
