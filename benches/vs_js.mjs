@@ -355,7 +355,8 @@ async function firstRequestCompiles(dir, configFile, port, first = probe) {
   let out = "";
   child.stdout.on("data", (c) => (out += c));
   child.stderr.on("data", (c) => (out += c));
-  const compiled = (text) => [...text.matchAll(/Compiled function \S+ using (\w+), took (\d+) μs .*?bodysize (\d+)/g)];
+  // The function (`<module>#<index>`), V8's µs, the function's bytes.
+  const compiled = (text) => [...text.matchAll(/Compiled function (\S+) using \w+, took (\d+) μs .*?bodysize (\d+)/g)];
   try {
     await untilListening(child, port, performance.now(), () => out, 5);
     const before = out.length;
@@ -363,9 +364,8 @@ async function firstRequestCompiles(dir, configFile, port, first = probe) {
     await sleep(200); // the trace is written as V8 compiles; let it reach the pipe
     const lines = compiled(out.slice(before));
     if (process.env.VS_JS_COMPILED) {
-      const named = [...out.slice(before).matchAll(/Compiled function \S*#(\d+) using \w+, took (\d+) μs .*?bodysize (\d+)/g)];
       const file = `${process.env.VS_JS_COMPILED}.${first === probe ? "probe" : "handshake"}`;
-      writeFileSync(file, named.map((m) => `${m[1]} ${m[3]} ${m[2]}\n`).join(""));
+      writeFileSync(file, lines.map((m) => `${m[1].split("#").pop()} ${m[3]} ${m[2]}\n`).join(""));
     }
     return {
       functions: lines.length,
