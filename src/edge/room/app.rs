@@ -14,7 +14,12 @@ use super::members::{Member, RoomContext};
 #[derive(Debug, Clone, Copy)]
 pub enum Frame<'a> {
     Text(&'a str),
-    Binary(&'a [u8]),
+    /// A binary frame, by its size in bytes. Its bytes stay in JavaScript: every app refuses
+    /// binary frames unread, and copying one into the wasm only to measure it would cost up to
+    /// a megabyte (workerd's frame limit) for each frame a client sends.
+    Binary {
+        len: usize,
+    },
 }
 
 impl Frame<'_> {
@@ -22,7 +27,7 @@ impl Frame<'_> {
     pub fn len(&self) -> usize {
         match self {
             Frame::Text(text) => text.len(),
-            Frame::Binary(bytes) => bytes.len(),
+            Frame::Binary { len } => *len,
         }
     }
 }

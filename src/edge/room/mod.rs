@@ -175,10 +175,12 @@ impl Room {
         let ws = WebSocket::from(ws);
         match message.as_string() {
             Some(text) => self.on_frame(&ws, Frame::Text(&text)),
-            None => {
-                let bytes = worker::js_sys::Uint8Array::new(&message).to_vec();
-                self.on_frame(&ws, Frame::Binary(&bytes))
-            }
+            None => self.on_frame(
+                &ws,
+                Frame::Binary {
+                    len: binary_len(&message),
+                },
+            ),
         }
     }
 
@@ -206,5 +208,16 @@ impl Room {
     ) -> std::result::Result<JsValue, JsValue> {
         self.on_departure(&ws.into(), 1011, "socket error").await;
         Ok(JsValue::NULL)
+    }
+}
+
+/// A binary frame's size in bytes, read without copying it: workerd hands binary frames to
+/// `webSocketMessage` as an `ArrayBuffer` (anything else is measured through a view on it).
+fn binary_len(message: &JsValue) -> usize {
+    use worker::js_sys::{ArrayBuffer, Uint8Array};
+    use worker::wasm_bindgen::JsCast;
+    match message.dyn_ref::<ArrayBuffer>() {
+        Some(buffer) => buffer.byte_length() as usize,
+        None => Uint8Array::new(message).length() as usize,
     }
 }
