@@ -5,6 +5,7 @@
 //   node benches/frames.mjs [senders=20] [frames=200] [rounds=3] [idle=0]
 //   BENCH_RUNTIME=miniflare node benches/frames.mjs ...   # each in its own Miniflare
 //   GATE_OTHER_BUILD=<dir> node benches/frames.mjs ...    # and another build of the gate
+//   FRAMES_BINARY=<bytes> node benches/frames.mjs ...     # binary frames of that size instead
 //
 // fanout.mjs measures one frame in and 999 out; a chat's traffic is mostly the other way: many
 // members sending, each frame going to few. In each round, for each target in turn (the order
@@ -16,6 +17,10 @@
 // a second a socket), all senders at once. The round ends when the receiver got every frame,
 // each exactly once. Figures: the Worker's workerd CPU (utime+stime from /proc, 10 ms ticks)
 // over the sending, per frame; and the time from the first send to the last delivery.
+// With FRAMES_BINARY, every sender sends binary frames of that many bytes instead, which both
+// rooms refuse with an `error` frame to the sender (the gate's for their size, past
+// max_message_bytes): what a client flooding a room with large frames costs it. The round ends
+// when every sender got an error frame for each of its frames.
 
 import WebSocket from "ws";
 import { CPU_RESOLUTION_MS, cpuDelta, cpuSnapshot, fmt, gateAndAnchor, median, range, reportGateTroubles, reportOtherBuild, rotate, runConcurrent, seedSessions, sendFrames, sleep, startTarget } from "./support.mjs";
@@ -25,6 +30,7 @@ const FRAMES = Number(process.argv[3] ?? 200);
 const ROUNDS = Number(process.argv[4] ?? 3);
 const IDLE = Number(process.argv[5] ?? 0);
 const TIMEOUT_MS = 60_000;
+const BINARY = Number(process.env.FRAMES_BINARY ?? 0);
 
 /** A room of one receiver (socket 0) and `SENDERS` senders, as seen from here. */
 class FrameRoom {
@@ -60,6 +66,12 @@ class FrameRoom {
   onFrame(i, text) {
     const frame = JSON.parse(text);
     if (frame.type === "join" || frame.type === "leave") return;
+    if (BINARY) {
+      if (i === 0 || frame.type !== "error") this.errors.push(`socket ${i}: ${text.slice(0, 120)}`);
+      else this.got.add(`${i}:${this.got.size}`);
+      if (this.got.size === SENDERS * FRAMES) this.delivered?.();
+      return;
+    }
     if (i !== 0 || frame.type !== "message") {
       this.errors.push(`socket ${i}: ${text.slice(0, 120)}`);
       return;
@@ -80,7 +92,14 @@ class FrameRoom {
         ok();
       }, TIMEOUT_MS).unref();
     });
-    await Promise.all(Array.from({ length: SENDERS }, (_, k) => sendFrames(this.sockets[k + 1], this.ids[0], FRAMES, k + 1)));
+    const payload = Buffer.alloc(BINARY, 7);
+    const sendBinary = async (ws) => {
+      for (let n = 0; n < FRAMES; n++) {
+        ws.send(payload);
+        if ((n + 1) % 25 === 0) await sleep(50);
+      }
+    };
+    await Promise.all(Array.from({ length: SENDERS }, (_, k) => (BINARY ? sendBinary(this.sockets[k + 1]) : sendFrames(this.sockets[k + 1], this.ids[0], FRAMES, k + 1))));
     await all;
     return performance.now() - started;
   }
@@ -91,7 +110,7 @@ class FrameRoom {
   }
 }
 
-console.log(`## client frames: ${SENDERS} senders x ${FRAMES} frames to one receiver in one room${IDLE ? ` with ${IDLE} more members` : ""}, ${ROUNDS} rounds interleaved`);
+console.log(`## client frames: ${SENDERS} senders x ${FRAMES} ${BINARY ? `binary frames of ${BINARY} B, each refused,` : "frames to one receiver"} in one room${IDLE ? ` with ${IDLE} more members` : ""}, ${ROUNDS} rounds interleaved`);
 const keys = gateAndAnchor();
 const servers = {};
 let failed = false;
