@@ -8,10 +8,10 @@
 
 import { strict as assert } from "node:assert";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -104,8 +104,20 @@ class Room {
   }
 }
 
-async function shimmed() {
+/** Temporary directories of the shimmed fixtures, removed once this file's tests ran (a module
+ * imported from one stays loaded). */
+const tempDirs = [];
+after(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+function tempDir() {
   const dir = mkdtempSync(join(tmpdir(), "lean-shim-"));
+  tempDirs.push(dir);
+  return dir;
+}
+
+async function shimmed() {
+  const dir = tempDir();
   const file = join(dir, "index.mjs");
   writeFileSync(file, `${ENTRYPOINT}\n${FIXTURE}\nexport const wrap = (cls) => new Proxy(cls, classProxyHooks);\nexport { shim_default };\n`);
   execFileSync(process.execPath, [join(ROOT, "scripts/lean-shim.mjs"), file], { stdio: "pipe" });
@@ -343,14 +355,14 @@ describe("lean-shim", () => {
   });
 
   it("refuses glue without the one queueMicrotask call it replaces", () => {
-    const dir = mkdtempSync(join(tmpdir(), "lean-shim-"));
+    const dir = tempDir();
     const file = join(dir, "index.mjs");
     writeFileSync(file, `${ENTRYPOINT}\n${FIXTURE.replace("queueMicrotask(arg0);", "other(arg0);")}`);
     assert.throws(() => execFileSync(process.execPath, [join(ROOT, "scripts/lean-shim.mjs"), file], { stdio: "pipe" }), (e) => e.status === 1 && /queueMicrotask/.test(String(e.stderr)));
   });
 
   it("refuses a shim it does not recognize, rather than half-replace it", () => {
-    const dir = mkdtempSync(join(tmpdir(), "lean-shim-"));
+    const dir = tempDir();
     const file = join(dir, "index.mjs");
     writeFileSync(file, FIXTURE.replace("var classProxyHooks = {", "var otherHooks = {"));
     assert.throws(() => execFileSync(process.execPath, [join(ROOT, "scripts/lean-shim.mjs"), file], { stdio: "pipe" }), (e) => e.status === 1 && /exactly once/.test(String(e.stderr)));
@@ -358,7 +370,7 @@ describe("lean-shim", () => {
   });
 
   it("refuses a shim whose entrypoint fetch is not worker-build's, rather than keep it", () => {
-    const dir = mkdtempSync(join(tmpdir(), "lean-shim-"));
+    const dir = tempDir();
     const file = join(dir, "index.mjs");
     writeFileSync(file, `${ENTRYPOINT.replace("fetch.call(this, arg", "other.call(this, arg")}\n${FIXTURE}`);
     assert.throws(() => execFileSync(process.execPath, [join(ROOT, "scripts/lean-shim.mjs"), file], { stdio: "pipe" }), (e) => e.status === 1 && /entrypoint fetch/.test(String(e.stderr)));
