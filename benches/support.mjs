@@ -132,19 +132,33 @@ async function startMiniflareTarget(key) {
   const before = workerdChildren();
   // BENCH_INSPECT=1: workerd's inspector on a free port (benches/profile.mjs).
   const inspectorPort = process.env.BENCH_INSPECT ? await freePort() : undefined;
-  const mf = new Miniflare({
-    inspectorPort,
-    workers: [{ ...definitions[key](), name: `bench-${key}` }],
-    handleRuntimeStdio: (stdout, stderr) => {
-      collect(stdout);
-      collect(stderr);
-    },
-  });
+  // Miniflare keeps its state in a directory of os.tmpdir() it names itself, and its dispose()
+  // removes it without waiting: the benches' process.exit() came first and left 12 MB a
+  // target behind. So it is made inside a directory of ours, which stop() removes.
+  const stateDir = mkdtempSync(join(tmpdir(), `sessiongate-bench-${key}-`));
+  const tmpdirBefore = process.env.TMPDIR;
+  process.env.TMPDIR = stateDir;
+  let mf;
+  try {
+    mf = new Miniflare({
+      inspectorPort,
+      workers: [{ ...definitions[key](), name: `bench-${key}` }],
+      handleRuntimeStdio: (stdout, stderr) => {
+        collect(stdout);
+        collect(stderr);
+      },
+    });
+  } finally {
+    if (tmpdirBefore === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = tmpdirBefore;
+  }
   let url;
   try {
     url = await mf.ready;
   } catch (e) {
     process.stderr.write(`# ${key}: workerd did not start:\n${output}\n`);
+    await mf.dispose().catch(() => {});
+    rmSync(stateDir, { recursive: true, force: true });
     throw e;
   }
   const kv = await mf.getKVNamespace("SESSIONS");
@@ -167,6 +181,7 @@ async function startMiniflareTarget(key) {
     async stop() {
       await mf.dispose();
       if (bundleDir) rmSync(bundleDir, { recursive: true, force: true });
+      rmSync(stateDir, { recursive: true, force: true });
     },
   };
 }
