@@ -36,6 +36,11 @@ export CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_SEND_METRICS=false
   run env BENCH_RUNTIME=miniflare VS_JS_ONLY=handshakes VS_JS_INDEX_ANCHOR=1 node benches/vs_js.mjs 7 300 8 1
   run env BENCH_RUNTIME=miniflare VS_JS_ONLY=handshakes VS_JS_INDEX_ANCHOR=1 node benches/vs_js.mjs 7 300 8 1 room
   run env BENCH_RUNTIME=miniflare node benches/refusals.mjs 7 1000 8
+  # The core natively again, its binary built already: the first reading, right after the
+  # bench's compile, read far above the reruns in the last two runs (2.65x against 2.02x at
+  # "z", 6.53x against 3.53x-3.77x at 3, 2026-11-27). Both readings stay in the output.
+  run cargo bench --bench auth_path -- --quick
+  run env CARGO_PROFILE_RELEASE_OPT_LEVEL=3 cargo bench --bench auth_path -- --quick
   echo
   echo "# done $(date -u +%FT%TZ)"
 } > "$out"
