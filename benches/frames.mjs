@@ -40,6 +40,9 @@ class FrameRoom {
     this.sockets = [];
     this.ids = [];
     this.got = new Set();
+    /** With FRAMES_BINARY: the refusals each sender got. */
+    this.refusals = new Array(SENDERS + 1).fill(0);
+    this.refused = 0;
     this.errors = [];
     this.closing = false;
     this.delivered = null;
@@ -67,9 +70,9 @@ class FrameRoom {
     const frame = JSON.parse(text);
     if (frame.type === "join" || frame.type === "leave") return;
     if (BINARY) {
-      if (i === 0 || frame.type !== "error") this.errors.push(`socket ${i}: ${text.slice(0, 120)}`);
-      else this.got.add(`${i}:${this.got.size}`);
-      if (this.got.size === SENDERS * FRAMES) this.delivered?.();
+      if (i === 0 || frame.type !== "error") return this.errors.push(`socket ${i}: ${text.slice(0, 120)}`);
+      if (++this.refusals[i] > FRAMES) return this.errors.push(`socket ${i}: more refusals than frames`);
+      if (++this.refused === SENDERS * FRAMES) this.delivered?.();
       return;
     }
     if (i !== 0 || frame.type !== "message") {
@@ -88,7 +91,7 @@ class FrameRoom {
     const all = new Promise((ok) => {
       this.delivered = ok;
       setTimeout(() => {
-        this.errors.push(`${this.got.size} of ${SENDERS * FRAMES} frames delivered in ${TIMEOUT_MS} ms`);
+        this.errors.push(`${BINARY ? this.refused : this.got.size} of ${SENDERS * FRAMES} frames ${BINARY ? "refused" : "delivered"} in ${TIMEOUT_MS} ms`);
         ok();
       }, TIMEOUT_MS).unref();
     });
