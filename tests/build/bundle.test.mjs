@@ -1,8 +1,8 @@
 // What `wrangler deploy` ships: wrangler bundles build/index.js again with esbuild. Its
 // default `keep_names` wraps every function in a `__name()` call that runs each time the
-// function is made, on every request for the glue's per-call closures (about 6% of a
-// handshake's Worker CPU, README: Performance); wrangler.toml turns it off. Read off the bundle
-// of a dry run, after scripts/build.sh.
+// function is made, on every request for the glue's per-call closures (1-2% of a handshake's
+// Worker CPU, README: Performance); wrangler.toml turns it off. Read off the bundle of a dry
+// run, after scripts/build.sh.
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
