@@ -13,7 +13,7 @@
 // only listen (a big room, in which finding a frame's sender and its peer must not cost a
 // comparison with every member); every sender sends
 // `frames` frames {"type":"send","to":<the receiver's id>,"data":{...}} to the one receiver, in
-// bursts of 25 frames 50 ms apart (`sendFrames`: under [env.bench]'s rate limit of 1,000 frames
+// bursts of 25 frames 50 ms apart (`sendPaced`: under [env.bench]'s rate limit of 1,000 frames
 // a second a socket), all senders at once. The round ends when the receiver got every frame,
 // each exactly once. Figures: the Worker's workerd CPU (utime+stime from /proc, 10 ms ticks)
 // over the sending, per frame; and the time from the first send to the last delivery.
@@ -23,7 +23,7 @@
 // when every sender got an error frame for each of its frames.
 
 import WebSocket from "ws";
-import { CPU_RESOLUTION_MS, cpuDelta, cpuSnapshot, fmt, gateAndAnchor, median, range, reportGateTroubles, reportOtherBuild, rotate, runConcurrent, seedSessions, sendFrames, sleep, startTarget } from "./support.mjs";
+import { CPU_RESOLUTION_MS, cpuDelta, cpuSnapshot, fmt, gateAndAnchor, median, range, reportGateTroubles, reportOtherBuild, rotate, runConcurrent, seedSessions, sendFrames, sendPaced, sleep, startTarget } from "./support.mjs";
 
 const SENDERS = Number(process.argv[2] ?? 20);
 const FRAMES = Number(process.argv[3] ?? 200);
@@ -96,13 +96,12 @@ class FrameRoom {
       }, TIMEOUT_MS).unref();
     });
     const payload = Buffer.alloc(BINARY, 7);
-    const sendBinary = async (ws) => {
-      for (let n = 0; n < FRAMES; n++) {
-        ws.send(payload);
-        if ((n + 1) % 25 === 0) await sleep(50);
-      }
-    };
-    await Promise.all(Array.from({ length: SENDERS }, (_, k) => (BINARY ? sendBinary(this.sockets[k + 1]) : sendFrames(this.sockets[k + 1], this.ids[0], FRAMES, k + 1))));
+    await Promise.all(
+      Array.from({ length: SENDERS }, (_, k) => {
+        const ws = this.sockets[k + 1];
+        return BINARY ? sendPaced(ws, FRAMES, () => payload) : sendFrames(ws, this.ids[0], FRAMES, k + 1);
+      }),
+    );
     await all;
     return performance.now() - started;
   }

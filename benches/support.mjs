@@ -282,15 +282,20 @@ export async function seedSessions(servers, count, label) {
 }
 
 /**
- * `count` chat frames {"type":"send","to":to,"data":{s: sender, n}} from `ws`, in bursts of 25
- * frames 50 ms apart: at most 500 a second, under [env.bench]'s rate limit of 1,000 frames a
- * second a socket (benches/frames.mjs, profile.mjs sessions=frames).
+ * `count` frames `frame(n)` from `ws`, in bursts of 25 frames 50 ms apart: at most 500 a
+ * second, under [env.bench]'s rate limit of 1,000 frames a second a socket.
  */
-export async function sendFrames(ws, to, count, sender) {
+export async function sendPaced(ws, count, frame) {
   for (let n = 0; n < count; n++) {
-    ws.send(JSON.stringify({ type: "send", to, data: { s: sender, n } }));
+    ws.send(frame(n));
     if ((n + 1) % 25 === 0) await sleep(50);
   }
+}
+
+/** `count` chat frames {"type":"send","to":to,"data":{s: sender, n}} from `ws`, paced as
+ * `sendPaced` paces them (benches/frames.mjs, profile.mjs sessions=frames). */
+export function sendFrames(ws, to, count, sender) {
+  return sendPaced(ws, count, (n) => JSON.stringify({ type: "send", to, data: { s: sender, n } }));
 }
 
 /** Prints how many of the gate's log lines tell of a panic, a trap, a reset or an exceeded limit, if any. */
