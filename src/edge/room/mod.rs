@@ -212,7 +212,8 @@ impl Room {
 }
 
 /// A binary frame's size in bytes, read without copying it: workerd hands binary frames to
-/// `webSocketMessage` as an `ArrayBuffer` (anything else is measured through a view on it).
+/// `webSocketMessage` as an `ArrayBuffer`. Anything else (which it does not send) is measured
+/// as `new Uint8Array(message)` measures it, as the copy this replaced did.
 fn binary_len(message: &JsValue) -> usize {
     use worker::js_sys::{ArrayBuffer, Uint8Array};
     use worker::wasm_bindgen::JsCast;
