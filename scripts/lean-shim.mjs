@@ -153,21 +153,6 @@ if (calls.length !== 1) {
 }
 lean = lean.replace(microtask, "$1Promise.resolve().then(arg0);");
 
-// The revocation index's shards, a Durable Object class in JavaScript (src/edge/revocation_index.js,
-// an ES module so that tests import it as it is): its declarations in a scope of their own,
-// where no name of the shim's can clash, and the class exported beside the wasm's classes.
-if (/\bRevocationIndex\b/.test(lean)) {
-  console.error(`lean-shim: ${file} already declares RevocationIndex (is it a Rust Durable Object again?)`);
-  process.exit(1);
-}
-const indexModule = readFileSync(new URL("../src/edge/revocation_index.js", import.meta.url), "utf8");
-const indexBody = indexModule.replace(/^export (const|class|function) /gm, "$1 ");
-if (/^\s*(export|import)\b/m.test(indexBody)) {
-  console.error("lean-shim: src/edge/revocation_index.js: only `export const|class|function` declarations can be inlined");
-  process.exit(1);
-}
-lean += `\nvar RevocationIndex = (() => {\n${indexBody}\nreturn RevocationIndex;\n})();\nexport { RevocationIndex };\n`;
-
 // The config compiled while the isolate loads (src/edge/gate.rs, compileSettings), with the
 // runtime's `env` as a module sees it at its top level: the platform loads an isolate during
 // the client's TLS handshake, so the first request does not wait for that compile (about 70 KB
@@ -183,6 +168,42 @@ if (typeof loadTimeEnv === "object" && loadTimeEnv !== null) {
     compileSettings(loadTimeEnv);
   } catch {}
 }
+`;
+
+// The revocation index's shards, a Durable Object class in JavaScript (src/edge/revocation_index.js,
+// an ES module so that tests import it as it is): its declarations in a scope of their own,
+// where no name of the shim's can clash, and the class exported beside the wasm's classes.
+if (/\bRevocationIndex\b/.test(lean)) {
+  console.error(`lean-shim: ${file} already declares RevocationIndex (is it a Rust Durable Object again?)`);
+  process.exit(1);
+}
+const indexModule = readFileSync(new URL("../src/edge/revocation_index.js", import.meta.url), "utf8");
+const indexBody = indexModule.replace(/^export (const|class|function) /gm, "$1 ");
+if (/^\s*(export|import)\b/m.test(indexBody)) {
+  console.error("lean-shim: src/edge/revocation_index.js: only `export const|class|function` declarations can be inlined");
+  process.exit(1);
+}
+// workerd takes method calls on a Durable Object's stub (RPC) only for a class that extends
+// its DurableObject, which Node's tests of the module cannot import: the class exported here
+// extends it and hands each event to the module's class.
+lean += `
+var RevocationIndex = (() => {\n${indexBody}\nreturn RevocationIndex;\n})();
+class RevocationIndexObject extends loadTimeWorkers.DurableObject {
+  constructor(ctx, env) {
+    super(ctx, env);
+    this.index = new RevocationIndex(ctx, env);
+  }
+  fetch(request) {
+    return this.index.fetch(request);
+  }
+  alarm() {
+    return this.index.alarm();
+  }
+  add(body) {
+    return this.index.add(body);
+  }
+}
+export { RevocationIndexObject as RevocationIndex };
 `;
 
 writeFileSync(file, lean);

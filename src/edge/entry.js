@@ -51,9 +51,9 @@ Entrypoint.prototype.fetch = async function fetch2(request) {
   if (!held()) return answer;
   const failed = (why) => held() && appIndexFailed(registration, why);
   try {
-    const [index, add] = appIndexAdd(env, registration, answer);
-    const listed = await index.fetch(add);
-    if (!listed.ok) failed(`index /add: status ${listed.status}`);
+    // The shard's `add`, a method call on its stub (RPC); it throws if the write failed.
+    const [index, entries] = appIndexAdd(env, registration, answer);
+    await index.add(entries);
   } catch (e) {
     if (e instanceof WebAssembly.RuntimeError) throw e; // a trap: the guard reinitializes
     failed(e instanceof Error ? e.message : String(e));

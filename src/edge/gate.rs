@@ -418,9 +418,9 @@ pub struct AppRegistration {
     keys: Vec<String>,
 }
 
-/// Step 3 for an app's room that answered 101 (`answer`): the index `/add` of the socket's
-/// keys, `[stub, request]` for the entry to send (an answer other than 2xx is its failure,
-/// [`app_index_failed`]). A room whose 101 says how often it revalidates (`REVALIDATE_HEADER`)
+/// Step 3 for an app's room that answered 101 (`answer`): the index `add` of the socket's
+/// keys, `[stub, entries]` for the entry to call (`stub.add(entries)`; what it throws is its
+/// failure, [`app_index_failed`]). A room whose 101 says how often it revalidates (`REVALIDATE_HEADER`)
 /// gets entries that expire, renewed by its revalidations (`revalidate.rs`); any other,
 /// entries without expiry, which the revocation that meets them stale removes.
 #[wasm_bindgen(js_name = appIndexAdd)]
@@ -440,11 +440,11 @@ pub fn app_index_add(
         .map(|every| crate::revocation::app_entry_until(util::now_ms(), every));
     let entry = super::index::room_entry(&registration.binding, &registration.room);
     let shards = settings.config.index_shards;
-    let (stub, req) = super::index::add_request(env, shards, &entry, &registration.keys, until)?;
-    Ok(js_sys::Array::of2(&stub.into_rpc::<JsValue>(), req.inner()).into())
+    let (stub, entries) = super::index::add_call(env, shards, &entry, &registration.keys, until)?;
+    Ok(js_sys::Array::of2(&stub, &entries.into()).into())
 }
 
-/// The index `/add` of an app room's socket failed (`why`): logged. The room has the socket
+/// The index `add` of an app room's socket failed (`why`): logged. The room has the socket
 /// and the client gets it: its keys are not listed, so a revocation reaches it only through
 /// its room's revalidation.
 #[wasm_bindgen(js_name = appIndexFailed)]

@@ -4,11 +4,12 @@
 //! The shards are JavaScript (`revocation_index.js`, which has the requests' formats): they
 //! store and list, and need nothing of the wasm.
 //!
-//! A room's registration is one request to its shard (`/add`). A revocation asks the key's home
-//! shard (`/find`), which lists its own entries of the key and asks every other shard
-//! (`/rooms`) in parallel: the revoker's invocation makes one subrequest for the whole index,
-//! the home shard's makes `shards - 1` (the free plan allows 50 a request: keep `index_shards`
-//! at 50 or below there).
+//! A room's registration is one call of its shard's `add` method (RPC: `/add`'s body, without a
+//! request around it; the shards' class extends the runtime's `DurableObject` for it, in
+//! `scripts/lean-shim.mjs`). A revocation asks the key's home shard (`/find`), which lists its
+//! own entries of the key and asks every other shard (`/rooms`) in parallel: the revoker's
+//! invocation makes one subrequest for the whole index, the home shard's makes `shards - 1`
+//! (the free plan allows 50 a request: keep `index_shards` at 50 or below there).
 //!
 //! What a shard stores, how entries expire and the sweep are `revocation_index.js`'s. A room
 //! entry is `<namespace binding>/<room name>` (`ROOMS/room:lobby`), so a revocation knows which
@@ -16,6 +17,9 @@
 
 use crate::revocation::{room_shard, Located};
 use serde::Serialize;
+use worker::js_sys::Promise;
+use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::{Env, Request, Response, Result};
 
 use super::env;
@@ -81,9 +85,28 @@ async fn call(env: &Env, shard: u32, path: &str, body: String) -> Result<Respons
     }
 }
 
-/// The shard and body of an `/add` of the (key, room) entries of `keys` for one room entry,
-/// to expire at `until` (Unix ms; none: never).
-fn add_body(shards: u32, room: &str, keys: &[String], until: Option<i64>) -> Result<(u32, String)> {
+#[wasm_bindgen]
+extern "C" {
+    /// A shard's stub, as the runtime hands it over: its methods are calls on the shard (RPC).
+    type ShardStub;
+    /// `RevocationIndex.add`: `/add`'s body, without a request and a response around it.
+    #[wasm_bindgen(method, catch, js_name = add)]
+    fn add_entries(this: &ShardStub, body: &str) -> std::result::Result<Promise, JsValue>;
+}
+
+/// The stub of the shard an `add` of the entries of `keys` for one room entry goes to (the
+/// room's), and its body: `until` is when they expire (Unix ms; none: never).
+///
+/// A method call rather than a `/add` request (the revocation's rarer ones stay requests): no
+/// Request or Response to make, send and read on either side of the index's most frequent
+/// call, which a new session's handshake waits for.
+pub fn add_call(
+    env: &Env,
+    shards: u32,
+    room: &str,
+    keys: &[String],
+    until: Option<i64>,
+) -> Result<(JsValue, String)> {
     let ids = keys
         .iter()
         .map(|key| crate::revocation::key_id(key))
@@ -94,11 +117,14 @@ fn add_body(shards: u32, room: &str, keys: &[String], until: Option<i64>) -> Res
         until,
     })
     .map_err(util::error)?;
-    Ok((room_shard(room, shards), body))
+    let stub = env::index(env)?
+        .id_from_name(&format!("shard:{}", room_shard(room, shards)))?
+        .get_stub()?;
+    Ok((stub.into_rpc(), body))
 }
 
-/// Adds the entries of `keys` for one room entry (see [`add_body`]): one request, to the
-/// room's shard.
+/// Adds the entries of `keys` for one room entry (see [`add_call`]): one call, to the room's
+/// shard.
 pub async fn add(
     env: &Env,
     shards: u32,
@@ -106,22 +132,10 @@ pub async fn add(
     keys: &[String],
     until: Option<i64>,
 ) -> Result<()> {
-    let (shard, body) = add_body(shards, room, keys, until)?;
-    call(env, shard, "/add", body).await?;
+    let (stub, body) = add_call(env, shards, room, keys, until)?;
+    let added = stub.unchecked_into::<ShardStub>().add_entries(&body)?;
+    JsFuture::from(added).await?;
     Ok(())
-}
-
-/// The same `/add` for the JavaScript entry to send: `[stub, request]` (an answer other than
-/// 2xx is its failure).
-pub fn add_request(
-    env: &Env,
-    shards: u32,
-    room: &str,
-    keys: &[String],
-    until: Option<i64>,
-) -> Result<(worker::Stub, Request)> {
-    let (shard, body) = add_body(shards, room, keys, until)?;
-    request(env, shard, "/add", &body)
 }
 
 /// Every (shard, room entry) that lists a located revocation key: one request, to the key's

@@ -5,10 +5,13 @@
 // and lists, so it is JavaScript: no wasm call, no Rust future, none of their code in the wasm.
 // scripts/lean-shim.mjs puts this file into the Worker's module and exports the class.
 //
-// Requests (all POST, from the gate's own binding):
+// Requests (all POST, from the gate's own binding), and the one method:
 //   /add, /remove  {"rooms": [room entry], "ids": [key id], "until": ms?}: one storage key per
 //                  (key id, room entry), `k:<key id>:<room entry>`, whose value is when it
 //                  expires (Unix ms), or NO_EXPIRY; answered 200 with no body
+//   add(body)      a method (RPC) taking /add's body: what the gate calls, without a Request
+//                  and a Response around it; throws on a body that is not one. /add stays for
+//                  a gate of an earlier version, which a deploy may still run beside this one
 //   /rooms         <key id>: the live room entries this shard lists for it (JSON list)
 //   /find          `<key id> <shard count> <this shard>`: the key's live entries on every shard,
 //                  this one's and the others' (asked in parallel, `/rooms`), as a JSON list of
@@ -97,13 +100,7 @@ export class RevocationIndex {
       case "/remove": {
         const entries = readEntries(await request.text());
         if (entries === null) return text("bad entries", 400);
-        const keys = entries.ids.flatMap((id) => entries.rooms.map((room) => entryPrefix(id) + room));
-        const adding = path === "/add";
-        const value = entries.until ?? NO_EXPIRY;
-        await inBatches(keys, (batch) =>
-          adding ? this.storage.put(Object.fromEntries(batch.map((key) => [key, value]))) : this.storage.delete(batch),
-        );
-        if (adding && entries.until !== null) await this.scheduleSweep();
+        await this.write(entries, path === "/add");
         return new Response(null);
       }
       case "/rooms":
@@ -125,6 +122,25 @@ export class RevocationIndex {
       default:
         return text("not found", 404);
     }
+  }
+
+  /** `/add` as a method, for a caller that holds this object's stub (the gate's rooms): the
+   * same body, without a Request and a Response around it on either side. Throws on a body
+   * that is not one. */
+  async add(body) {
+    const entries = typeof body === "string" ? readEntries(body) : null;
+    if (entries === null) throw new Error("index add: bad entries");
+    await this.write(entries, true);
+  }
+
+  /** Adds (or removes) the (key id, room entry) entries of `entries`. */
+  async write(entries, adding) {
+    const keys = entries.ids.flatMap((id) => entries.rooms.map((room) => entryPrefix(id) + room));
+    const value = entries.until ?? NO_EXPIRY;
+    await inBatches(keys, (batch) =>
+      adding ? this.storage.put(Object.fromEntries(batch.map((key) => [key, value]))) : this.storage.delete(batch),
+    );
+    if (adding && entries.until !== null) await this.scheduleSweep();
   }
 
   /** The sweep: deletes the expired entries a page at a time, and comes back while entries

@@ -116,16 +116,25 @@ function tempDir() {
   return dir;
 }
 
+/** The runtime's `DurableObject` base class, as the shimmed fixtures see it. */
+globalThis.RuntimeDurableObject = class DurableObject {
+  constructor(ctx, env) {
+    this.ctx = ctx;
+    this.env = env;
+  }
+};
+
 async function shimmed() {
   const dir = tempDir();
   const file = join(dir, "index.mjs");
   writeFileSync(file, `${ENTRYPOINT}\n${FIXTURE}\nexport const wrap = (cls) => new Proxy(cls, classProxyHooks);\nexport { shim_default };\n`);
   execFileSync(process.execPath, [join(ROOT, "scripts/lean-shim.mjs"), file], { stdio: "pipe" });
-  // Node has no `cloudflare:workers`: the runtime's env at load is the test's.
+  // Node has no `cloudflare:workers`: the runtime's env at load is the test's, and its
+  // DurableObject a class that keeps what the runtime hands a Durable Object.
   const loadTimeImport = 'import * as loadTimeWorkers from "cloudflare:workers";';
   const source = readFileSync(file, "utf8");
   assert.equal(source.split(loadTimeImport).length, 2, "the shim imports the runtime's module once, for the config's compile at load");
-  writeFileSync(file, source.replace(loadTimeImport, "const loadTimeWorkers = { env: globalThis.loadTimeEnv };"));
+  writeFileSync(file, source.replace(loadTimeImport, "const loadTimeWorkers = { env: globalThis.loadTimeEnv, DurableObject: globalThis.RuntimeDurableObject };"));
   return import(pathToFileURL(file).href);
 }
 
@@ -186,6 +195,26 @@ describe("lean-shim", () => {
       assert.equal(Entrypoint.prototype[name], undefined, name);
     }
     assert.deepEqual(Object.getOwnPropertyNames(Entrypoint.prototype).sort(), ["constructor", "fetch"]);
+  });
+
+  it("exports the revocation index's shards as a class of the runtime's DurableObject, so that rooms can call `add` on a stub (RPC)", async () => {
+    const { RevocationIndex } = await shimmed();
+    assert.ok(RevocationIndex.prototype instanceof globalThis.RuntimeDurableObject, "extends the runtime's DurableObject");
+    assert.deepEqual(Object.getOwnPropertyNames(RevocationIndex.prototype).sort(), ["add", "alarm", "constructor", "fetch"]);
+    const data = new Map();
+    const storage = {
+      put: async (entries) => void Object.entries(entries).forEach(([k, v]) => data.set(k, v)),
+      list: async ({ prefix }) => new Map([...data].filter(([k]) => k.startsWith(prefix)).sort()),
+      getAlarm: async () => null,
+      setAlarm: async () => {},
+    };
+    const shard = new RevocationIndex({ storage }, {});
+    const until = Date.now() + 60_000;
+    assert.equal(await shard.add(JSON.stringify({ rooms: ["ROOMS/room:lobby"], ids: ["k1"], until })), undefined);
+    assert.deepEqual([...data], [[`k:k1:ROOMS/room:lobby`, until]], "add stored the entry");
+    const listed = await shard.fetch(new Request("https://index/rooms", { method: "POST", body: "k1" }));
+    assert.deepEqual(await listed.json(), ["ROOMS/room:lobby"], "fetch reaches the same shard");
+    await assert.rejects(shard.add("not json"), /index add: bad entries/);
   });
 
   it("compiles the config at load with the runtime's env; without one, or when that traps, the module still loads", async () => {
@@ -289,12 +318,12 @@ describe("lean-shim", () => {
     const order = [];
     const took = { status: 101 };
     const room = { fetch: async (req) => (order.push(["room", req]), took) };
-    const index = { fetch: async (req) => (order.push(["index", req]), { ok: true, status: 200 }) };
+    const index = { add: async (entries) => void order.push(["index", entries]) };
     wasm.key = () => [{ get: async () => "{}" }, "sess:abc", undefined];
     wasm.admit = () => [room, "forwarded", registration];
-    wasm.indexAdd = (e, r, answer) => (assert.equal(e, env), assert.equal(r, registration), assert.equal(answer, took), [index, "add"]);
+    wasm.indexAdd = (e, r, answer) => (assert.equal(e, env), assert.equal(r, registration), assert.equal(answer, took), [index, "entries"]);
     assert.equal(await new Entrypoint(env, {}).fetch("req"), took);
-    assert.deepEqual(order, [["room", "forwarded"], ["index", "add"]]);
+    assert.deepEqual(order, [["room", "forwarded"], ["index", "entries"]]);
     // Not taken: no index request.
     const refused = { status: 403 };
     room.fetch = async () => refused;
@@ -310,13 +339,13 @@ describe("lean-shim", () => {
     wasm.key = () => [{ get: async () => "{}" }, "sess:abc", undefined];
     wasm.admit = () => [{ fetch: async () => took }, "forwarded", registration];
     wasm.indexFailed = (r, why) => failures.push([r, why]);
-    wasm.indexAdd = () => [{ fetch: async () => ({ ok: false, status: 500 }) }, "add"];
+    wasm.indexAdd = () => [{ add: async () => { throw new Error("index add: bad entries"); } }, "entries"];
     assert.equal(await new Entrypoint({}, {}).fetch("req"), took);
-    wasm.indexAdd = () => [{ fetch: async () => { throw new Error("shard unreachable"); } }, "add"];
+    wasm.indexAdd = () => [{ add: async () => { throw new Error("shard unreachable"); } }, "entries"];
     assert.equal(await new Entrypoint({}, {}).fetch("req"), took);
     wasm.indexAdd = () => { throw new Error("no INDEX binding"); };
     assert.equal(await new Entrypoint({}, {}).fetch("req"), took);
-    assert.deepEqual(failures, [[registration, "index /add: status 500"], [registration, "shard unreachable"], [registration, "no INDEX binding"]]);
+    assert.deepEqual(failures, [[registration, "index add: bad entries"], [registration, "shard unreachable"], [registration, "no INDEX binding"]]);
     wasm.indexAdd = () => { throw new WebAssembly.RuntimeError("unreachable"); };
     await assert.rejects(new Entrypoint({}, {}).fetch("req"), WebAssembly.RuntimeError);
   });
@@ -334,7 +363,7 @@ describe("lean-shim", () => {
     assert.equal(resets.count, 1);
     // A trap while the index is asked: the failure is not logged through the old registration.
     wasm.admit = () => [{ fetch: async () => took }, "forwarded", registration];
-    wasm.indexAdd = () => [{ fetch: async () => (trapElsewhere(), { ok: false, status: 500 }) }, "add"];
+    wasm.indexAdd = () => [{ add: async () => { trapElsewhere(); throw new Error("index add: bad entries"); } }, "entries"];
     assert.equal(await new Entrypoint({}, {}).fetch("req"), took);
     assert.equal(resets.count, 2);
     assert.deepEqual(failures, []);

@@ -92,6 +92,19 @@ describe("the revocation index's shards (src/edge/revocation_index.js)", () => {
     assert.deepEqual(await listed(index, "/entries", "k2"), [`${NO_EXPIRY} ROOMS/room:a`, `${NO_EXPIRY} ROOMS/room:b`]);
   });
 
+  it("add (the rooms' method call) stores what /add stores, and refuses what /add refuses by throwing", async () => {
+    const storage = new MemoryStorage();
+    const index = new RevocationIndex({ storage }, {});
+    const until = Date.now() + 60_000;
+    assert.equal(await index.add(JSON.stringify({ rooms: ["ROOMS/room:a"], ids: ["k1", "k2"], until })), undefined);
+    assert.deepEqual(await listed(index, "/entries", "k2"), [`${until} ROOMS/room:a`]);
+    assert.ok(storage.alarm !== null, "an entry that expires schedules the sweep");
+    for (const body of ["not json", "null", '{"rooms":["a"]}', '{"rooms":["a"],"ids":["k"],"until":1.5}', { rooms: ["a"], ids: ["k"] }, undefined]) {
+      await assert.rejects(index.add(body), /^Error: index add: bad entries$/, JSON.stringify(body));
+    }
+    assert.deepEqual(await listed(index, "/rooms", "k"), [], "nothing stored by a refused add");
+  });
+
   it("writes many entries in batches the runtime takes", async () => {
     const storage = new MemoryStorage();
     const index = new RevocationIndex({ storage }, {});
