@@ -136,8 +136,9 @@ export class Room extends DurableObject {
       const ids = await Promise.all(fresh.map(async (key) => hex(await sha256(key))));
       const shard = shardOf(await sha256(room));
       const index = this.env.INDEX.get(this.env.INDEX.idFromName(`shard:${shard}`));
-      const answer = await index.fetch("https://index/add", { method: "POST", body: JSON.stringify({ room, ids, until: Date.now() + ENTRY_TTL_MS }) });
-      if (!answer.ok) throw new Error(`index answered ${answer.status}`);
+      // A method call on the shard's stub (RPC), as the gate's rooms make it; it throws if
+      // the write failed.
+      await index.add(room, ids, Date.now() + ENTRY_TTL_MS);
     } catch (e) {
       // No socket then: the keys it counted are not here.
       this.forget(keys);
@@ -228,11 +229,9 @@ export class Room extends DurableObject {
 // (d): one shard of the revocation index: an entry per (key id, room), its value when it
 // expires, written in one put, as the gate's shard stores them.
 export class RevocationIndex extends DurableObject {
-  async fetch(request) {
-    const { room, ids, until } = await request.json();
+  async add(room, ids, until) {
     const entries = {};
     for (const id of ids) entries[`k:${id}:${room}`] = until;
     await this.ctx.storage.put(entries);
-    return new Response(null, { status: 204 });
   }
 }
