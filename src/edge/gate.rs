@@ -420,9 +420,10 @@ pub struct AppRegistration {
 
 /// Step 3 for an app's room that answered 101 (`answer`): the index `add` of the socket's
 /// keys, `[stub, entries]` for the entry to call (`stub.add(entries)`; what it throws is its
-/// failure, [`app_index_failed`]). A room whose 101 says how often it revalidates (`REVALIDATE_HEADER`)
-/// gets entries that expire, renewed by its revalidations (`revalidate.rs`); any other,
-/// entries without expiry, which the revocation that meets them stale removes.
+/// failure, [`app_index_failed`]). A room whose 101 says how often it revalidates
+/// (`REVALIDATE_HEADER`) gets entries that expire, renewed by its revalidations
+/// (`revalidate.rs`); any other, entries without expiry, which the revocation that meets them
+/// stale removes.
 #[wasm_bindgen(js_name = appIndexAdd)]
 pub fn app_index_add(
     env: &Env,

@@ -89,7 +89,9 @@ async fn call(env: &Env, shard: u32, path: &str, body: String) -> Result<Respons
 extern "C" {
     /// A shard's stub, as the runtime hands it over: its methods are calls on the shard (RPC).
     type ShardStub;
-    /// `RevocationIndex.add`: `/add`'s body, without a request and a response around it.
+    /// `RevocationIndex.add`: `/add`'s body, without a request and a response around it. The
+    /// runtime answers with its own thenable, not a `Promise`; `JsFuture` awaits it through
+    /// its `then`, all it calls.
     #[wasm_bindgen(method, catch, js_name = add)]
     fn add_entries(this: &ShardStub, body: &str) -> std::result::Result<Promise, JsValue>;
 }

@@ -124,7 +124,7 @@ export class RevocationIndex {
     }
   }
 
-  /** `/add` as a method, for a caller that holds this object's stub (the gate's rooms): the
+  /** `/add` as a method, for a caller that holds this object's stub (the gate): the
    * same body, without a Request and a Response around it on either side. Throws on a body
    * that is not one. */
   async add(body) {
