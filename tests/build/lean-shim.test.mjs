@@ -414,7 +414,9 @@ describe("lean-shim", () => {
     assert.doesNotMatch(built, /prototype\.(handshakeKey|handshakeAdmit|appIndexAdd|appIndexFailed|compileSettings)=/, "build/index.js: the entry's steps as entrypoint (RPC) methods");
     assert.match(built, /import\*as (\w+) from"cloudflare:workers";/, "build/index.js: the runtime's module, for the env at load");
     assert.match(built, /(\w+)=\w+\.env;if\(typeof \1=="object"&&\1!==null\)try\{\w+\(\1\)\}catch\{\}/, "build/index.js: the config compiled at load");
-    assert.match(built, /export\{[^}]*\b\w+ as RevocationIndex\b/, "build/index.js: the revocation index's shards exported");
+    const shards = /export\{[^}]*\b(\w+) as RevocationIndex\b/.exec(built);
+    assert.ok(shards, "build/index.js: the revocation index's shards exported");
+    assert.match(built, new RegExp(`class ${shards[1]} extends (\\w+)\\.DurableObject\\{`), "build/index.js: the exported shards' class extends the runtime's DurableObject (rooms call its add over RPC)");
     assert.match(built, /"bad find: shard count"/, "build/index.js: src/edge/revocation_index.js as the shards' class");
   });
 });
