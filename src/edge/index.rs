@@ -66,10 +66,14 @@ pub fn parse_room_entry(entry: &str) -> Option<(&str, &str)> {
 /// A request to a shard: its stub and the request, for the caller to send.
 fn request(env: &Env, shard: u32, path: &str, body: &str) -> Result<(worker::Stub, Request)> {
     let req = util::post(&format!("https://index{path}"), Some(body), &[])?;
-    let stub = env::index(env)?
+    Ok((shard_stub(env, shard)?, req))
+}
+
+/// The stub of shard `shard` (the object named `shard:<n>`).
+fn shard_stub(env: &Env, shard: u32) -> Result<worker::Stub> {
+    env::index(env)?
         .id_from_name(&format!("shard:{shard}"))?
-        .get_stub()?;
-    Ok((stub, req))
+        .get_stub()
 }
 
 /// One request to a shard; an answer other than 2xx is an error, so that no caller takes a
@@ -119,9 +123,7 @@ pub fn add_call(
         until,
     })
     .map_err(util::error)?;
-    let stub = env::index(env)?
-        .id_from_name(&format!("shard:{}", room_shard(room, shards)))?
-        .get_stub()?;
+    let stub = shard_stub(env, room_shard(room, shards))?;
     Ok((stub.into_rpc(), body))
 }
 
